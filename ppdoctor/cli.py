@@ -1,0 +1,127 @@
+"""Command-line entry point: the TUI by default, headless sub-commands for scripts and tests.
+
+Start-up time matters during an incident, so this module imports nothing heavy: each
+sub-command names its handler as "module:function" and the module is imported only
+when that sub-command runs (boto3, kubernetes, scapy and textual stay unloaded for
+``--help``, ``--version`` and ``pp``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Callable, Sequence
+
+from . import __version__
+from .errors import PPDoctorError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def _handler(spec: str) -> Callable[[argparse.Namespace], int]:
+    module, _, func = spec.partition(":")
+
+    def run(args: argparse.Namespace) -> int:
+        return getattr(importlib.import_module(module), func)(args)
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ppdoctor",
+        description=(
+            "Diagnose lost client IPs, hangs, empty replies and 400s behind an AWS NLB "
+            "and an Istio ingress gateway (PROXY protocol v2)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"ppdoctor {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="target configuration (TOML)")
+    parser.add_argument("--lab", action="store_true", help="start the embedded lab and open the TUI on it")
+    parser.add_argument("--scenario", metavar="NAME", help="lab scenario for --lab")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # pp: the PROXY protocol codec for people pasting bytes from tcpdump
+    pp = sub.add_parser("pp", help="decode or encode PROXY protocol headers")
+    pp_sub = pp.add_subparsers(dest="pp_command", metavar="ACTION", required=True)
+    dec = pp_sub.add_parser("decode", help="decode a PROXY header given as hex ('-' reads stdin)")
+    dec.add_argument("hex", nargs="+", help="hex bytes; spaces allowed; '-' reads standard input")
+    dec.add_argument("--json", action="store_true", help="print one JSON object")
+    dec.set_defaults(run=_handler("ppdoctor.proxyproto.cli:run_decode"))
+    enc = pp_sub.add_parser("encode", help="build a PROXY header and print it as hex")
+    enc.add_argument("--src", metavar="IP:PORT", help="source address (client)")
+    enc.add_argument("--dst", metavar="IP:PORT", help="destination address (proxy)")
+    enc.add_argument("--v1", action="store_true", help="text header (version 1)")
+    enc.add_argument("--local", action="store_true", help="LOCAL command (health-check style)")
+    enc.add_argument("--crc32c", action="store_true", help="append a CRC32C TLV")
+    enc.add_argument("--vpce", metavar="ID", help="AWS 0xEA TLV with this VPC endpoint id")
+    enc.add_argument("--authority", metavar="HOST", help="AUTHORITY TLV (SNI)")
+    enc.add_argument("--tlv", metavar="TYPE=HEX", action="append", default=[], help="extra TLV")
+    enc.set_defaults(run=_handler("ppdoctor.proxyproto.cli:run_encode"))
+
+    # probe: the probe engine, headless
+    probe = sub.add_parser("probe", help="run one probe, or all of them")
+    probe.add_argument("name", nargs="?", help="probe name (see --list)")
+    probe.add_argument("--all", action="store_true", help="run every probe concurrently")
+    probe.add_argument("--list", action="store_true", help="list the probes")
+    probe.add_argument("--json", action="store_true", help="print {\"observations\": [...]}")
+    probe.add_argument("-v", "--verbose", action="store_true", help="also print the facts")
+    probe.set_defaults(run=_handler("ppdoctor.probes.cli:run"))
+
+    # echo: PP-aware echo server
+    echo = sub.add_parser("echo", help="run a PROXY-protocol-aware HTTP echo server")
+    echo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    echo.add_argument(
+        "--proxy-protocol",
+        choices=["optional", "required", "off"],
+        default="optional",
+        help="expect a PROXY header (default: accept with or without)",
+    )
+    echo.set_defaults(run=_handler("ppdoctor.lab.echo:run_cli"))
+
+    # lab: the embedded AWS NLB + Istio gateway world
+    lab = sub.add_parser("lab", help="start, stop or list the embedded lab")
+    lab_sub = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+    lab_list = lab_sub.add_parser("list", help="list lab scenarios")
+    lab_list.add_argument("--json", action="store_true")
+    lab_list.set_defaults(run=_handler("ppdoctor.lab.cli:run_list"))
+    up = lab_sub.add_parser("up", help="start the lab and wait until it is ready")
+    up.add_argument("--scenario", metavar="NAME", help="scenario name or path to a scenario file")
+    up.add_argument("--json", action="store_true", help="print the endpoints as one JSON object")
+    up.add_argument("--detach", action="store_true", help="return once ready and leave the lab running")
+    up.add_argument("--state-dir", metavar="DIR", help="where the lab keeps its files")
+    up.set_defaults(run=_handler("ppdoctor.lab.cli:run_up"))
+    down = lab_sub.add_parser("down", help="stop a detached lab")
+    down.add_argument("--state-dir", metavar="DIR")
+    down.set_defaults(run=_handler("ppdoctor.lab.cli:run_down"))
+    status = lab_sub.add_parser("status", help="show the running lab's endpoints")
+    status.add_argument("--state-dir", metavar="DIR")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=_handler("ppdoctor.lab.cli:run_status"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    run = getattr(args, "run", None)
+    if run is None:
+        if args.lab:
+            args.run = _handler("ppdoctor.lab.cli:run_tui_lab")
+        else:
+            args.run = _handler("ppdoctor.lab.cli:run_default")
+        run = args.run
+    try:
+        return int(run(args) or 0)
+    except PPDoctorError as exc:
+        print(f"ppdoctor: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("ppdoctor: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
