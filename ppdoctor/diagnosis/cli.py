@@ -1,0 +1,41 @@
+"""``ppdoctor diagnose``: run the probes, apply the rules, print findings ranked (exit code = worst severity)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+from ..config import load_config
+from ..probes import run_probes
+from .engine import diagnose, exit_code
+
+_SEVERITY = {"error": "ERROR", "warning": "WARN ", "info": "info ", "ok": "ok   "}
+
+
+def print_findings(findings, *, verbose: bool = False) -> None:
+    if not findings:
+        print("no finding: the probes established too little to decide (see `ppdoctor probe --all -v`)")
+    for finding in findings:
+        note = f" (explained by {finding.superseded_by})" if finding.superseded_by else ""
+        print(f"{_SEVERITY[finding.severity]} {finding.id} {finding.title} [confidence {finding.confidence:.2f}]{note}")
+        print(f"      {finding.explanation}")
+        if verbose:
+            for ev in finding.evidence:
+                print(f"      - {ev['fact']} = {ev['value']!r} ({ev['source']})")
+        for line in finding.confirm:
+            print(f"      ? {line}")
+        if finding.fixes:
+            print(f"      fixes: {', '.join(finding.fixes)}")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    observations = asyncio.run(run_probes(config))
+    findings = diagnose(observations)
+    if args.json:
+        print(json.dumps({"findings": [f.as_dict() for f in findings],
+                          "observations": [o.as_dict() for o in observations]}, indent=2, default=str))
+    else:
+        print_findings(findings, verbose=args.verbose)
+    return exit_code(findings)

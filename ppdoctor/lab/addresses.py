@@ -1,0 +1,29 @@
+"""Loopback address plan of the embedded lab: every actor has its own address.
+
+On Linux the whole 127.0.0.0/8 is routed to ``lo``, so each actor can bind and connect
+from its own address without privileges. An address seen in a header or by the echo
+therefore says who put it there. The VPC uses loopback space so that moto holds the
+real addresses (moto accepts a VPC 127.1.0.0/16 and ENIs inside it).
+"""
+
+from __future__ import annotations
+
+# Outside the VPC: the lab's "internet" client.
+CLIENT_IP = "127.0.0.5"
+# A second client, inside the VPC CIDR, for hairpin scenarios.
+VPC_CLIENT_IP = "127.1.9.5"
+
+VPC_CIDR = "127.1.0.0/16"
+PUBLIC_SUBNET_CIDR = "127.1.1.0/24"
+PRIVATE_SUBNET_CIDR = "127.1.2.0/24"
+
+# The NLB's private ENI in the public subnet (description "ELB net/<name>/<id>").
+# The emulator listens here and connects to targets *from* this address.
+NLB_IP = "127.1.1.10"
+GATEWAY_POD_IP = "127.1.2.10"
+ECHO_POD_IP = "127.1.2.20"
+# Other pods / the lab API server and moto.
+CONTROL_PLANE_IP = "127.0.0.1"
+
+# TEST-NET-3 (RFC 5737): the source ppdoctor spoofs in its own PROXY headers.
+TEST_NET_SOURCE = "203.0.113.7"

@@ -1,0 +1,87 @@
+"""The lab's own process: runs the whole world in one asyncio loop until SIGTERM/SIGINT.
+
+``ppdoctor lab up`` starts it detached (its own session, so Ctrl-C in the caller's terminal
+is handled by the caller) and waits for ``lab.json`` or ``error.json`` in the state dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from ..errors import PPDoctorError
+from .scenario import load_scenario
+from .world import ENDPOINTS_FILE, LabWorld
+
+PID_FILE = "supervisor.pid"
+ERROR_FILE = "error.json"
+LOG_FILE = "lab.log"
+
+
+async def _serve(scenario_name: str, state_dir: Path) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop.set)
+    world = None
+    try:
+        scenario = load_scenario(scenario_name)
+        world = LabWorld(scenario, state_dir)
+        start = asyncio.ensure_future(world.start())
+        waiter = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({start, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if start not in done:
+            start.cancel()
+            await asyncio.gather(start, return_exceptions=True)
+            return 0
+        start.result()
+        logging.getLogger("ppdoctor.lab").info("lab ready: %s", scenario.name)
+        await stop.wait()
+        return 0
+    except PPDoctorError as exc:
+        _write_error(state_dir, exc.as_dict())
+        return 1
+    except Exception as exc:  # a lab that cannot start says why, in the caller's terminal
+        logging.getLogger("ppdoctor.lab").exception("lab failed")
+        _write_error(state_dir, {"kind": "lab", "message": f"{type(exc).__name__}: {exc}",
+                                  "hint": f"see {state_dir / LOG_FILE}"})
+        return 1
+    finally:
+        if world is not None:
+            await world.stop()
+        (state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
+
+
+def _write_error(state_dir: Path, error: dict[str, str]) -> None:
+    tmp = state_dir / (ERROR_FILE + ".tmp")
+    tmp.write_text(json.dumps(error), encoding="utf-8")
+    tmp.replace(state_dir / ERROR_FILE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ppdoctor.lab.supervisor")
+    parser.add_argument("--scenario", required=True)
+    parser.add_argument("--state-dir", required=True)
+    args = parser.parse_args(argv)
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=state_dir / LOG_FILE,
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    (state_dir / PID_FILE).write_text(str(os.getpid()), encoding="utf-8")
+    try:
+        return asyncio.run(_serve(args.scenario, state_dir))
+    finally:
+        (state_dir / PID_FILE).unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""The running lab: moto, the Kubernetes API, Envoy as the gateway pod, the echo pod and the NLB emulator.
+
+One asyncio loop owns everything. Behaviour follows *state*: the scenario seeds AWS and
+Kubernetes, and afterwards every change made through boto3 or the kubernetes client is
+picked up the way production picks it up:
+- a Deployment pod-template change replaces the gateway pod (Envoy restarts with the mesh
+  config of *now*);
+- a change to the ``istio`` ConfigMap does nothing to running pods (Istio reads ProxyConfig
+  at proxy start);
+- an EnvoyFilter / VirtualService change is pushed live (LDS update, no restart);
+- a Service annotation change is reconciled into the target group by the lab's AWS LB
+  Controller when it manages the Service;
+- target-group attribute and health-check changes reach the NLB emulator by polling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import secrets
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .. import config as cfgmod
+from ..errors import LabError
+from . import addresses, lbc, manifests
+from .scenario import Scenario
+
+log = logging.getLogger("ppdoctor.lab")
+
+ENDPOINTS_FILE = "lab.json"
+CONFIG_FILE = "ppdoctor.toml"
+KUBECONFIG_FILE = "kubeconfig"
+
+
+@dataclass(frozen=True)
+class LabEndpoints:
+    scenario: str
+    config: str
+    nlb: str
+    gateway: str
+    gateway_tls: str
+    gateway_status: str
+    gateway_admin: str
+    echo: str
+    echo_path: str
+    aws_endpoint_url: str
+    region: str
+    kubeconfig: str
+    target_group_arn: str
+    load_balancer_arn: str
+    client_source: str
+    pid: int
+
+    def public(self) -> dict[str, Any]:
+        """The keys `ppdoctor lab up --json` promises."""
+        d = asdict(self)
+        keys = ("config", "nlb", "gateway", "gateway_admin", "echo_path", "aws_endpoint_url",
+                "region", "kubeconfig", "target_group_arn")
+        return {k: d[k] for k in keys} | {"scenario": self.scenario}
+
+
+def free_port(host: str) -> int:
+    """A port that is free on ``host`` now (the lab binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class LabWorld:
+    def __init__(self, scenario: Scenario, state_dir: Path) -> None:
+        self.scenario = scenario
+        self.state_dir = Path(state_dir)
+        self.moto: Any = None
+        self.aws: Any = None
+        self.kube: Any = None
+        self.gateway: Any = None
+        self.echo: Any = None
+        self.nlb: Any = None
+        self.ports: manifests.PortMap | None = None
+        self.endpoints: LabEndpoints | None = None
+        self._mesh_at_pod_start: dict[str, Any] = {}
+        self._gateway_lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._elbv2: Any = None
+        self.events: list[dict[str, Any]] = []
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def start(self) -> LabEndpoints:
+        try:
+            return await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> LabEndpoints:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        _check_loopback_aliases()
+        from .aws import MotoServer, seed_aws
+
+        sc = self.scenario
+        gw_ip = addresses.GATEWAY_POD_IP
+        self.ports = manifests.PortMap(
+            traffic=free_port(gw_ip), tls=free_port(gw_ip), status=free_port(gw_ip),
+            admin=free_port(gw_ip), echo=free_port(addresses.ECHO_POD_IP),
+        )
+        port_map = self.ports.as_dict()
+
+        # AWS
+        self.moto = MotoServer()
+        await asyncio.to_thread(self.moto.start)
+        self.aws = await asyncio.to_thread(
+            seed_aws, self.moto.endpoint_url, sc.aws, target_ip=gw_ip, port_map=port_map
+        )
+        self._elbv2 = _elbv2_client(self.moto.endpoint_url, sc.aws.region)
+
+        # Kubernetes
+        from .kubeapi import KubeApiServer, write_kubeconfig
+
+        deployment = manifests.gateway_deployment(sc, self.ports)
+        started = manifests.now_rfc3339()
+        mesh_at_start = manifests.mesh_configmap(sc, with_topology=not sc.kubernetes.mesh.pods_predate_change)
+        objects = [
+            *manifests.base_objects(),
+            mesh_at_start,
+            deployment,
+            manifests.gateway_service(sc, self.ports, lb_hostname=self.aws.lb_dns_name),
+            manifests.pod_for(deployment, ip=gw_ip, started_at=started),
+            *manifests.echo_objects(sc, self.ports),
+            *self._echo_pods(),
+            *manifests.lbc_objects(sc, tg_arn=self.aws.tg_arn),
+            *manifests.extra_objects(sc),
+        ]
+        token = secrets.token_urlsafe(24)
+        self.kube = KubeApiServer(objects, token=token, host=addresses.CONTROL_PLANE_IP, port=0)
+        self.kube.resolve_pod_port = self._resolve_pod_port
+        await self.kube.start()
+        kubeconfig = self.state_dir / KUBECONFIG_FILE
+        write_kubeconfig(kubeconfig, self.kube.url, token)
+
+        # Pods: echo, then the gateway (Envoy) with the mesh config it starts with.
+        from .echo import start_echo, variant_for_image
+
+        self.echo = await start_echo(addresses.ECHO_POD_IP, self.ports.echo, variant_for_image(sc.kubernetes.echo.image))
+        self._mesh_at_pod_start = yaml.safe_load(mesh_at_start["data"]["mesh"]) or {}
+        from .gateway import GatewayProcess
+
+        self.gateway = GatewayProcess(self.state_dir / "gateway")
+        await self.gateway.start(self._gateway_settings(), **self._gateway_kwargs())
+        if sc.kubernetes.mesh.pods_predate_change:
+            # The istio ConfigMap gets gatewayTopology after the pod started.
+            await asyncio.sleep(1.1)  # RFC 3339 timestamps have one-second resolution
+            self.kube.store.put(_touch(manifests.mesh_configmap(sc, with_topology=True)))
+
+        # NLB
+        from .nlb import NlbEmulator
+
+        self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR)
+        if sc.client.vpc_endpoint_id:
+            self.nlb.vpc_endpoint_id = sc.client.vpc_endpoint_id
+        await self.nlb.start()
+
+        self.kube.store.subscribe(self._on_kube_event)
+        self.endpoints = self._write_endpoints(kubeconfig)
+        return self.endpoints
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        for name in ("nlb", "gateway", "echo", "kube"):
+            part = getattr(self, name)
+            if part is None:
+                continue
+            try:
+                await part.stop()
+            except Exception as exc:  # keep stopping the rest
+                log.warning("stopping %s failed: %s", name, exc)
+            setattr(self, name, None)
+        if self.moto is not None:
+            await asyncio.to_thread(self.moto.stop)
+            self.moto = None
+
+    # --- derived state ----------------------------------------------------------------
+
+    def _echo_pods(self) -> list[dict[str, Any]]:
+        assert self.ports is not None
+        echo_deployment = manifests.echo_objects(self.scenario, self.ports)[0]
+        return [manifests.pod_for(echo_deployment, ip=addresses.ECHO_POD_IP, started_at=manifests.now_rfc3339())]
+
+    def _gateway_kwargs(self) -> dict[str, Any]:
+        assert self.ports is not None
+        return {
+            "pod_ip": addresses.GATEWAY_POD_IP,
+            "traffic_port": self.ports.traffic,
+            "tls_port": self.ports.tls,
+            "status_port": self.ports.status,
+            "admin_port": self.ports.admin,
+            "echo_upstream": (addresses.ECHO_POD_IP, self.ports.echo),
+        }
+
+    def _gateway_settings(self) -> Any:
+        from .istio import derive_gateway_settings
+
+        store = self.kube.store
+        deployment = store.get("deployments", manifests.GATEWAY_NS, manifests.GATEWAY_NAME)
+        filters = [o for o in store.list("envoyfilters") if o]
+        services = [o for o in store.list("virtualservices") if o]
+        labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+        return derive_gateway_settings(deployment, self._mesh_at_pod_start, filters, services, labels)
+
+    def _resolve_pod_port(self, namespace: str, pod_name: str, port: int) -> tuple[str, int]:
+        pod = self.kube.store.get("pods", namespace, pod_name)
+        if pod is None:
+            raise LookupError(f'pods "{pod_name}" not found')
+        ip = pod["status"]["podIP"]
+        assert self.ports is not None
+        # Chart container ports are accepted as well as the lab's real ones.
+        real = self.ports.as_dict().get(port, port)
+        return ip, real
+
+    # --- reacting to changes ------------------------------------------------------------
+
+    def _on_kube_event(self, event: str, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        kind = obj.get("kind")
+        meta = obj.get("metadata", {})
+        ns, name = meta.get("namespace"), meta.get("name")
+        self.events.append({"event": event, "kind": kind, "namespace": ns, "name": name})
+        if kind == "Deployment" and (ns, name) == (manifests.GATEWAY_NS, manifests.GATEWAY_NAME):
+            if old is None or old.get("spec", {}).get("template") != obj.get("spec", {}).get("template"):
+                self._spawn(self._rollout_gateway())
+        elif kind in ("EnvoyFilter", "VirtualService"):
+            self._spawn(self._push_listeners())
+        elif kind == "Service" and (ns, name) == (manifests.GATEWAY_NS, manifests.GATEWAY_NAME):
+            if lbc.managed_by_controller(obj, controller_installed=self.scenario.kubernetes.lbc_installed):
+                self._spawn(self._reconcile_lbc(obj))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("lab reaction failed: %s", task.exception())
+            self.events.append({"event": "ERROR", "message": str(task.exception())})
+
+    async def _rollout_gateway(self) -> None:
+        """The ReplicaSet replaces the gateway pod: new name, new start time, mesh config of now."""
+        async with self._gateway_lock:
+            store = self.kube.store
+            ns = manifests.GATEWAY_NS
+            for pod in store.list("pods", ns):
+                if pod["metadata"].get("labels", {}).get("istio") == "ingressgateway":
+                    store.delete("pods", ns, pod["metadata"]["name"])
+            mesh_cm = store.get("configmaps", ns, "istio")
+            self._mesh_at_pod_start = yaml.safe_load((mesh_cm or {}).get("data", {}).get("mesh", "")) or {}
+            await self.gateway.restart(self._gateway_settings(), **self._gateway_kwargs())
+            deployment = store.get("deployments", ns, manifests.GATEWAY_NAME)
+            store.put(manifests.pod_for(deployment, ip=addresses.GATEWAY_POD_IP, started_at=manifests.now_rfc3339()))
+
+    async def _push_listeners(self) -> None:
+        async with self._gateway_lock:
+            await self.gateway.update_listeners(self._gateway_settings())
+
+    async def _reconcile_lbc(self, service: dict[str, Any]) -> None:
+        assert self.ports is not None
+        await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws.tg_arn, service, self.ports.as_dict())
+
+    # --- endpoints file ---------------------------------------------------------------
+
+    def _write_endpoints(self, kubeconfig: Path) -> LabEndpoints:
+        assert self.ports is not None
+        gw = addresses.GATEWAY_POD_IP
+        nlb_host, nlb_port = self.nlb.address
+        cfg = cfgmod.TargetConfig(
+            name=f"lab:{self.scenario.name}",
+            lab=True,
+            nlb=cfgmod.NlbTarget(
+                name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
+                listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
+            ),
+            aws=cfgmod.AwsTarget(
+                region=self.scenario.aws.region, endpoint_url=self.moto.endpoint_url,
+                target_group_arns=(self.aws.tg_arn,), static_credentials=True,
+            ),
+            kubernetes=cfgmod.KubeTarget(kubeconfig=str(kubeconfig), context="ppdoctor-lab"),
+            gateway=cfgmod.GatewayTarget(
+                direct=_host_port(gw, self.ports.traffic), admin=_host_port(gw, self.ports.admin),
+                tls_direct=_host_port(gw, self.ports.tls),
+            ),
+        )
+        config_path = self.state_dir / CONFIG_FILE
+        cfgmod.write_config(cfg, config_path)
+        endpoints = LabEndpoints(
+            scenario=self.scenario.name,
+            config=str(config_path),
+            nlb=_host_port(nlb_host, nlb_port),
+            gateway=_host_port(gw, self.ports.traffic),
+            gateway_tls=_host_port(gw, self.ports.tls),
+            gateway_status=_host_port(gw, self.ports.status),
+            gateway_admin=_host_port(gw, self.ports.admin),
+            echo=_host_port(addresses.ECHO_POD_IP, self.ports.echo),
+            echo_path=cfg.echo.path,
+            aws_endpoint_url=self.moto.endpoint_url,
+            region=self.scenario.aws.region,
+            kubeconfig=str(kubeconfig),
+            target_group_arn=self.aws.tg_arn,
+            load_balancer_arn=self.aws.lb_arn,
+            client_source=self.scenario.client.source,
+            pid=os.getpid(),
+        )
+        tmp = self.state_dir / (ENDPOINTS_FILE + ".tmp")
+        tmp.write_text(json.dumps(asdict(endpoints), indent=2), encoding="utf-8")
+        tmp.replace(self.state_dir / ENDPOINTS_FILE)
+        return endpoints
+
+
+def _touch(obj: dict[str, Any]) -> dict[str, Any]:
+    """Record when a manifest was last written, as the API server's managedFields do."""
+    obj.setdefault("metadata", {})["managedFields"] = [
+        {"manager": "kubectl-edit", "operation": "Update", "apiVersion": obj.get("apiVersion", "v1"),
+         "time": manifests.now_rfc3339(), "fieldsType": "FieldsV1"}
+    ]
+    return obj
+
+
+def _elbv2_client(endpoint_url: str, region: str) -> Any:
+    import boto3
+
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    ).client("elbv2", endpoint_url=endpoint_url)
+
+
+def _check_loopback_aliases() -> None:
+    """The lab needs to bind 127.1.x.x: true on Linux (all of 127/8 is local), not on macOS without aliases."""
+    for ip in (addresses.NLB_IP, addresses.GATEWAY_POD_IP, addresses.ECHO_POD_IP, addresses.CLIENT_IP):
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((ip, 0))
+        except OSError as exc:
+            raise LabError(
+                f"cannot bind the lab address {ip}: {exc.strerror}",
+                hint=f"on macOS add loopback aliases first: sudo ifconfig lo0 alias {ip}",
+            ) from exc

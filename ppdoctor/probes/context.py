@@ -1,0 +1,195 @@
+"""What probes share for one run: the target config, API clients (created lazily), and cached lookups.
+
+boto3 and kubernetes are imported here only when a probe first needs them. Their errors
+are mapped to ppdoctor's error tree at this boundary, each with what to do next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Awaitable, Callable
+
+from ..config import TargetConfig, split_host_port
+from ..errors import AwsError, ConfigError, KubeError
+
+# IAM actions ppdoctor's read-only probes use (named in AccessDenied hints).
+AWS_ACTIONS = {
+    "describe_load_balancers": "elasticloadbalancing:DescribeLoadBalancers",
+    "describe_listeners": "elasticloadbalancing:DescribeListeners",
+    "describe_target_groups": "elasticloadbalancing:DescribeTargetGroups",
+    "describe_target_group_attributes": "elasticloadbalancing:DescribeTargetGroupAttributes",
+    "describe_target_health": "elasticloadbalancing:DescribeTargetHealth",
+    "describe_tags": "elasticloadbalancing:DescribeTags",
+    "describe_network_interfaces": "ec2:DescribeNetworkInterfaces",
+    "describe_vpcs": "ec2:DescribeVpcs",
+    "describe_route_tables": "ec2:DescribeRouteTables",
+    "describe_subnets": "ec2:DescribeSubnets",
+    "modify_target_group_attributes": "elasticloadbalancing:ModifyTargetGroupAttributes",
+    "modify_target_group": "elasticloadbalancing:ModifyTargetGroup",
+}
+_DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
+_THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
+
+
+def aws_error(exc: BaseException, operation: str) -> AwsError:
+    """Translate a botocore exception raised by ``operation`` (a client method name)."""
+    from botocore import exceptions as bx
+
+    action = AWS_ACTIONS.get(operation, operation)
+    if isinstance(exc, bx.ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        if code in _DENIED:
+            err = AwsError(f"AccessDenied: {action} was refused ({message})",
+                           hint=f"grant the IAM action {action} to the identity ppdoctor runs as")
+        elif code in _THROTTLED:
+            err = AwsError(f"AWS throttled {action} even after adaptive retries ({code})",
+                           hint="wait a minute and run the probe again, or lower other API traffic in this account")
+        elif code.endswith("NotFound") or code.startswith("NotFound"):
+            err = AwsError(f"{code}: {message}", hint="check the ARN/name in the target config (`ppdoctor probe aws` lists what exists)")
+        else:
+            err = AwsError(f"{action} failed: {code}: {message}")
+        err.code = code  # type: ignore[attr-defined]
+        return err
+    if isinstance(exc, bx.NoCredentialsError):
+        return AwsError("no AWS credentials found", hint="set AWS_PROFILE or run `aws sso login`; for the lab use its config file")
+    if isinstance(exc, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
+        return AwsError(f"cannot reach the AWS endpoint for {action}: {exc}", hint="check network access / AWS_ENDPOINT_URL")
+    if isinstance(exc, bx.ReadTimeoutError):
+        return AwsError(f"AWS did not answer {action} in time", hint="retry; raise timeouts.api in the config if this persists")
+    if isinstance(exc, bx.BotoCoreError):
+        return AwsError(f"{action} failed: {exc}")
+    return AwsError(f"{action} failed: {type(exc).__name__}: {exc}")
+
+
+def kube_error(exc: BaseException, verb: str, resource: str, namespace: str | None = None) -> KubeError:
+    from kubernetes.client.exceptions import ApiException
+
+    where = f" in namespace {namespace}" if namespace else ""
+    if isinstance(exc, ApiException):
+        message = exc.reason or ""
+        try:
+            import json
+
+            message = json.loads(exc.body or "{}").get("message") or message
+        except (ValueError, TypeError, AttributeError):
+            pass
+        if exc.status == 403:
+            return KubeError(f"RBAC forbids {verb} {resource}{where}: {message}",
+                             hint=f"grant the verb '{verb}' on '{resource}'{where} to the identity in the kubeconfig")
+        if exc.status == 401:
+            return KubeError(f"the Kubernetes API rejected the credentials: {message}",
+                             hint="refresh the kubeconfig credentials (e.g. `aws eks update-kubeconfig`)")
+        if exc.status == 404:
+            err = KubeError(f"{resource}{where} not found: {message}", hint="check names/namespace in the target config")
+            err.status = 404  # type: ignore[attr-defined]
+            return err
+        if exc.status == 429:
+            return KubeError(f"the Kubernetes API throttled {verb} {resource}: {message}", hint="retry in a few seconds")
+        return KubeError(f"{verb} {resource}{where} failed with HTTP {exc.status}: {message}")
+    return KubeError(f"{verb} {resource}{where} failed: {type(exc).__name__}: {exc}",
+                     hint="check that the API server in the kubeconfig is reachable")
+
+
+class ProbeContext:
+    """Shared by the probes of one run. Thread-safe lazy clients; async cached lookups."""
+
+    def __init__(self, config: TargetConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._clients: dict[str, Any] = {}
+        self._cache: dict[str, asyncio.Future[Any]] = {}
+
+    # --- network addresses ---------------------------------------------------------
+
+    def nlb_address(self) -> tuple[str, int]:
+        if not self.config.nlb.address:
+            raise ConfigError("no NLB address configured", hint="set nlb.address = \"HOST:PORT\" in the target config")
+        return split_host_port(self.config.nlb.address, what="nlb.address")
+
+    def gateway_address(self) -> tuple[str, int]:
+        direct = self.config.gateway.direct
+        if not direct or direct == "port-forward":
+            raise ConfigError("no direct gateway address configured",
+                              hint="set gateway.direct = \"POD_IP:8080\" (reachable from here) in the target config")
+        return split_host_port(direct, what="gateway.direct")
+
+    def admin_address(self) -> tuple[str, int]:
+        admin = self.config.gateway.admin
+        if not admin or admin == "port-forward":
+            raise ConfigError("no gateway admin address configured",
+                              hint="set gateway.admin = \"POD_IP:15000\" in the target config")
+        return split_host_port(admin, what="gateway.admin")
+
+    # --- clients -------------------------------------------------------------------
+
+    def aws(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                import boto3
+                from botocore.config import Config
+
+                aws = self.config.aws
+                kwargs: dict[str, Any] = {}
+                if aws.static_credentials:
+                    kwargs.update(aws_access_key_id="testing", aws_secret_access_key="testing")
+                elif aws.profile:
+                    kwargs["profile_name"] = aws.profile
+                if aws.region:
+                    kwargs["region_name"] = aws.region
+                session = boto3.session.Session(**kwargs)
+                t = self.config.timeouts
+                cfg = Config(retries={"mode": "adaptive", "max_attempts": 4},
+                             connect_timeout=t.connect, read_timeout=t.api)
+                self._clients[service] = session.client(service, endpoint_url=aws.endpoint_url or None, config=cfg)
+            return self._clients[service]
+
+    def aws_call(self, service: str, operation: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.aws(service), operation)(**kwargs)
+        except Exception as exc:
+            raise aws_error(exc, operation) from exc
+
+    def kube(self) -> Any:
+        with self._lock:
+            if "kube" not in self._clients:
+                from kubernetes import config as kconfig
+
+                k = self.config.kubernetes
+                try:
+                    self._clients["kube"] = kconfig.new_client_from_config(
+                        config_file=k.kubeconfig or None, context=k.context or None
+                    )
+                except Exception as exc:
+                    raise KubeError(f"cannot load the kubeconfig: {exc}",
+                                    hint="set kubernetes.kubeconfig / KUBECONFIG and kubernetes.context") from exc
+            return self._clients["kube"]
+
+    def kube_call(self, api: str, method: str, verb: str, resource: str, namespace: str | None = None, **kwargs: Any) -> Any:
+        from kubernetes import client
+
+        api_obj = getattr(client, api)(self.kube())
+        kwargs.setdefault("_request_timeout", self.config.timeouts.api)
+        try:
+            return getattr(api_obj, method)(**kwargs)
+        except Exception as exc:
+            raise kube_error(exc, verb, resource, namespace) from exc
+
+    # --- cached lookups ----------------------------------------------------------------
+
+    async def cached(self, key: str, producer: Callable[[], Awaitable[Any]]) -> Any:
+        fut = self._cache.get(key)
+        if fut is None:
+            fut = asyncio.ensure_future(producer())
+            self._cache[key] = fut
+        return await asyncio.shield(fut)
+
+    def close(self) -> None:
+        kube = self._clients.pop("kube", None)
+        if kube is not None:
+            try:
+                kube.close()
+            except Exception:
+                pass
+        self._clients.clear()

@@ -1,0 +1,111 @@
+"""The envoy probe: what the running gateway really has, from its admin API (config_dump and stats).
+
+Configuration in the cluster says what *should* be; this says what *is*: whether the
+traffic listeners carry the proxy_protocol listener filter, with which options, and in
+which order relative to tls_inspector — plus the proxy_proto counters.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ProbeError
+from .context import ProbeContext
+from .model import Observation, Status
+
+PP_FILTER_NAMES = ("envoy.filters.listener.proxy_protocol", "envoy.listener.proxy_protocol")
+PP_TYPE = "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
+TLS_INSPECTOR = ("envoy.filters.listener.tls_inspector", "envoy.listener.tls_inspector")
+
+
+def _is_pp(f: dict[str, Any]) -> bool:
+    return f.get("name") in PP_FILTER_NAMES or PP_TYPE in str((f.get("typed_config") or {}).get("@type", ""))
+
+
+def listeners_from_config_dump(dump: dict[str, Any]) -> list[dict[str, Any]]:
+    """Active listeners (static and dynamic) as plain dicts with name, address, filters, HCM options."""
+    out = []
+    for section in dump.get("configs", []):
+        if "ListenersConfigDump" not in str(section.get("@type", "")):
+            continue
+        entries = [s.get("listener") for s in section.get("static_listeners", [])]
+        entries += [(d.get("active_state") or {}).get("listener") for d in section.get("dynamic_listeners", [])]
+        for listener in entries:
+            if not listener:
+                continue
+            sa = (listener.get("address") or {}).get("socket_address") or {}
+            filters = listener.get("listener_filters") or []
+            hcm = {}
+            for chain in listener.get("filter_chains") or []:
+                for nf in chain.get("filters") or []:
+                    if "http_connection_manager" in nf.get("name", ""):
+                        hcm = nf.get("typed_config") or {}
+            pp = next((f for f in filters if _is_pp(f)), None)
+            names = [f.get("name") for f in filters]
+            out.append({
+                "name": listener.get("name"),
+                "address": f"{sa.get('address')}:{sa.get('port_value')}",
+                "port": sa.get("port_value"),
+                "listener_filters": names,
+                "pp_filter": pp is not None,
+                "pp_options": {k: v for k, v in ((pp or {}).get("typed_config") or {}).items() if k != "@type"},
+                "use_remote_address": bool(hcm.get("use_remote_address")),
+                "xff_num_trusted_hops": int(hcm.get("xff_num_trusted_hops", 0) or 0),
+            })
+    return out
+
+
+def pp_after_tls_inspector(names: list[str]) -> bool:
+    pp_idx = [i for i, n in enumerate(names) if n in PP_FILTER_NAMES]
+    tls_idx = [i for i, n in enumerate(names) if n in TLS_INSPECTOR]
+    return bool(pp_idx and tls_idx and min(pp_idx) > min(tls_idx))
+
+
+async def probe_envoy(ctx: ProbeContext) -> Observation:
+    import httpx
+
+    obs = Observation("envoy")
+    host, port = ctx.admin_address()
+    base = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    t = ctx.config.timeouts
+    try:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(t.api, connect=t.connect)) as client:
+            dump = await client.get(f"{base}/config_dump")
+            dump.raise_for_status()
+            stats = await client.get(f"{base}/stats", params={"filter": "proxy_proto|downstream_cx_proxy_proto|lds"})
+    except httpx.HTTPError as exc:
+        raise ProbeError(f"cannot read the Envoy admin API at {base}: {exc}",
+                         hint="check gateway.admin in the target config (port 15000 of a gateway pod)") from exc
+    try:
+        config = dump.json()
+    except ValueError as exc:
+        raise ProbeError(f"{base}/config_dump did not return JSON") from exc
+    listeners = listeners_from_config_dump(config)
+    counters = {}
+    for line in stats.text.splitlines()[:500]:
+        name, sep, value = line.partition(": ")
+        if sep and value.strip().isdigit():
+            counters[name.strip()] = int(value)
+    traffic = [l for l in listeners if l["name"] and "status" not in l["name"].lower() and "admin" not in (l["name"] or "")
+               and l["port"] not in (None,)]
+    status_listeners = [l for l in listeners if l["name"] and "status" in l["name"].lower()]
+    traffic = [l for l in traffic if l not in status_listeners]
+    obs.evidence["listeners"] = listeners
+    obs.evidence["stats"] = counters
+    if not traffic:
+        obs.status = Status.ERROR
+        obs.summary = "the gateway has no traffic listeners (is a Gateway resource bound to it?)"
+        return obs
+    pp_live = all(l["pp_filter"] for l in traffic)
+    obs.fact("gateway.pp_live", pp_live)
+    obs.fact("gateway.pp_live_partial", any(l["pp_filter"] for l in traffic) and not pp_live)
+    obs.fact("gateway.pp_allow_without", any(l["pp_options"].get("allow_requests_without_proxy_protocol") for l in traffic))
+    obs.fact("gateway.listener_filters", {l["name"]: l["listener_filters"] for l in traffic})
+    obs.fact("gateway.pp_after_tls_inspector", any(pp_after_tls_inspector(l["listener_filters"]) for l in traffic))
+    obs.fact("gateway.xff_num_trusted_hops", max(l["xff_num_trusted_hops"] for l in traffic))
+    obs.fact("gateway.use_remote_address", all(l["use_remote_address"] for l in traffic))
+    obs.fact("gateway.status_pp", any(l["pp_filter"] for l in status_listeners))
+    obs.fact("gateway.lds_rejected", counters.get("listener_manager.lds.update_rejected", 0))
+    names = ", ".join(f"{l['name']} [{' → '.join(l['listener_filters']) or 'no listener filters'}]" for l in traffic)
+    obs.summary = f"PROXY filter {'on' if pp_live else 'off'} in the running listeners: {names}"
+    return obs

@@ -1,0 +1,219 @@
+"""The kube probe: where (if anywhere) the cluster asks the gateway for PROXY protocol, and who owns the NLB.
+
+Reads the gateway Service (LB annotations, externalTrafficPolicy), the Deployment
+(pod-template vs. its own metadata annotations), the ``istio`` mesh ConfigMap
+(``defaultConfig.gatewayTopology``) with its last change, EnvoyFilters touching the
+proxy_protocol listener filter (current and deprecated names), the gateway pods and their
+start times, TargetGroupBindings and whether the AWS Load Balancer Controller runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Any
+
+import yaml
+
+from ..errors import KubeError
+from .context import ProbeContext
+from .model import Observation, Status
+
+PROXY_CONFIG = "proxy.istio.io/config"
+PP_FILTER_NAMES = ("envoy.filters.listener.proxy_protocol", "envoy.listener.proxy_protocol")
+LB_ANN = "service.beta.kubernetes.io/aws-load-balancer-"
+
+
+def parse_proxy_config(text: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """``proxy.istio.io/config`` is JSON or YAML; returns (config, error)."""
+    if not text:
+        return None, None
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return None, f"not valid JSON/YAML: {exc}"
+    if not isinstance(value, dict):
+        return None, "not a mapping"
+    return value, None
+
+
+def _gateway_topology(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
+    topo = (cfg or {}).get("gatewayTopology")
+    return topo if isinstance(topo, dict) else None
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def _last_change(meta: dict[str, Any]) -> datetime | None:
+    times = [_time(m.get("time")) for m in meta.get("managedFields") or []]
+    times = [t for t in times if t]
+    return max(times) if times else _time(meta.get("creationTimestamp"))
+
+
+def _pp_patches(envoy_filter: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for patch in (envoy_filter.get("spec") or {}).get("configPatches") or []:
+        value = (patch.get("patch") or {}).get("value") or {}
+        candidates = []
+        if isinstance(value, dict):
+            if value.get("name") in PP_FILTER_NAMES:
+                candidates.append(value)
+            for lf in value.get("listener_filters") or value.get("listenerFilters") or []:
+                if isinstance(lf, dict) and lf.get("name") in PP_FILTER_NAMES:
+                    candidates.append(lf)
+        for filt in candidates:
+            typed = filt.get("typed_config") or filt.get("typedConfig") or {}
+            found.append({
+                "apply_to": patch.get("applyTo"),
+                "operation": (patch.get("patch") or {}).get("operation"),
+                "filter_name": filt.get("name"),
+                "deprecated_name": filt.get("name") == "envoy.listener.proxy_protocol",
+                "allow_without_pp": bool(typed.get("allow_requests_without_proxy_protocol")),
+                "port": ((patch.get("match") or {}).get("listener") or {}).get("portNumber"),
+            })
+    return found
+
+
+def collect(ctx: ProbeContext) -> dict[str, Any]:
+    k = ctx.config.kubernetes
+    ns = k.namespace
+    api = ctx.kube()
+    out: dict[str, Any] = {}
+    out["service"] = api.sanitize_for_serialization(
+        ctx.kube_call("CoreV1Api", "read_namespaced_service", "get", "services", ns, name=k.gateway_service, namespace=ns))
+    out["deployment"] = api.sanitize_for_serialization(
+        ctx.kube_call("AppsV1Api", "read_namespaced_deployment", "get", "deployments.apps", ns,
+                      name=k.gateway_deployment, namespace=ns))
+    try:
+        out["mesh"] = api.sanitize_for_serialization(
+            ctx.kube_call("CoreV1Api", "read_namespaced_config_map", "get", "configmaps", ns,
+                          name=k.mesh_configmap, namespace=ns))
+    except KubeError as exc:
+        if getattr(exc, "status", None) != 404:
+            raise
+        out["mesh"] = None
+    selector = ",".join(f"{a}={b}" for a, b in
+                        ((out["deployment"].get("spec") or {}).get("selector") or {}).get("matchLabels", {}).items())
+    out["pods"] = api.sanitize_for_serialization(
+        ctx.kube_call("CoreV1Api", "list_namespaced_pod", "list", "pods", ns, namespace=ns, label_selector=selector)).get("items", [])
+    out["envoy_filters"] = _optional_list(ctx, "envoyfilters", "networking.istio.io", "v1alpha3")
+    out["tgbs"] = _optional_list(ctx, "targetgroupbindings", "elbv2.k8s.aws", "v1beta1", namespace=ns)
+    try:
+        lbc = ctx.kube_call("AppsV1Api", "list_namespaced_deployment", "list", "deployments.apps", "kube-system",
+                            namespace="kube-system", label_selector="app.kubernetes.io/name=aws-load-balancer-controller")
+        out["lbc_installed"] = bool(lbc.items)
+    except KubeError as exc:
+        out["lbc_installed"] = None
+        out["lbc_error"] = str(exc)
+    return out
+
+
+def _optional_list(ctx: ProbeContext, plural: str, group: str, version: str, namespace: str | None = None) -> list[dict[str, Any]] | str:
+    try:
+        if namespace:
+            res = ctx.kube_call("CustomObjectsApi", "list_namespaced_custom_object", "list", f"{plural}.{group}", namespace,
+                                group=group, version=version, namespace=namespace, plural=plural)
+        else:
+            res = ctx.kube_call("CustomObjectsApi", "list_cluster_custom_object", "list", f"{plural}.{group}",
+                                group=group, version=version, plural=plural)
+    except KubeError as exc:
+        if getattr(exc, "status", None) == 404:
+            return []  # the CRD is not installed
+        return str(exc)
+    return res.get("items", [])
+
+
+async def probe_kube(ctx: ProbeContext) -> Observation:
+    obs = Observation("kube")
+    data = await asyncio.to_thread(collect, ctx)
+    svc, dep = data["service"], data["deployment"]
+    svc_ann = (svc.get("metadata") or {}).get("annotations") or {}
+    dep_ann = (dep.get("metadata") or {}).get("annotations") or {}
+    tmpl_ann = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
+
+    lb_ann = {k: v for k, v in svc_ann.items() if k.startswith(LB_ANN)}
+    obs.evidence["service_annotations"] = lb_ann
+    obs.fact("svc.lb_type", lb_ann.get(LB_ANN + "type"))
+    obs.fact("svc.pp_annotation", lb_ann.get(LB_ANN + "proxy-protocol") == "*")
+    obs.fact("svc.tg_attributes_annotation", lb_ann.get(LB_ANN + "target-group-attributes"))
+    obs.fact("svc.hc_annotations", {k.removeprefix(LB_ANN): v for k, v in lb_ann.items() if "healthcheck" in k})
+    obs.fact("svc.external_traffic_policy", (svc.get("spec") or {}).get("externalTrafficPolicy"))
+    obs.fact("svc.target_type_annotation", lb_ann.get(LB_ANN + "nlb-target-type"))
+
+    tmpl_cfg, tmpl_err = parse_proxy_config(tmpl_ann.get(PROXY_CONFIG))
+    tmpl_topo = _gateway_topology(tmpl_cfg)
+    obs.fact("gateway.pp_pod_template", tmpl_topo is not None and "proxyProtocol" in tmpl_topo)
+    if tmpl_err:
+        obs.fact("gateway.proxy_config_error", tmpl_err)
+    misplaced = []
+    for where, ann in (("Service metadata", svc_ann), ("Deployment metadata", dep_ann)):
+        cfg, _ = parse_proxy_config(ann.get(PROXY_CONFIG))
+        if cfg is not None:
+            misplaced.append(where)
+    obs.fact("gateway.proxy_config_misplaced", misplaced)
+
+    mesh_topo = None
+    mesh_changed = None
+    if data["mesh"]:
+        mesh_text = (data["mesh"].get("data") or {}).get("mesh") or ""
+        try:
+            mesh = yaml.safe_load(mesh_text) or {}
+        except yaml.YAMLError:
+            mesh = {}
+            obs.fact("mesh.error", "the mesh config is not valid YAML")
+        mesh_topo = _gateway_topology((mesh or {}).get("defaultConfig"))
+        mesh_changed = _last_change(data["mesh"].get("metadata") or {})
+    obs.fact("mesh.pp", mesh_topo is not None and "proxyProtocol" in mesh_topo)
+    obs.fact("mesh.changed_at", mesh_changed.isoformat() if mesh_changed else None)
+    effective_topo = {**(mesh_topo or {}), **(tmpl_topo or {})}
+    obs.fact("gateway.num_trusted_proxies", int(effective_topo.get("numTrustedProxies", 0) or 0))
+
+    pods = []
+    for pod in data["pods"]:
+        status = pod.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        pods.append({"name": pod["metadata"]["name"], "ready": ready, "ip": status.get("podIP"),
+                     "started": status.get("startTime")})
+    obs.fact("gateway.pods", pods)
+    if mesh_changed and pods:
+        starts = [_time(p["started"]) for p in pods if p["started"]]
+        obs.fact("gateway.pods_predate_mesh", bool(starts) and all(s < mesh_changed for s in starts if s))
+
+    filters = data["envoy_filters"]
+    pp_filters = []
+    if isinstance(filters, str):
+        obs.fact("envoyfilters.error", filters)
+    else:
+        for f in filters:
+            for patch in _pp_patches(f):
+                pp_filters.append({"name": f["metadata"]["name"], "namespace": f["metadata"].get("namespace"), **patch})
+    obs.fact("envoyfilter.pp", pp_filters)
+    tgbs = data["tgbs"]
+    obs.fact("lbc.tgbs", [] if isinstance(tgbs, str) else [t.get("spec", {}).get("targetGroupARN") for t in tgbs])
+    obs.fact("lbc.installed", data["lbc_installed"], data.get("lbc_error", ""))
+
+    where = []
+    if obs.facts["gateway.pp_pod_template"].value:
+        where.append("pod-template annotation")
+    if obs.facts["mesh.pp"].value:
+        where.append("mesh config")
+    if pp_filters:
+        where.append("EnvoyFilter " + ", ".join(f"{p['namespace']}/{p['name']}" for p in pp_filters))
+    obs.fact("gateway.pp_configured", where)
+    obs.evidence["deployment_template_annotations"] = {k: v for k, v in tmpl_ann.items() if "istio" in k}
+    obs.evidence["pods"] = pods
+    obs.summary = ("PROXY protocol requested by: " + "; ".join(where)) if where else "no PROXY protocol configured for the gateway"
+    if misplaced:
+        obs.summary += f"; {PROXY_CONFIG} misplaced on the {' and '.join(misplaced)} (ignored by Istio)"
+        obs.status = Status.FAIL
+    return obs
+

@@ -1,0 +1,212 @@
+"""Probes that send bytes: tcp, http-via-nlb, xff-forge, and the direct-* family straight to a gateway pod.
+
+The direct probes are the differential evidence the diagnosis relies on: the same GET sent
+to the gateway plain, behind a PPv2 PROXY header (TEST-NET source), a PPv1 header and a
+PPv2 LOCAL header. Which of them succeed tells whether the gateway expects PROXY protocol
+and honours its source address — independent of what the NLB does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+from ..lab.addresses import TEST_NET_SOURCE
+from .context import ProbeContext
+from .echo_view import classify_ip, parse_echo
+from .model import FailureClass, Observation, Status
+from .net import Exchange, http_exchange
+
+FORGED_XFF = "198.51.100.66"  # TEST-NET-2 (RFC 5737): an address no real client has
+
+
+def _apply_exchange(obs: Observation, ex: Exchange) -> None:
+    obs.failure_class = ex.failure_class
+    obs.timings_ms.update(ex.timings_ms)
+    obs.evidence.update(ex.evidence())
+    if ex.body:
+        obs.evidence["response_body_first_bytes"] = ex.body[:4096].decode("utf-8", errors="replace")
+
+
+def _describe(ex: Exchange) -> str:
+    if ex.status is not None:
+        return f"HTTP {ex.status} {ex.reason}".strip()
+    return f"{ex.failure_class.value}: {ex.detail}" if ex.detail else ex.failure_class.value
+
+
+async def _aws_network(ctx: ProbeContext) -> dict[str, Any]:
+    """NLB ENI addresses and VPC CIDRs, to classify the client IP the backend saw (cached per run)."""
+
+    async def produce() -> dict[str, Any]:
+        from .aws import describe_network
+
+        try:
+            return await asyncio.to_thread(describe_network, ctx)
+        except Exception as exc:  # classification degrades to "unknown"; the aws probe reports the error
+            return {"error": str(exc), "nlb_ips": [], "vpc_cidrs": []}
+
+    return await ctx.cached("aws-network", produce)
+
+
+async def _classify(ctx: ProbeContext, obs: Observation, ip: str | None, *, spoofed: str | None, prober: set[str]) -> str:
+    net = await _aws_network(ctx) if ctx.config.aws.region or ctx.config.aws.endpoint_url or ctx.config.nlb.arn else {}
+    cls = classify_ip(ip, nlb_ips=set(net.get("nlb_ips", [])), vpc_cidrs=net.get("vpc_cidrs", []),
+                      spoofed=spoofed, prober=prober)
+    if net.get("error"):
+        obs.evidence["classification_note"] = f"NLB/VPC addresses unknown: {net['error']}"
+    return cls
+
+
+def _echo_facts(obs: Observation, ex: Exchange, prefix: str) -> Any:
+    view = parse_echo(ex.body) if ex.status == 200 else None
+    if view is None or not view.parsed:
+        return None
+    obs.fact(f"{prefix}.client_ip", view.client_ip)
+    obs.fact(f"{prefix}.xff", view.xff)
+    obs.fact(f"{prefix}.external_address", view.external_address)
+    obs.fact(f"{prefix}.echo_shows_xff", view.xff is not None)
+    return view
+
+
+# --- via the NLB ---------------------------------------------------------------------
+
+async def probe_tcp(ctx: ProbeContext) -> Observation:
+    obs = Observation("tcp")
+    host, port = ctx.nlb_address()
+    source = ctx.config.nlb.client_source or None
+    t0 = time.perf_counter()
+    try:
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host, port, local_addr=(source, 0) if source else None), ctx.config.timeouts.connect
+        )
+    except asyncio.TimeoutError:
+        obs.status, obs.failure_class = Status.FAIL, FailureClass.TIMEOUT_CONNECT
+        obs.summary = f"no TCP handshake with {host}:{port} within {ctx.config.timeouts.connect:g} s"
+    except ConnectionRefusedError:
+        obs.status, obs.failure_class = Status.FAIL, FailureClass.REFUSED
+        obs.summary = f"{host}:{port} refused the connection"
+    except OSError as exc:
+        import socket
+
+        cls = FailureClass.DNS_ERROR if isinstance(exc, socket.gaierror) else FailureClass.TIMEOUT_CONNECT
+        obs.status, obs.failure_class = Status.FAIL, cls
+        obs.summary = f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+    else:
+        obs.timings_ms["connect"] = (time.perf_counter() - t0) * 1000
+        writer.transport.abort()
+        obs.failure_class = FailureClass.OK
+        obs.summary = f"TCP handshake with {host}:{port} in {obs.timings_ms['connect']:.1f} ms"
+    obs.fact("nlb.reachable", obs.failure_class == FailureClass.OK)
+    if "connect" in obs.timings_ms:
+        obs.fact("nlb.handshake_ms", round(obs.timings_ms["connect"], 2))
+    obs.evidence["target"] = f"{host}:{port}"
+    return obs
+
+
+async def probe_http_via_nlb(ctx: ProbeContext) -> Observation:
+    obs = Observation("http-via-nlb")
+    host, port = ctx.nlb_address()
+    t = ctx.config.timeouts
+    ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
+                             source=ctx.config.nlb.client_source or None,
+                             connect_timeout=t.connect, total_timeout=t.response)
+    _apply_exchange(obs, ex)
+    obs.fact("via_nlb.result", ex.failure_class.value)
+    obs.fact("via_nlb.status", ex.status)
+    if ex.local:
+        obs.fact("via_nlb.prober_ip", ex.local[0])
+    view = _echo_facts(obs, ex, "via_nlb")
+    if view is not None:
+        prober = {ctx.config.nlb.client_source} if ctx.config.nlb.client_source else set()
+        if ex.local:
+            prober.add(ex.local[0])
+        cls = await _classify(ctx, obs, view.client_ip, spoofed=None, prober=prober)
+        obs.fact("via_nlb.client_ip_class", cls)
+        obs.summary = f"{_describe(ex)}; backend saw client {view.client_ip} ({cls})"
+        obs.status = Status.OK if cls in ("prober", "external") else Status.FAIL
+    else:
+        obs.summary = _describe(ex)
+        obs.status = Status.OK if ex.failure_class == FailureClass.OK else Status.FAIL
+    return obs
+
+
+async def probe_xff_forge(ctx: ProbeContext) -> Observation:
+    obs = Observation("xff-forge")
+    host, port = ctx.nlb_address()
+    t = ctx.config.timeouts
+    ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
+                             headers=[("X-Forwarded-For", FORGED_XFF)],
+                             source=ctx.config.nlb.client_source or None,
+                             connect_timeout=t.connect, total_timeout=t.response)
+    _apply_exchange(obs, ex)
+    obs.evidence["forged_xff"] = FORGED_XFF
+    view = _echo_facts(obs, ex, "forge")
+    if view is None:
+        obs.status = Status.ERROR if ex.failure_class != FailureClass.OK else Status.OK
+        obs.summary = f"could not read the echo: {_describe(ex)}"
+        obs.fact("xff.spoofable", None, "no echo response via the NLB")
+        return obs
+    # Envoy's verdict on the client is X-Envoy-External-Address (set from the trusted hop).
+    trusted = (view.external_address or "").strip() or view.client_ip
+    spoofable = trusted == FORGED_XFF
+    obs.fact("xff.spoofable", spoofable)
+    obs.status = Status.FAIL if spoofable else Status.OK
+    obs.summary = (f"forged X-Forwarded-For {FORGED_XFF} was taken as the client address"
+                   if spoofable else f"forged X-Forwarded-For ignored; gateway took {trusted}")
+    return obs
+
+
+# --- straight to a gateway pod -------------------------------------------------------------
+
+async def _direct(ctx: ProbeContext, name: str, kind: str) -> Observation:
+    from .. import proxyproto
+
+    obs = Observation(name)
+    host, port = ctx.gateway_address()
+    src_port = random.randint(20000, 60000)
+    if kind == "ppv2":
+        prefix = proxyproto.proxy_v2((TEST_NET_SOURCE, src_port), (host, port))
+    elif kind == "ppv1":
+        prefix = proxyproto.proxy_v1((TEST_NET_SOURCE, src_port), (host, port))
+    elif kind == "local":
+        prefix = proxyproto.local_v2()
+    else:
+        prefix = b""
+    if prefix:
+        obs.evidence["proxy_header_hex"] = prefix.hex()
+    t = ctx.config.timeouts
+    ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
+                             prefix=prefix, connect_timeout=t.connect, total_timeout=t.response)
+    _apply_exchange(obs, ex)
+    key = {"plain": "gateway.plain", "ppv2": "gateway.ppv2", "ppv1": "gateway.ppv1", "local": "gateway.local"}[kind]
+    obs.fact(f"{key}_result", ex.failure_class.value)
+    obs.fact(f"{key}_status", ex.status)
+    view = _echo_facts(obs, ex, key)
+    obs.status = Status.OK if ex.failure_class == FailureClass.OK else Status.FAIL
+    obs.summary = _describe(ex)
+    if kind == "ppv2" and view is not None:
+        honoured = TEST_NET_SOURCE in {view.client_ip, (view.external_address or "").strip()}
+        obs.fact("gateway.honours_pp_source", honoured)
+        obs.summary += f"; backend saw {view.client_ip}" + (" (the PROXY source)" if honoured else "")
+    if ex.failure_class == FailureClass.TIMEOUT_CONNECT or ex.failure_class == FailureClass.REFUSED:
+        obs.status = Status.ERROR
+        obs.summary = f"cannot reach the gateway pod at {host}:{port}: {ex.detail}"
+    return obs
+
+
+async def probe_direct_plain(ctx: ProbeContext) -> Observation:
+    return await _direct(ctx, "direct-plain", "plain")
+
+
+async def probe_direct_ppv2(ctx: ProbeContext) -> Observation:
+    return await _direct(ctx, "direct-ppv2", "ppv2")
+
+
+async def probe_direct_ppv1(ctx: ProbeContext) -> Observation:
+    return await _direct(ctx, "direct-ppv1", "ppv1")
+
+
+async def probe_direct_local(ctx: ProbeContext) -> Observation:
+    return await _direct(ctx, "direct-local", "local")
