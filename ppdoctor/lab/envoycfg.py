@@ -1,0 +1,341 @@
+"""Envoy configuration of the lab's ingress gateway, shaped like what istiod sends a gateway pod.
+
+The bootstrap holds what Istio puts in a gateway's bootstrap (admin, the static status
+listener ``:15021``, clusters); the traffic listeners come from a file-based LDS source so
+that the lab can push a new listener set (an "istiod push") by atomically replacing one
+file. Listener names, stat prefixes and HCM options follow istiod's ingress gateway output
+(``0.0.0.0_8080``, ``outbound_0.0.0.0_8080``, ``use_remote_address``, ``normalize_path``…),
+so what a probe reads from the admin config_dump looks like a real gateway.
+
+Rendering is pure: every function returns plain dicts (JSON-ready); only
+:func:`ensure_tls_cert` and :func:`write_lds` touch the file system.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .addresses import GATEWAY_POD_IP
+from .istio import GatewaySettings, ListenerFilter
+from .scenario import STATUS_PORT, TLS_PORT, TRAFFIC_PORT
+
+# Type URLs of the Envoy v3 API (envoyproxy/envoy api/envoy/...).
+LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
+HCM_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+DOWNSTREAM_TLS_TYPE = (
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
+)
+DOWNSTREAM_CONNECTIONS_MONITOR_TYPE = (
+    "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3."
+    "DownstreamConnectionsConfig"
+)
+
+# The SNI the lab's Gateway serves on the TLS listener (Gateway `hosts: ["*.lab.example"]`).
+TLS_SERVER_NAMES = ("*.lab.example",)
+# Istio's ingress gateways answer with this Server header (HCM server_name).
+ISTIO_SERVER_NAME = "istio-envoy"
+# Envoy's default listener_filters_timeout; istiod leaves it unset on gateway listeners.
+DEFAULT_LISTENER_FILTERS_TIMEOUT_S = 15.0
+ECHO_CLUSTER = "outbound|80||echo.default.svc.cluster.local"
+
+
+def listener_name(container_port: int) -> str:
+    """istiod names gateway listeners after the wildcard bind address and the container port."""
+    return f"0.0.0.0_{container_port}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.3f}s"
+
+
+def _address(ip: str, port: int) -> dict[str, Any]:
+    return {"socket_address": {"address": ip, "port_value": port}}
+
+
+def _listener_filter(f: ListenerFilter) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": f.name}
+    if f.typed_config is not None:
+        out["typed_config"] = f.typed_config
+    return out
+
+
+def _route_config(name: str, settings: GatewaySettings) -> dict[str, Any]:
+    routes: list[dict[str, Any]] = [
+        {
+            "name": f"direct-response-{i}",
+            "match": {"prefix": prefix},
+            "direct_response": {"status": status, "body": {"inline_string": body}},
+        }
+        for i, (prefix, status, body) in enumerate(settings.direct_responses)
+    ]
+    routes.append(
+        {
+            "name": "echo",
+            "match": {"prefix": "/"},
+            "route": {"cluster": ECHO_CLUSTER, "timeout": "0s"},
+        }
+    )
+    return {
+        "name": name,
+        "virtual_hosts": [{"name": "*:80", "domains": ["*"], "routes": routes}],
+        "validate_clusters": False,
+    }
+
+
+def _hcm(container_port: int, route_name: str, settings: GatewaySettings) -> dict[str, Any]:
+    return {
+        "name": "envoy.filters.network.http_connection_manager",
+        "typed_config": {
+            "@type": HCM_TYPE,
+            "stat_prefix": f"outbound_{listener_name(container_port)}",
+            "codec_type": "AUTO",
+            "use_remote_address": True,
+            "xff_num_trusted_hops": settings.num_trusted_hops,
+            "normalize_path": True,
+            "path_with_escaped_slashes_action": "KEEP_UNCHANGED",
+            "server_name": ISTIO_SERVER_NAME,
+            "stream_idle_timeout": "0s",
+            "upgrade_configs": [{"upgrade_type": "websocket"}],
+            "route_config": _route_config(route_name, settings),
+            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}],
+        },
+    }
+
+
+def render_listeners(
+    settings: GatewaySettings,
+    *,
+    pod_ip: str,
+    traffic_port: int,
+    tls_port: int | None,
+    tls_cert: tuple[Path, Path] | None = None,
+    listener_filters_timeout_s: float = DEFAULT_LISTENER_FILTERS_TIMEOUT_S,
+    version: str = "1",
+) -> dict[str, Any]:
+    """The gateway's dynamic listeners as an LDS DiscoveryResponse (what Envoy reads from the file).
+
+    ``traffic_port``/``tls_port`` are where the lab binds; names and stat prefixes keep the
+    container ports (8080, 8443) exactly as istiod would. The TLS listener is rendered only
+    when ``tls_port`` and ``tls_cert`` (certificate chain, private key) are given.
+    """
+    listeners: list[dict[str, Any]] = [
+        {
+            "@type": LISTENER_TYPE,
+            "name": listener_name(TRAFFIC_PORT),
+            "address": _address(pod_ip, traffic_port),
+            "listener_filters": [_listener_filter(f) for f in settings.listener_filters.get(TRAFFIC_PORT, ())],
+            "listener_filters_timeout": _duration(listener_filters_timeout_s),
+            "traffic_direction": "OUTBOUND",
+            "filter_chains": [{"filters": [_hcm(TRAFFIC_PORT, "http.8080", settings)]}],
+        }
+    ]
+    if tls_port is not None and tls_cert is not None:
+        cert_chain, private_key = tls_cert
+        listeners.append(
+            {
+                "@type": LISTENER_TYPE,
+                "name": listener_name(TLS_PORT),
+                "address": _address(pod_ip, tls_port),
+                "listener_filters": [_listener_filter(f) for f in settings.listener_filters.get(TLS_PORT, ())],
+                "listener_filters_timeout": _duration(listener_filters_timeout_s),
+                "traffic_direction": "OUTBOUND",
+                "filter_chains": [
+                    {
+                        "filter_chain_match": {"server_names": list(TLS_SERVER_NAMES)},
+                        "transport_socket": {
+                            "name": "envoy.transport_sockets.tls",
+                            "typed_config": {
+                                "@type": DOWNSTREAM_TLS_TYPE,
+                                "common_tls_context": {
+                                    "alpn_protocols": ["h2", "http/1.1"],
+                                    "tls_certificates": [
+                                        {
+                                            "certificate_chain": {"filename": str(cert_chain)},
+                                            "private_key": {"filename": str(private_key)},
+                                        }
+                                    ],
+                                },
+                            },
+                        },
+                        "filters": [_hcm(TLS_PORT, "https.443.https.gw.istio-system", settings)],
+                    }
+                ],
+            }
+        )
+    return {"version_info": version, "type_url": LISTENER_TYPE, "resources": listeners}
+
+
+def _status_listener(settings: GatewaySettings, pod_ip: str, status_port: int) -> dict[str, Any]:
+    """Istio's bootstrap status listener: ``/healthz/ready`` answered by the proxy itself.
+
+    In a real pod the route goes to pilot-agent, which answers 200 once Envoy is ready;
+    the lab has no agent, so the listener answers directly (Envoy only serves it once it
+    has initialised, which keeps the meaning).
+    """
+    listener_filters = [_listener_filter(f) for f in settings.status_listener_filters]
+    return {
+        "name": f"0.0.0.0_{STATUS_PORT}",
+        "address": _address(pod_ip, status_port),
+        "listener_filters": listener_filters,
+        "filter_chains": [
+            {
+                "filters": [
+                    {
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": HCM_TYPE,
+                            "stat_prefix": "agent",
+                            "codec_type": "AUTO",
+                            "route_config": {
+                                "name": "status",
+                                "virtual_hosts": [
+                                    {
+                                        "name": "status",
+                                        "domains": ["*"],
+                                        "routes": [
+                                            {
+                                                "match": {"prefix": "/healthz/ready"},
+                                                "direct_response": {"status": 200},
+                                            },
+                                            {
+                                                "match": {"prefix": "/"},
+                                                "direct_response": {"status": 404},
+                                            },
+                                        ],
+                                    }
+                                ],
+                            },
+                            "http_filters": [
+                                {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
+                            ],
+                        },
+                    }
+                ]
+            }
+        ],
+    }
+
+
+def render_bootstrap(
+    settings: GatewaySettings,
+    *,
+    pod_ip: str,
+    status_port: int,
+    admin_port: int,
+    echo_upstream: tuple[str, int],
+    lds_path: Path,
+    node_id: str = "router~127.1.2.10~istio-ingressgateway-lab.istio-system~istio-system.svc.cluster.local",
+) -> dict[str, Any]:
+    """Envoy bootstrap: admin, static status listener, echo cluster, file-based LDS.
+
+    The traffic listeners are not in here: they live in the LDS file that
+    :func:`render_listeners` + :func:`write_lds` produce.
+    """
+    echo_ip, echo_port = echo_upstream
+    return {
+        "node": {"id": node_id, "cluster": "istio-ingressgateway.istio-system"},
+        "admin": {"address": _address(pod_ip, admin_port)},
+        "static_resources": {
+            "listeners": [_status_listener(settings, pod_ip, status_port)],
+            "clusters": [
+                {
+                    "name": ECHO_CLUSTER,
+                    "type": "STATIC",
+                    "connect_timeout": "1s",
+                    "load_assignment": {
+                        "cluster_name": ECHO_CLUSTER,
+                        "endpoints": [
+                            {"lb_endpoints": [{"endpoint": {"address": _address(echo_ip, echo_port)}}]}
+                        ],
+                    },
+                }
+            ],
+        },
+        "dynamic_resources": {
+            "lds_config": {
+                "resource_api_version": "V3",
+                "path_config_source": {
+                    "path": str(lds_path),
+                    "watched_directory": {"path": str(Path(lds_path).parent)},
+                },
+            }
+        },
+        # Istio's bootstrap sets this monitor too; without it Envoy warns at every start.
+        "overload_manager": {
+            "resource_monitors": [
+                {
+                    "name": "envoy.resource_monitors.global_downstream_max_connections",
+                    "typed_config": {
+                        "@type": DOWNSTREAM_CONNECTIONS_MONITOR_TYPE,
+                        "max_active_downstream_connections": 2147483647,
+                    },
+                }
+            ]
+        },
+    }
+
+
+def write_lds(path: Path, listeners: dict[str, Any]) -> None:
+    """Replace the LDS file atomically (temp file + rename in the same directory).
+
+    Envoy watches the directory for moves; a rename is one event with a complete file,
+    where an in-place write could be read half-written.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=".lds-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(listeners, fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def ensure_tls_cert(state_dir: Path, *, names: tuple[str, ...] = TLS_SERVER_NAMES) -> tuple[Path, Path]:
+    """A self-signed certificate for the TLS listener, created once per state directory."""
+    state_dir = Path(state_dir)
+    cert_path = state_dir / "gateway-cert.pem"
+    key_path = state_dir / "gateway-key.pem"
+    if cert_path.exists() and key_path.exists():
+        return cert_path, key_path
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0].replace("*", "gateway"))])
+    now = datetime.datetime.now(datetime.UTC)
+    sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
+    sans.append(x509.IPAddress(ipaddress.ip_address(GATEWAY_POD_IP)))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=30))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key_bytes)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert_path, key_path

@@ -1,0 +1,507 @@
+"""What istiod would configure for the ingress gateway pod, derived from Kubernetes objects.
+
+The lab does not run istiod; this module applies the parts of its behaviour that decide
+whether the gateway's listeners parse PROXY protocol and how they treat X-Forwarded-For:
+
+* ProxyConfig = mesh ``defaultConfig`` (the ``istio`` ConfigMap *as it was when the pod
+  started*: pilot-agent reads it once) merged with the pod-template annotation
+  ``proxy.istio.io/config``; ``gatewayTopology.proxyProtocol`` (present, even ``{}``) puts
+  the PROXY-protocol listener filter first on every gateway listener, and
+  ``gatewayTopology.numTrustedProxies`` becomes ``xff_num_trusted_hops``
+  (istio ``pilot/pkg/networking/core/gateway.go``, ``listener.go``).
+* EnvoyFilters that select the gateway patch the listeners like istiod's
+  ``pilot/pkg/networking/core/envoyfilter/listener_patch.go``: ``LISTENER``/``MERGE``
+  appends to ``listener_filters`` (proto merge appends repeated fields, so the filter lands
+  *after* ``tls_inspector``), ``LISTENER_FILTER`` supports ADD, INSERT_FIRST, INSERT_BEFORE,
+  INSERT_AFTER, REPLACE, REMOVE and MERGE (typed_config merged into filters of the same type).
+* ``ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL=true`` on the gateway container adds the filter
+  (with ``allow_requests_without_proxy_protocol``) to the static status listener ``:15021``.
+* VirtualService ``directResponse`` routes become routes the gateway answers itself.
+
+Filters keep exactly the name and ``typed_config`` the user wrote: Envoy, not istiod,
+decides whether they are acceptable (see ``docs/measured-envoy.md``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import yaml
+
+from .scenario import TLS_PORT, TRAFFIC_PORT
+
+ROOT_NAMESPACE = "istio-system"
+PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
+STATUS_PP_ENV = "ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL"
+
+PP_FILTER_NAME = "envoy.filters.listener.proxy_protocol"
+PP_FILTER_DEPRECATED_NAME = "envoy.listener.proxy_protocol"
+PP_TYPE = "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
+TLS_INSPECTOR_NAME = "envoy.filters.listener.tls_inspector"
+TLS_INSPECTOR_TYPE = "type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector"
+_TYPED_STRUCT_TYPES = ("type.googleapis.com/udpa.type.v1.TypedStruct", "type.googleapis.com/xds.type.v3.TypedStruct")
+
+# Options of envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol worth reporting.
+PP_OPTION_KEYS = (
+    "allow_requests_without_proxy_protocol",
+    "rules",
+    "pass_through_tlvs",
+    "disallowed_versions",
+    "stat_prefix",
+)
+
+# Listeners of the lab gateway, by container port: the Gateway has an HTTP server on 8080 and
+# an HTTPS server with SNI hosts on 8443 (which is why istiod adds tls_inspector there).
+GATEWAY_LISTENER_PORTS = (TRAFFIC_PORT, TLS_PORT)
+
+
+def _snake(key: str) -> str:
+    out = []
+    for ch in key:
+        if ch.isupper():
+            out.append("_")
+            out.append(ch.lower())
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _get(mapping: Any, key: str, default: Any = None) -> Any:
+    """A field of a proto-JSON object, accepting both spellings (snake_case and lowerCamelCase)."""
+    if not isinstance(mapping, dict):
+        return default
+    if key in mapping:
+        return mapping[key]
+    for k, v in mapping.items():
+        if _snake(k) == key:
+            return v
+    return default
+
+
+@dataclass(frozen=True)
+class ListenerFilter:
+    """One entry of a listener's ``listener_filters`` as istiod would send it."""
+
+    name: str
+    typed_config: dict[str, Any] | None = None
+    source: str = "istiod"
+
+    @property
+    def type_url(self) -> str | None:
+        if not isinstance(self.typed_config, dict):
+            return None
+        url = self.typed_config.get("@type")
+        if url in _TYPED_STRUCT_TYPES:
+            return _get(self.typed_config, "type_url")
+        return url
+
+    @property
+    def is_proxy_protocol(self) -> bool:
+        # With typed_config Envoy picks the extension by type URL; without it only the name is left.
+        if self.typed_config is not None:
+            return self.type_url == PP_TYPE
+        return self.name in (PP_FILTER_NAME, PP_FILTER_DEPRECATED_NAME)
+
+    @property
+    def is_tls_inspector(self) -> bool:
+        if self.typed_config is not None:
+            return self.type_url == TLS_INSPECTOR_TYPE
+        return self.name in (TLS_INSPECTOR_NAME, "envoy.listener.tls_inspector")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The PROXY-protocol options set in typed_config (snake_case keys)."""
+        config = self.typed_config or {}
+        if config.get("@type") in _TYPED_STRUCT_TYPES:
+            config = _get(config, "value", {}) or {}
+        return {key: _get(config, key) for key in PP_OPTION_KEYS if _get(config, key) is not None}
+
+
+def istiod_pp_filter(source: str = "istiod") -> ListenerFilter:
+    """The filter istiod adds for gatewayTopology.proxyProtocol (``xdsfilters.ProxyProtocol``)."""
+    return ListenerFilter(PP_FILTER_NAME, {"@type": PP_TYPE}, source)
+
+
+def _tls_inspector() -> ListenerFilter:
+    return ListenerFilter(TLS_INSPECTOR_NAME, {"@type": TLS_INSPECTOR_TYPE})
+
+
+@dataclass
+class GatewaySettings:
+    """What the gateway pod's Envoy gets: listener filters per listener and HCM options."""
+
+    # container port (8080 traffic, 8443 TLS) → listener filters in order
+    listener_filters: dict[int, list[ListenerFilter]] = field(default_factory=dict)
+    pp_sources: list[str] = field(default_factory=list)
+    num_trusted_hops: int = 0
+    status_listener_filters: list[ListenerFilter] = field(default_factory=list)
+    direct_responses: list[tuple[str, int, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def pp_filter_on(self, port: int = TRAFFIC_PORT) -> ListenerFilter | None:
+        for f in self.listener_filters.get(port, ()):
+            if f.is_proxy_protocol:
+                return f
+        return None
+
+    @property
+    def pp_filter(self) -> bool:
+        """The traffic listener (8080, where the NLB target group points) has a PP filter."""
+        return self.pp_filter_on(TRAFFIC_PORT) is not None
+
+    @property
+    def pp_options(self) -> dict[str, Any]:
+        f = self.pp_filter_on(TRAFFIC_PORT)
+        return f.options if f else {}
+
+    @property
+    def allow_without_pp(self) -> bool:
+        return bool(self.pp_options.get("allow_requests_without_proxy_protocol", False))
+
+    @property
+    def listener_filter_order(self) -> list[str]:
+        """Filter names on the traffic listener 8080, in order."""
+        return [f.name for f in self.listener_filters.get(TRAFFIC_PORT, ())]
+
+    @property
+    def tls_listener_filter_order(self) -> list[str]:
+        """Filter names on the TLS listener 8443, in order (tls_inspector lives here)."""
+        return [f.name for f in self.listener_filters.get(TLS_PORT, ())]
+
+    @property
+    def status_pp(self) -> bool:
+        return any(f.is_proxy_protocol for f in self.status_listener_filters)
+
+    @property
+    def status_allow_without_pp(self) -> bool:
+        return any(
+            f.options.get("allow_requests_without_proxy_protocol") for f in self.status_listener_filters
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["listener_filters"] = {str(k): [asdict(f) for f in v] for k, v in self.listener_filters.items()}
+        out.update(
+            pp_filter=self.pp_filter,
+            pp_options=self.pp_options,
+            allow_without_pp=self.allow_without_pp,
+            listener_filter_order=self.listener_filter_order,
+            tls_listener_filter_order=self.tls_listener_filter_order,
+            status_pp=self.status_pp,
+            status_allow_without_pp=self.status_allow_without_pp,
+        )
+        return out
+
+
+# --- ProxyConfig ---------------------------------------------------------------------------
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Proto-JSON merge as pilot-agent's ``MergeProxyConfig``: messages merge, scalars replace."""
+    out = {_snake(k): v for k, v in base.items()}
+    for key, value in override.items():
+        key = _snake(key)
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _pod_template(deployment: dict[str, Any]) -> dict[str, Any]:
+    return ((deployment or {}).get("spec") or {}).get("template") or {}
+
+
+def _parse_annotation(text: str, warnings: list[str]) -> dict[str, Any] | None:
+    try:
+        value = yaml.safe_load(text)  # YAML is a superset of the JSON form people usually write
+    except yaml.YAMLError as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        warnings.append(
+            f"pod-template annotation {PROXY_CONFIG_ANNOTATION} is neither JSON nor YAML ({problem}); "
+            "Istio's sidecar injector rejects such a pod, the lab ignores the annotation"
+        )
+        return None
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        warnings.append(
+            f"pod-template annotation {PROXY_CONFIG_ANNOTATION} must be an object, got {json.dumps(value)[:80]}; ignored"
+        )
+        return None
+    return value
+
+
+def _has_message(topology: Any, key: str) -> bool:
+    # proto-JSON: an absent key or null leaves a message field unset; {} sets it.
+    return isinstance(topology, dict) and _get(topology, key) is not None
+
+
+# --- EnvoyFilter patches -------------------------------------------------------------------
+
+def _selects(ef: dict[str, Any], namespace: str, pod_labels: dict[str, str]) -> bool:
+    meta = ef.get("metadata") or {}
+    ef_ns = meta.get("namespace") or "default"
+    if ef_ns not in (ROOT_NAMESPACE, namespace):
+        return False
+    selector = _get(ef.get("spec") or {}, "workload_selector")
+    labels = _get(selector, "labels") or {}
+    return all(pod_labels.get(k) == v for k, v in labels.items())
+
+
+def _filter_order_key(ef: dict[str, Any]) -> tuple[Any, ...]:
+    # istiod applies root-namespace EnvoyFilters first, then by priority, age and name.
+    meta = ef.get("metadata") or {}
+    return (
+        meta.get("namespace") != ROOT_NAMESPACE,
+        int(_get(ef.get("spec") or {}, "priority", 0) or 0),
+        str(meta.get("creationTimestamp") or ""),
+        str(meta.get("name") or ""),
+    )
+
+
+def _filter_from_value(value: Any, source: str) -> ListenerFilter | None:
+    if not isinstance(value, dict) or (not value.get("name") and _get(value, "typed_config") is None):
+        return None
+    typed = _get(value, "typed_config")
+    return ListenerFilter(str(value.get("name") or ""), typed if isinstance(typed, dict) else None, source)
+
+
+def _context_matches(match: dict[str, Any]) -> bool:
+    return (_get(match, "context") or "ANY") in ("ANY", "GATEWAY")
+
+
+def _listener_matches(match: dict[str, Any], port: int) -> bool:
+    lmatch = _get(match, "listener")
+    if not isinstance(lmatch, dict):
+        return True
+    name = lmatch.get("name")
+    if name and name != f"0.0.0.0_{port}":
+        return False
+    wanted = _get(lmatch, "port_number")
+    return not wanted or int(wanted) == port
+
+
+def _apply_patch(
+    filters: list[ListenerFilter], apply_to: str, match: dict[str, Any], patch: dict[str, Any], source: str,
+    warnings: list[str],
+) -> list[ListenerFilter]:
+    operation = patch.get("operation")
+    value = patch.get("value")
+    if apply_to == "LISTENER":
+        if operation != "MERGE":
+            warnings.append(f"{source}: LISTENER {operation} is not simulated by the lab; ignored")
+            return filters
+        added = _get(value, "listener_filters") or []
+        others = sorted(k for k in (value or {}) if _snake(k) != "listener_filters")
+        if others:
+            warnings.append(f"{source}: LISTENER MERGE of {', '.join(others)} is not simulated by the lab; ignored")
+        new = [f for f in (_filter_from_value(v, source) for v in added) if f is not None]
+        return filters + new  # proto merge appends repeated fields
+
+    # LISTENER_FILTER
+    wanted = _get(_get(match, "listener") or {}, "listener_filter")
+    new_filter = _filter_from_value(value, source)
+    if operation in ("ADD", "INSERT_FIRST", "INSERT_BEFORE", "INSERT_AFTER", "REPLACE", "MERGE") and new_filter is None:
+        warnings.append(f"{source}: LISTENER_FILTER {operation} without a filter value; ignored")
+        return filters
+    if operation == "ADD":
+        return filters + [new_filter]
+    if operation == "INSERT_FIRST" or (operation == "INSERT_BEFORE" and not wanted):
+        return [new_filter] + filters
+    if operation == "INSERT_AFTER" and not wanted:
+        return filters + [new_filter]
+    if operation in ("INSERT_BEFORE", "INSERT_AFTER"):
+        out: list[ListenerFilter] = []
+        for f in filters:
+            if f.name == wanted and operation == "INSERT_BEFORE":
+                out.append(new_filter)
+            out.append(f)
+            if f.name == wanted and operation == "INSERT_AFTER":
+                out.append(new_filter)
+        return out
+    if operation == "REPLACE":
+        return [new_filter if wanted and f.name == wanted else f for f in filters] if wanted else filters
+    if operation == "REMOVE":
+        return [f for f in filters if f.name != wanted] if wanted else filters
+    if operation == "MERGE":
+        # istiod's mergeListenerFilter: the value's typed_config is merged into filters of the
+        # same type (MergeAnyWithAny fails on other types and keeps them as they are).
+        if not wanted or new_filter is None or new_filter.typed_config is None:
+            return filters
+        return [
+            ListenerFilter(f.name, _deep_merge(f.typed_config, new_filter.typed_config), f.source + f" + {source}")
+            if f.typed_config is not None and f.type_url == new_filter.type_url
+            else f
+            for f in filters
+        ]
+    warnings.append(f"{source}: LISTENER_FILTER operation {operation!r} is not simulated by the lab; ignored")
+    return filters
+
+
+# --- the derivation ------------------------------------------------------------------------
+
+def derive_gateway_settings(
+    deployment: dict[str, Any],
+    mesh_at_pod_start: dict[str, Any] | None,
+    envoy_filters: list[dict[str, Any]],
+    virtual_services: list[dict[str, Any]],
+    pod_labels: dict[str, str],
+) -> GatewaySettings:
+    """The gateway pod's listener settings as istiod would push them.
+
+    ``mesh_at_pod_start`` is the parsed ``mesh`` key of the ``istio`` ConfigMap as it was
+    when the pod started. Only the pod template's annotations count; annotations on the
+    Deployment's own metadata or on the Service never reach the proxy.
+    """
+    warnings: list[str] = []
+    sources: list[str] = []
+    deployment = deployment or {}
+    template = _pod_template(deployment)
+    namespace = (deployment.get("metadata") or {}).get("namespace") or ROOT_NAMESPACE
+
+    # ProxyConfig
+    default_config = _get(mesh_at_pod_start or {}, "default_config") or {}
+    proxy_config = _deep_merge(default_config, {})
+    template_annotations = (template.get("metadata") or {}).get("annotations") or {}
+    annotation = None
+    if PROXY_CONFIG_ANNOTATION in template_annotations:
+        annotation = _parse_annotation(str(template_annotations[PROXY_CONFIG_ANNOTATION]), warnings)
+        if annotation is not None:
+            proxy_config = _deep_merge(proxy_config, annotation)
+    if PROXY_CONFIG_ANNOTATION in ((deployment.get("metadata") or {}).get("annotations") or {}):
+        warnings.append(
+            f"{PROXY_CONFIG_ANNOTATION} on the Deployment's own metadata is ignored by Istio "
+            "(only spec.template.metadata.annotations reach the proxy)"
+        )
+
+    topology = _get(proxy_config, "gateway_topology") or {}
+    pp_from_topology = _has_message(topology, "proxy_protocol")
+    if _has_message(_get(annotation or {}, "gateway_topology"), "proxy_protocol"):
+        sources.append(f"pod-template annotation {PROXY_CONFIG_ANNOTATION}")
+    if _has_message(_get(default_config, "gateway_topology"), "proxy_protocol"):
+        sources.append("mesh config defaultConfig.gatewayTopology")
+    try:
+        num_trusted_hops = int(_get(topology, "num_trusted_proxies", 0) or 0)
+    except (TypeError, ValueError):
+        warnings.append(f"gatewayTopology.numTrustedProxies {_get(topology, 'num_trusted_proxies')!r} is not a number; using 0")
+        num_trusted_hops = 0
+
+    # Listeners as istiod builds them: PP first, then tls_inspector where SNI matching needs it.
+    listener_filters: dict[int, list[ListenerFilter]] = {}
+    for port in GATEWAY_LISTENER_PORTS:
+        filters: list[ListenerFilter] = []
+        if pp_from_topology:
+            filters.append(istiod_pp_filter())
+        if port == TLS_PORT:
+            filters.append(_tls_inspector())
+        listener_filters[port] = filters
+
+    # EnvoyFilters
+    selected = sorted(
+        (ef for ef in envoy_filters or [] if ef.get("kind") == "EnvoyFilter" and _selects(ef, namespace, pod_labels or {})),
+        key=_filter_order_key,
+    )
+    for ef in selected:
+        meta = ef.get("metadata") or {}
+        source = f"EnvoyFilter {meta.get('namespace') or 'default'}/{meta.get('name')}"
+        for cp in _get(ef.get("spec") or {}, "config_patches") or []:
+            apply_to = _get(cp, "apply_to")
+            if apply_to not in ("LISTENER", "LISTENER_FILTER"):
+                continue
+            match = cp.get("match") or {}
+            if not _context_matches(match):
+                continue
+            for port in GATEWAY_LISTENER_PORTS:
+                if not _listener_matches(match, port):
+                    continue
+                before = listener_filters[port]
+                after = _apply_patch(before, apply_to, match, cp.get("patch") or {}, source, warnings)
+                listener_filters[port] = after
+                if any(f.is_proxy_protocol and f.source == source for f in after) and source not in sources:
+                    sources.append(source)
+        for port in GATEWAY_LISTENER_PORTS:
+            for f in listener_filters[port]:
+                if f.source == source and f.typed_config is None:
+                    warnings.append(_untyped_filter_warning(f, port))
+
+    for port in GATEWAY_LISTENER_PORTS:
+        names = [f.name for f in listener_filters[port]]
+        pp_index = next((i for i, f in enumerate(listener_filters[port]) if f.is_proxy_protocol), None)
+        tls_index = next((i for i, f in enumerate(listener_filters[port]) if f.is_tls_inspector), None)
+        if pp_index is not None and tls_index is not None and tls_index < pp_index:
+            warnings.append(
+                f"listener 0.0.0.0_{port}: the PROXY-protocol filter comes after tls_inspector ({' → '.join(names)}); "
+                "tls_inspector reads the PROXY header as the first bytes, finds no ClientHello and SNI matching fails"
+            )
+
+    # Status listener (static bootstrap)
+    status_filters: list[ListenerFilter] = []
+    if _status_pp_env(template):
+        status_filters.append(
+            ListenerFilter(
+                PP_FILTER_NAME,
+                {"@type": PP_TYPE, "allow_requests_without_proxy_protocol": True},
+                f"env {STATUS_PP_ENV}",
+            )
+        )
+
+    return GatewaySettings(
+        listener_filters=listener_filters,
+        pp_sources=sources,
+        num_trusted_hops=num_trusted_hops,
+        status_listener_filters=status_filters,
+        direct_responses=_direct_responses(virtual_services or [], warnings),
+        warnings=list(dict.fromkeys(warnings)),  # a patch applied to two listeners warns once
+    )
+
+
+def _untyped_filter_warning(f: ListenerFilter, port: int) -> str:
+    # Measured with Envoy 1.40 (docs/measured-envoy.md): extensions are found by typed_config's
+    # type URL only; a filter given by name alone makes Envoy reject the listener.
+    return (
+        f"{f.source}: listener filter {f.name!r} on 0.0.0.0_{port} has no typed_config; Envoy 1.40 no longer "
+        "looks extensions up by name and rejects the listener (LDS update_rejected): a running gateway keeps "
+        "its previous listener, a new pod gets no listener on this port"
+    )
+
+
+def _status_pp_env(template: dict[str, Any]) -> bool:
+    for container in (template.get("spec") or {}).get("containers") or []:
+        for env in container.get("env") or []:
+            if env.get("name") == STATUS_PP_ENV:
+                # pilot-agent reads it with strconv.ParseBool
+                return str(env.get("value", "")).strip() in ("1", "t", "T", "true", "TRUE", "True")
+    return False
+
+
+def _direct_responses(virtual_services: list[dict[str, Any]], warnings: list[str]) -> list[tuple[str, int, str]]:
+    out: list[tuple[str, int, str]] = []
+    for vs in virtual_services:
+        if vs.get("kind") not in (None, "VirtualService"):
+            continue
+        spec = vs.get("spec") or {}
+        gateways = spec.get("gateways") or []
+        name = f"VirtualService {(vs.get('metadata') or {}).get('namespace') or 'default'}/{(vs.get('metadata') or {}).get('name')}"
+        if not [g for g in gateways if g != "mesh"]:
+            warnings.append(f"{name} is bound to no gateway (spec.gateways); it does not reach the ingress gateway")
+            continue
+        for http in spec.get("http") or []:
+            direct = _get(http, "direct_response")
+            if not isinstance(direct, dict):
+                continue
+            status = int(direct.get("status") or 200)
+            body_spec = direct.get("body") or {}
+            body = body_spec.get("string")
+            if body is None and body_spec.get("bytes") is not None:
+                body = base64.b64decode(body_spec["bytes"]).decode("utf-8", "replace")
+            prefixes = [
+                _get(m.get("uri"), "prefix")
+                for m in http.get("match") or []
+                if isinstance(m, dict) and _get(m.get("uri"), "prefix") is not None
+            ] or ["/"]
+            for prefix in prefixes:
+                out.append((str(prefix), status, body or ""))
+    return out
