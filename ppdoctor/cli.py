@@ -70,6 +70,27 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("-v", "--verbose", action="store_true", help="also print the facts")
     probe.set_defaults(run=_handler("ppdoctor.probes.cli:run"))
 
+    # diagnose: probes → findings
+    diag = sub.add_parser("diagnose", help="run the probes and name the root cause (exit 0 ok, 1 warnings, 2 errors)")
+    diag.add_argument("--json", action="store_true", help="print {\"findings\": [...]}")
+    diag.add_argument("-v", "--verbose", action="store_true", help="also print each finding's evidence")
+    diag.set_defaults(run=_handler("ppdoctor.diagnosis.cli:run"))
+
+    # fix: plans applied after confirmation
+    fix = sub.add_parser("fix", help="preview, confirm, apply and verify a fix; or roll back")
+    fix.add_argument("id", nargs="?", help="fix id, e.g. FIX-TG-PP-ON")
+    fix.add_argument("--list", action="store_true", help="fixes for the current findings")
+    fix.add_argument("--all", action="store_true", help="apply the fixes of each finding until healthy")
+    fix.add_argument("--rollback", action="store_true", help="restore every before-value from the journal")
+    fix.add_argument("--yes", action="store_true", help="confirm without asking (headless)")
+    fix.add_argument("--json", action="store_true")
+    fix.set_defaults(run=_handler("ppdoctor.fixes.cli:run"))
+
+    # report: incident report
+    rep = sub.add_parser("report", help="probe, diagnose and write an incident report (.md, .json or .html)")
+    rep.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.md, FILE.json or FILE.html")
+    rep.set_defaults(run=_handler("ppdoctor.report:run_cli"))
+
     # echo: PP-aware echo server
     echo = sub.add_parser("echo", help="run a PROXY-protocol-aware HTTP echo server")
     echo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
@@ -109,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = getattr(args, "run", None)
     if run is None:
         if args.lab:
-            args.run = _handler("ppdoctor.lab.cli:run_tui_lab")
+            args.run = _handler("ppdoctor.app:run_lab")
         else:
-            args.run = _handler("ppdoctor.lab.cli:run_default")
+            args.run = _handler("ppdoctor.app:run_default")
         run = args.run
     try:
         return int(run(args) or 0)

@@ -237,7 +237,7 @@ def ppd012(f: FactView) -> Finding | None:
                     "(allow_requests_without_proxy_protocol) and the target group sends none: requests work, but the "
                     "client address is the NLB's.",
                     f, ["tg.pp_v2", *mode_facts, "via_nlb.client_ip", "via_nlb.client_ip_class"],
-                    fixes=["FIX-TG-PP-ON"])
+                    fixes=["FIX-TG-PP-ON", "FIX-PP-ENABLE"])
 
 
 def ppd013(f: FactView) -> Finding | None:
@@ -278,17 +278,22 @@ def ppd000(f: FactView) -> Finding | None:
     if f.get("tg.pp_v2") is not True or f.get("tg.preserve_ip") is not False:
         return None
     mode, mode_facts = gateway_mode(f)
-    if mode != "required" or f.get("via_nlb.result") != "ok":
+    if mode not in ("required", "optional") or f.get("via_nlb.result") != "ok":
         return None
     if f.get("via_nlb.client_ip_class") not in ("prober", "external"):
         return None
     if f.has("tg.healthy_count") and f.get("tg.healthy_count") == 0:
         return None
+    facts = ["tg.pp_v2", "tg.preserve_ip", *mode_facts, "via_nlb.client_ip", "via_nlb.client_ip_class", "tg.healthy_count"]
+    if mode == "optional":
+        return _finding("PPD000", "info", 0.8,
+                        "The client IP arrives correctly through the NLB, but the gateway still accepts connections "
+                        "without a PROXY header (allow_requests_without_proxy_protocol): anything reaching the pods "
+                        "directly is taken at its socket address. Finish the rollout by making PROXY protocol mandatory.",
+                        f, facts, fixes=["FIX-PP-ENABLE"])
     return _finding("PPD000", "ok", 0.9,
                     "PROXY protocol v2 end to end: the target group sends it, the gateway requires it, the backend sees "
-                    "the client's own address, and the health checks pass.",
-                    f, ["tg.pp_v2", "tg.preserve_ip", *mode_facts, "via_nlb.client_ip", "via_nlb.client_ip_class",
-                        "tg.healthy_count"])
+                    "the client's own address, and the health checks pass.", f, facts)
 
 
 RULES = [ppd000, ppd001, ppd002, ppd003, ppd004, ppd005, ppd006, ppd007, ppd008, ppd009, ppd010, ppd011,

@@ -258,8 +258,14 @@ def echo_objects(scenario: Scenario, ports: PortMap) -> list[dict[str, Any]]:
         "kind": "VirtualService",
         "metadata": {"name": ECHO_NAME, "namespace": ECHO_NS},
         "spec": {"hosts": ["*"], "gateways": ["httpbin-gateway"],
-                 "http": [{"route": [{"destination": {"host": f"{ECHO_NAME}.{ECHO_NS}.svc.cluster.local",
-                                                       "port": {"number": 8000}}}]}]},
+                 "http": [
+                     # answered by the gateway's Envoy itself: the target of `ppdoctor bench`
+                     # (the echo saturates long before Envoy does)
+                     {"match": [{"uri": {"prefix": "/bench"}}],
+                      "directResponse": {"status": 200, "body": {"string": "ok"}}},
+                     {"route": [{"destination": {"host": f"{ECHO_NAME}.{ECHO_NS}.svc.cluster.local",
+                                                 "port": {"number": 8000}}}]},
+                 ]},
     }
     return [deployment, service, gateway, vs]
 

@@ -166,9 +166,8 @@ class LabWorld:
         # NLB
         from .nlb import NlbEmulator
 
-        self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR)
-        if sc.client.vpc_endpoint_id:
-            self.nlb.vpc_endpoint_id = sc.client.vpc_endpoint_id
+        self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
+                               vpc_endpoint_id=sc.client.vpc_endpoint_id)
         await self.nlb.start()
 
         self.kube.store.subscribe(self._on_kube_event)

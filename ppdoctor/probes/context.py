@@ -166,7 +166,8 @@ class ProbeContext:
                                     hint="set kubernetes.kubeconfig / KUBECONFIG and kubernetes.context") from exc
             return self._clients["kube"]
 
-    def kube_call(self, api: str, method: str, verb: str, resource: str, namespace: str | None = None, **kwargs: Any) -> Any:
+    def kube_call(self, api: str, method: str, verb: str, resource: str, where: str | None = None, **kwargs: Any) -> Any:
+        """Call ``client.<api>(...).<method>(**kwargs)``; ``verb``/``resource``/``where`` name it in errors (RBAC)."""
         from kubernetes import client
 
         api_obj = getattr(client, api)(self.kube())
@@ -174,7 +175,7 @@ class ProbeContext:
         try:
             return getattr(api_obj, method)(**kwargs)
         except Exception as exc:
-            raise kube_error(exc, verb, resource, namespace) from exc
+            raise kube_error(exc, verb, resource, where) from exc
 
     # --- cached lookups ----------------------------------------------------------------
 

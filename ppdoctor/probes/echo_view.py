@@ -24,13 +24,18 @@ class EchoView:
 
     @property
     def client_ip(self) -> str | None:
-        """The address the application would take as the client: XFF's first entry, else origin."""
+        """Envoy's verdict on the client: X-Envoy-External-Address, else XFF's first entry, else origin.
+
+        X-Envoy-External-Address honours xff_num_trusted_hops; XFF's first entry can be forged
+        by the client, and for a loopback peer Envoy appends the host's own address to XFF
+        instead of the peer's (measured, docs/measured-envoy.md).
+        """
+        if self.external_address and self.external_address.strip():
+            return self.external_address.strip()
         if self.xff:
             first = self.xff.split(",")[0].strip()
             if first:
                 return first
-        if self.external_address:
-            return self.external_address.strip()
         return self.origin.split(",")[0].strip() if self.origin else None
 
 

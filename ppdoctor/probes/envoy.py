@@ -55,6 +55,16 @@ def listeners_from_config_dump(dump: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+# Istio's static listeners: status (/healthz/ready) and Prometheus merge; never traffic.
+STATUS_PORTS = (15021, 15090, 15020)
+
+
+def _is_status(listener: dict[str, Any]) -> bool:
+    name = listener.get("name") or ""
+    return (listener.get("port") in STATUS_PORTS or "status" in name.lower()
+            or any(name.endswith(f"_{p}") for p in STATUS_PORTS) or not listener.get("listener_filters") and not name)
+
+
 def pp_after_tls_inspector(names: list[str]) -> bool:
     pp_idx = [i for i, n in enumerate(names) if n in PP_FILTER_NAMES]
     tls_idx = [i for i, n in enumerate(names) if n in TLS_INSPECTOR]
@@ -86,10 +96,8 @@ async def probe_envoy(ctx: ProbeContext) -> Observation:
         name, sep, value = line.partition(": ")
         if sep and value.strip().isdigit():
             counters[name.strip()] = int(value)
-    traffic = [l for l in listeners if l["name"] and "status" not in l["name"].lower() and "admin" not in (l["name"] or "")
-               and l["port"] not in (None,)]
-    status_listeners = [l for l in listeners if l["name"] and "status" in l["name"].lower()]
-    traffic = [l for l in traffic if l not in status_listeners]
+    status_listeners = [l for l in listeners if _is_status(l)]
+    traffic = [l for l in listeners if not _is_status(l)]
     obs.evidence["listeners"] = listeners
     obs.evidence["stats"] = counters
     if not traffic:

@@ -144,9 +144,9 @@ async def probe_xff_forge(ctx: ProbeContext) -> Observation:
     obs.evidence["forged_xff"] = FORGED_XFF
     view = _echo_facts(obs, ex, "forge")
     if view is None:
-        obs.status = Status.ERROR if ex.failure_class != FailureClass.OK else Status.OK
-        obs.summary = f"could not read the echo: {_describe(ex)}"
-        obs.fact("xff.spoofable", None, "no echo response via the NLB")
+        # Nothing to judge: requests through the NLB fail (another finding explains why).
+        obs.status = Status.SKIPPED
+        obs.summary = f"cannot test forging: no echo answer through the NLB ({_describe(ex)})"
         return obs
     # Envoy's verdict on the client is X-Envoy-External-Address (set from the trusted hop).
     trusted = (view.external_address or "").strip() or view.client_ip

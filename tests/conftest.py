@@ -1,0 +1,14 @@
+"""Suite-wide: never touch the user's ~/.config or ~/.local/state (fix journals, lab state)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+
+def pytest_configure(config):
+    home = tempfile.mkdtemp(prefix="ppdoctor-tests-")
+    os.environ["XDG_STATE_HOME"] = os.path.join(home, "state")
+    os.environ["XDG_CONFIG_HOME"] = os.path.join(home, "config")
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "KUBECONFIG"):
+        os.environ.pop(var, None)
