@@ -47,7 +47,8 @@ def aws_error(exc: BaseException, operation: str) -> AwsError:
             err = AwsError(f"AWS throttled {action} even after adaptive retries ({code})",
                            hint="wait a minute and run the probe again, or lower other API traffic in this account")
         elif code.endswith("NotFound") or code.startswith("NotFound"):
-            err = AwsError(f"{code}: {message}", hint="check the ARN/name in the target config (`ppdoctor probe aws` lists what exists)")
+            err = AwsError(f"{action} failed: {code}: {message}",
+                           hint="check the ARN/name in the target config (`ppdoctor probe aws` lists what exists)")
         else:
             err = AwsError(f"{action} failed: {code}: {message}")
         err.code = code  # type: ignore[attr-defined]
@@ -122,6 +123,30 @@ class ProbeContext:
                               hint="set gateway.admin = \"POD_IP:15000\" in the target config")
         return split_host_port(admin, what="gateway.admin")
 
+    async def gateway_endpoint(self, which: str = "traffic") -> tuple[str, int]:
+        """Where to connect for the gateway's traffic (or admin) port: configured, or a port-forward."""
+        setting = self.config.gateway.direct if which == "traffic" else self.config.gateway.admin
+        if setting and setting != "port-forward":
+            return self.gateway_address() if which == "traffic" else self.admin_address()
+        return await self.cached(f"port-forward:{which}", lambda: asyncio.to_thread(self._start_port_forward, which))
+
+    def _start_port_forward(self, which: str) -> tuple[str, int]:
+        from .portforward import PortForwarder, container_port, pick_ready_pod
+
+        if not (self.config.kubernetes.kubeconfig or self.config.kubernetes.context):
+            import os
+
+            if not os.environ.get("KUBECONFIG") and not os.path.exists(os.path.expanduser("~/.kube/config")):
+                raise ConfigError("the gateway is to be reached by port-forward, but no kubeconfig is configured",
+                                  hint="set gateway.direct = \"POD_IP:8080\" or kubernetes.kubeconfig")
+        pod = pick_ready_pod(self)
+        names = ("http2", "http") if which == "traffic" else ("http-envoy-admin", "admin")
+        port = container_port(pod, names, 8080 if which == "traffic" else 15000)
+        forwarder = PortForwarder(self, pod["metadata"]["namespace"], pod["metadata"]["name"], port)
+        with self._lock:
+            self._clients[f"pf-{which}"] = forwarder
+        return forwarder.address
+
     # --- clients -------------------------------------------------------------------
 
     def aws(self, service: str) -> Any:
@@ -187,6 +212,8 @@ class ProbeContext:
         return await asyncio.shield(fut)
 
     def close(self) -> None:
+        for key in [k for k in self._clients if k.startswith("pf-")]:
+            self._clients.pop(key).close()
         kube = self._clients.pop("kube", None)
         if kube is not None:
             try:

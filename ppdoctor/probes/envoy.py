@@ -75,7 +75,7 @@ async def probe_envoy(ctx: ProbeContext) -> Observation:
     import httpx
 
     obs = Observation("envoy")
-    host, port = ctx.admin_address()
+    host, port = await ctx.gateway_endpoint("admin")
     base = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     t = ctx.config.timeouts
     try:

@@ -142,6 +142,12 @@ async def http_exchange(
                 if len(ex.received) < KEEP_BYTES:
                     ex.received += chunk[: KEEP_BYTES - len(ex.received)]
                 ex.received_total += len(chunk)
+            elif ex.status is None:
+                # EOF before a status line: nothing (empty reply) or a fragment (not HTTP)
+                ex.failure_class = FailureClass.EMPTY_REPLY if ex.received_total == 0 else FailureClass.PROTOCOL_ERROR
+                ex.detail = ("connection closed without a byte" if ex.received_total == 0
+                             else "connection closed before a complete status line and headers")
+                break
             parser.receive_data(chunk)
             while True:
                 event = parser.next_event()

@@ -164,7 +164,9 @@ async def _direct(ctx: ProbeContext, name: str, kind: str) -> Observation:
     from .. import proxyproto
 
     obs = Observation(name)
-    host, port = ctx.gateway_address()
+    host, port = await ctx.gateway_endpoint()
+    if ctx.config.gateway.direct in ("", "port-forward"):
+        obs.evidence["via"] = f"port-forward through the Kubernetes API ({host}:{port})"
     src_port = random.randint(20000, 60000)
     if kind == "ppv2":
         prefix = proxyproto.proxy_v2((TEST_NET_SOURCE, src_port), (host, port))
