@@ -10,7 +10,6 @@ from typing import Any
 
 from ..config import load_config
 from ..diagnosis.engine import diagnose
-from ..errors import PPDoctorError
 from ..probes import run_probes
 from ..probes.context import ProbeContext
 from .apply import apply_plan, journal_path, load_journal, rollback
@@ -146,7 +145,4 @@ def run(args: argparse.Namespace) -> int:
     if not (args.list or args.id or args.all or args.rollback):
         print("ppdoctor fix: name a fix id, or pass --list, --all or --rollback", file=sys.stderr)
         return 2
-    try:
-        return asyncio.run(_fix(args))
-    except PPDoctorError:
-        raise
+    return asyncio.run(_fix(args))
