@@ -127,17 +127,29 @@ async def apply_plan(plan: FixPlan, ctx: ProbeContext, *, journal: Path | None =
     entries = load_journal(journal)
     result = ApplyResult(plan, completed=False)
     say = on_progress or (lambda _m: None)
-    for change in plan.changes:
-        say(f"applying: {change.object} {change.field}")
+    async def write(change: Change) -> None:
         try:
             await asyncio.to_thread(_call, ctx, change.payload)
         except PPDoctorError as exc:
             change.status, change.error = "failed", str(exc)
-            result.error = f"{change.object} {change.field}: {exc}"
-            break
+            return
         change.status = "applied"
         entries.append({"fix": plan.id, "applied_at": time.time(), **change.as_dict()})
         _save_journal(journal, entries)
+
+    for change in plan.changes:
+        say(f"applying: {change.object} {change.field}")
+        # A write and its journal entry go together: cancelling the caller (Ctrl-C, a UI
+        # cancel) waits for both, so an applied change can always be rolled back.
+        task = asyncio.ensure_future(write(change))
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await task
+            raise
+        if change.status == "failed":
+            result.error = f"{change.object} {change.field}: {change.error}"
+            break
         if change.verify:
             say(f"verifying: {change.verify}")
             check = await verify(change.verify, ctx, timeout=verify_timeout)

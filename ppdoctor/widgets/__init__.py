@@ -1,0 +1,1 @@
+"""The TUI's widgets (Textual). ``safe`` renders untrusted text; the rest draw one domain object each."""

@@ -1,0 +1,58 @@
+"""The bar at the top of every screen: the target, the screens (1–5, t) and what is running."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.widgets import Static
+
+from .safe import clean
+
+TABS = (("setup", "1", "Setup"), ("probes", "2", "Probes"), ("diagnosis", "3", "Diagnosis"),
+        ("fix", "4", "Fix"), ("report", "5", "Report"), ("timeline", "t", "Timeline"))
+
+
+class NavTab(Static):
+    def __init__(self, mode: str, key: str, label: str, current: bool) -> None:
+        text = Text()
+        text.append(f" {key} ", style="bold")
+        text.append(f"{label} ")
+        super().__init__(text, classes="nav-tab -current" if current else "nav-tab")
+        self.mode = mode
+        self.tooltip = f"{label} (key {key})"
+
+    def on_click(self, event: events.Click) -> None:
+        event.stop()
+        self.app.run_action(f"go('{self.mode}')")
+
+
+class NavBar(Horizontal):
+    def __init__(self, current: str) -> None:
+        super().__init__(id="nav")
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text("ppdoctor", style="bold"), id="nav-brand")
+        yield Static(id="nav-target")
+        for mode, key, label in TABS:
+            yield NavTab(mode, key, label, mode == self.current)
+        yield Static(id="nav-activity")
+
+    def on_mount(self) -> None:
+        app = self.app
+        self.show_target(getattr(app, "config", None))
+        self.show_activity(app.activity_text() if hasattr(app, "activity_text") else "")
+        for name, callback in (("activity_changed", self.show_activity), ("config_changed", self.show_target)):
+            signal = getattr(app, name, None)
+            if signal is not None:
+                signal.subscribe(self, callback)
+
+    def show_target(self, config: object) -> None:
+        name = getattr(config, "name", "") if config is not None else ""
+        self.query_one("#nav-target", Static).update(Text(clean(name or "no target", limit=40), style="italic"))
+
+    def show_activity(self, text: str) -> None:
+        widget = self.query_one("#nav-activity", Static)
+        widget.update(Text(f"● {text}", style="bold yellow") if text else Text(""))

@@ -1,0 +1,73 @@
+"""The UI keeps responding while a probe waits on a 15 s response timeout, and c cancels that probe."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from textual.widgets import DataTable
+
+from ppdoctor.app import PPDoctorApp
+from ppdoctor.config import NlbTarget, TargetConfig, Timeouts
+from ppdoctor.session import IncidentSession
+
+from .conftest import screen_lines, settle
+from .support import SIZE
+
+
+def _row(app: PPDoctorApp, probe: str) -> str:
+    return next(line for line in screen_lines(app) if f" {probe} " in line)
+
+
+async def test_keys_work_while_a_probe_hangs_and_cancel_stops_it():
+    accepted, closed = asyncio.Event(), asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()  # hold the connection open until the client goes away
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = TargetConfig(name="never-answers", nlb=NlbTarget(address=f"127.0.0.1:{port}"),
+                          timeouts=Timeouts(connect=3.0, response=15.0, total=30.0))
+    app = PPDoctorApp(IncidentSession(config), landing="probes", cursor_blink=False)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot, app)
+            table = app.screen.query_one("#probe-table", DataTable)
+            await pilot.press("down")  # http-via-nlb
+            t0 = time.monotonic()
+            await pilot.press("enter")
+            await asyncio.wait_for(accepted.wait(), 5)  # the probe has connected and now waits for an answer
+            assert "http-via-nlb" in app.running
+
+            # moving the cursor, switching screens and back: each answered at once
+            for keys, check in ((("down",), lambda: table.cursor_row == 2),
+                                (("3",), lambda: app.current_mode == "diagnosis"),
+                                (("t",), lambda: app.current_mode == "timeline"),
+                                (("2",), lambda: app.current_mode == "probes"),
+                                (("up",), lambda: table.cursor_row == 1)):
+                pressed = time.monotonic()
+                await pilot.press(*keys)
+                await pilot.pause()
+                assert check(), keys
+                assert time.monotonic() - pressed < 1.0, f"{keys} took {time.monotonic() - pressed:.2f} s"
+
+            await pilot.pause(1.2)  # the running row ticks
+            row = _row(app, "http-via-nlb")
+            assert "running" in row and " s " in row, row
+            assert "http-via-nlb" in app.running, "the probe should still be waiting"
+            assert time.monotonic() - t0 < 10
+
+            await pilot.press("c")
+            await settle(pilot, app)
+            assert "http-via-nlb" not in app.running
+            assert "cancelled" in _row(app, "http-via-nlb")
+            await asyncio.wait_for(closed.wait(), 5)  # the engine dropped the connection
+            assert time.monotonic() - t0 < 12, "cancelled well before the 15 s timeout"
+            assert any("cancelled by the operator" in e.summary for e in app.timeline)
+    finally:
+        server.close()
+        await server.wait_closed()
