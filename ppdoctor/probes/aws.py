@@ -8,12 +8,11 @@ targets and for UDP/TCP_UDP; ``proxy_protocol_v2.enabled`` is false) and the fac
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from typing import Any
 
 from ..errors import AwsError, ConfigError
-from .context import ProbeContext
+from .context import ProbeContext, run_blocking
 from .model import Observation, Status
 
 LBC_TAGS = ("elbv2.k8s.aws/cluster", "service.k8s.aws/stack", "service.k8s.aws/resource")
@@ -124,7 +123,7 @@ def _trim(value: Any) -> Any:
 
 async def probe_aws(ctx: ProbeContext) -> Observation:
     obs = Observation("aws")
-    data = await ctx.cached("aws", lambda: asyncio.to_thread(collect, ctx))
+    data = await ctx.cached("aws", lambda: run_blocking(collect, ctx))
     net, lb = data["network"], data["load_balancer"]
     obs.evidence["load_balancer"] = _trim({k: lb.get(k) for k in ("LoadBalancerArn", "LoadBalancerName", "DNSName", "Scheme", "Type", "VpcId")})
     obs.evidence["listeners"] = _trim([{k: l.get(k) for k in ("ListenerArn", "Port", "Protocol", "DefaultActions")} for l in data["listeners"]])

@@ -93,6 +93,41 @@ def kube_error(exc: BaseException, verb: str, resource: str, namespace: str | No
                      hint="check that the API server in the kubeconfig is reachable")
 
 
+async def run_blocking(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run blocking API work (boto3, kubernetes, scapy) in a daemon thread and await its result.
+
+    Unlike ``asyncio.to_thread``, a call abandoned at a probe's deadline does not hold up the
+    run: ``asyncio.run`` joins the default executor's threads at exit (and so does the
+    interpreter), which made a probe with a 1 s deadline return after its API client's own
+    timeouts and retries (tens of seconds). The abandoned thread finishes on its own.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(error: BaseException | None, result: Any) -> None:
+        if future.done():  # cancelled: the probe's deadline passed
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        error: BaseException | None = None
+        result: Any = None
+        try:
+            result = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, error, result)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting any more
+
+    threading.Thread(target=work, name=f"ppdoctor-probe-{getattr(fn, '__name__', 'io')}", daemon=True).start()
+    return await future
+
+
 class ProbeContext:
     """Shared by the probes of one run. Thread-safe lazy clients; async cached lookups."""
 
@@ -128,7 +163,7 @@ class ProbeContext:
         setting = self.config.gateway.direct if which == "traffic" else self.config.gateway.admin
         if setting and setting != "port-forward":
             return self.gateway_address() if which == "traffic" else self.admin_address()
-        return await self.cached(f"port-forward:{which}", lambda: asyncio.to_thread(self._start_port_forward, which))
+        return await self.cached(f"port-forward:{which}", lambda: run_blocking(self._start_port_forward, which))
 
     def _start_port_forward(self, which: str) -> tuple[str, int]:
         from .portforward import PortForwarder, container_port, pick_ready_pod

@@ -39,20 +39,32 @@ class EchoView:
         return self.origin.split(",")[0].strip() if self.origin else None
 
 
+def _text(value: Any) -> str:
+    """``str(value)`` as valid UTF-8: JSON escapes can smuggle lone surrogates that no terminal or file takes."""
+    return str(value).encode("utf-8", errors="replace").decode("utf-8")
+
+
 def _flatten(value: Any) -> str | None:
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
+        return ", ".join(_text(v) for v in value)
     if value is None:
         return None
-    return str(value)
+    return _text(value)
 
 
 def parse_echo(body: bytes) -> EchoView:
-    view = EchoView()
     try:
         data = json.loads(body.decode("utf-8", errors="replace"))
-    except ValueError:
-        return view
+    except (ValueError, RecursionError):  # not JSON, an int beyond the digit limit, or nested too deep
+        return EchoView()
+    try:
+        return _view(data)
+    except RecursionError:  # str() of a value nested just under json's limit
+        return EchoView()
+
+
+def _view(data: Any) -> EchoView:
+    view = EchoView()
     if not isinstance(data, dict):
         return view
     view.parsed = True
@@ -62,20 +74,20 @@ def parse_echo(body: bytes) -> EchoView:
         for k, v in raw_headers.items():
             flat = _flatten(v)
             if flat is not None:
-                headers[str(k).lower()] = flat
+                headers[_text(k).lower()] = flat
     elif isinstance(raw_headers, list):
         for item in raw_headers:
             if isinstance(item, (list, tuple)) and len(item) == 2:
-                k, v = str(item[0]).lower(), str(item[1])
+                k, v = _text(item[0]).lower(), _text(item[1])
                 headers[k] = f"{headers[k]}, {v}" if k in headers else v
     view.headers = headers
     view.xff = headers.get("x-forwarded-for")
     view.external_address = headers.get("x-envoy-external-address")
     origin = data.get("client_ip") or data.get("origin")
-    view.origin = str(origin) if origin is not None else None
+    view.origin = _text(origin) if origin is not None else None
     ph = data.get("proxy_header")
     if isinstance(ph, dict) and isinstance(ph.get("src"), dict):
-        view.proxy_header_src = str(ph["src"].get("address"))
+        view.proxy_header_src = _text(ph["src"].get("address"))
     return view
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from .context import ProbeContext
+from .context import ProbeContext, run_blocking
 from .model import FailureClass, Observation, Status
 from .net import http_exchange
 
@@ -33,7 +33,7 @@ async def probe_health(ctx: ProbeContext) -> Observation:
     from .aws import collect
 
     obs = Observation("health")
-    data = await ctx.cached("aws", lambda: asyncio.to_thread(collect, ctx))
+    data = await ctx.cached("aws", lambda: run_blocking(collect, ctx))
     group = data["target_groups"][0]
     tg, attrs = group["tg"], group["attributes"]
     pp_on = attrs.get("proxy_protocol_v2.enabled") == "true"

@@ -9,14 +9,13 @@ start times, TargetGroupBindings and whether the AWS Load Balancer Controller ru
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
 import yaml
 
 from ..errors import KubeError
-from .context import ProbeContext
+from .context import ProbeContext, run_blocking
 from .model import Observation, Status
 
 PROXY_CONFIG = "proxy.istio.io/config"
@@ -134,7 +133,7 @@ def _optional_list(ctx: ProbeContext, plural: str, group: str, version: str, nam
 
 async def probe_kube(ctx: ProbeContext) -> Observation:
     obs = Observation("kube")
-    data = await asyncio.to_thread(collect, ctx)
+    data = await run_blocking(collect, ctx)
     svc, dep = data["service"], data["deployment"]
     svc_ann = (svc.get("metadata") or {}).get("annotations") or {}
     dep_ann = (dep.get("metadata") or {}).get("annotations") or {}
@@ -191,14 +190,17 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     filters = data["envoy_filters"]
     pp_filters = []
     if isinstance(filters, str):
-        obs.fact("envoyfilters.error", filters)
+        obs.fact("envoyfilters.error", filters)  # unknown (e.g. RBAC), not "none": envoyfilter.pp stays absent
     else:
         for f in filters:
             for patch in _pp_patches(f):
                 pp_filters.append({"name": f["metadata"]["name"], "namespace": f["metadata"].get("namespace"), **patch})
-    obs.fact("envoyfilter.pp", pp_filters)
+        obs.fact("envoyfilter.pp", pp_filters)
     tgbs = data["tgbs"]
-    obs.fact("lbc.tgbs", [] if isinstance(tgbs, str) else [t.get("spec", {}).get("targetGroupARN") for t in tgbs])
+    if isinstance(tgbs, str):
+        obs.fact("lbc.tgbs", None, tgbs)
+    else:
+        obs.fact("lbc.tgbs", [t.get("spec", {}).get("targetGroupARN") for t in tgbs])
     obs.fact("lbc.installed", data["lbc_installed"], data.get("lbc_error", ""))
 
     where = []
@@ -208,7 +210,7 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
         where.append("mesh config")
     if pp_filters:
         where.append("EnvoyFilter " + ", ".join(f"{p['namespace']}/{p['name']}" for p in pp_filters))
-    obs.fact("gateway.pp_configured", where)
+    obs.fact("gateway.pp_configured", where, "EnvoyFilters unknown: " + filters if isinstance(filters, str) else "")
     obs.evidence["deployment_template_annotations"] = {k: v for k, v in tmpl_ann.items() if "istio" in k}
     obs.evidence["pods"] = pods
     obs.summary = ("PROXY protocol requested by: " + "; ".join(where)) if where else "no PROXY protocol configured for the gateway"

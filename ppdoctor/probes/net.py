@@ -201,4 +201,13 @@ async def http_exchange(
         ex.body = bytes(body)
         ex.timings_ms["total"] = ms()
         writer.transport.abort()
+    if ex.failure_class == FailureClass.PROTOCOL_ERROR and looks_like_tls(ex.received):
+        ex.failure_class = FailureClass.TLS_ERROR
+        ex.detail = (f"the peer answered with a TLS record (content type 0x{ex.received[0]:02x}), not HTTP: "
+                     "this port expects TLS")
     return ex
+
+
+def looks_like_tls(data: bytes) -> bool:
+    """A TLS record header: content type change_cipher_spec/alert/handshake/application_data, version 3.x."""
+    return len(data) >= 3 and data[0] in (0x14, 0x15, 0x16, 0x17) and data[1] == 0x03 and data[2] <= 0x04

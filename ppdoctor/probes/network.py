@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ..lab.addresses import TEST_NET_SOURCE
-from .context import ProbeContext
+from .context import ProbeContext, run_blocking
 from .echo_view import classify_ip, parse_echo
 from .model import FailureClass, Observation, Status
 from .net import Exchange, http_exchange
@@ -43,7 +43,7 @@ async def _aws_network(ctx: ProbeContext) -> dict[str, Any]:
         from .aws import describe_network
 
         try:
-            return await asyncio.to_thread(describe_network, ctx)
+            return await run_blocking(describe_network, ctx)
         except Exception as exc:  # classification degrades to "unknown"; the aws probe reports the error
             return {"error": str(exc), "nlb_ips": [], "vpc_cidrs": []}
 
@@ -56,6 +56,8 @@ async def _classify(ctx: ProbeContext, obs: Observation, ip: str | None, *, spoo
                       spoofed=spoofed, prober=prober)
     if net.get("error"):
         obs.evidence["classification_note"] = f"NLB/VPC addresses unknown: {net['error']}"
+        if cls == "external":  # without them the NLB's own address cannot be told from a client's
+            cls = "unknown"
     return cls
 
 
