@@ -186,14 +186,3 @@ def run_status(args: argparse.Namespace) -> int:
         return 1
     _print_endpoints(endpoints, as_json=args.json)
     return 0
-
-
-def run_default(args: argparse.Namespace) -> int:
-    print("ppdoctor: no TUI yet in this build; start the embedded lab with `ppdoctor lab up` "
-          "or decode a header with `ppdoctor pp decode HEX`. `ppdoctor --help` lists everything.")
-    return 0
-
-
-def run_tui_lab(args: argparse.Namespace) -> int:
-    ns = argparse.Namespace(scenario=args.scenario, json=False, detach=False, state_dir=None)
-    return run_up(ns)

@@ -161,7 +161,7 @@ class LabWorld:
         if sc.kubernetes.mesh.pods_predate_change:
             # The istio ConfigMap gets gatewayTopology after the pod started.
             await asyncio.sleep(1.1)  # RFC 3339 timestamps have one-second resolution
-            self.kube.store.put(_touch(manifests.mesh_configmap(sc, with_topology=True)))
+            self.kube.store.put(manifests.mesh_configmap(sc, with_topology=True))
 
         # NLB
         from .nlb import NlbEmulator
@@ -324,15 +324,6 @@ class LabWorld:
         tmp.write_text(json.dumps(asdict(endpoints), indent=2), encoding="utf-8")
         tmp.replace(self.state_dir / ENDPOINTS_FILE)
         return endpoints
-
-
-def _touch(obj: dict[str, Any]) -> dict[str, Any]:
-    """Record when a manifest was last written, as the API server's managedFields do."""
-    obj.setdefault("metadata", {})["managedFields"] = [
-        {"manager": "kubectl-edit", "operation": "Update", "apiVersion": obj.get("apiVersion", "v1"),
-         "time": manifests.now_rfc3339(), "fieldsType": "FieldsV1"}
-    ]
-    return obj
 
 
 def _elbv2_client(endpoint_url: str, region: str) -> Any:

@@ -453,6 +453,10 @@ class Store:
                 result.append(new)
             return []
         meta["resourceVersion"] = self._next_rv()
+        # Like the API server, record when the object was last written (probes compare this with
+        # pod start times). One entry instead of one per field manager: the lab has no managers.
+        meta["managedFields"] = [{"manager": "ppdoctor-lab", "operation": "Update", "apiVersion": new["apiVersion"],
+                                  "time": now_rfc3339(), "fieldsType": "FieldsV1", "fieldsV1": {}}]
         bucket[key] = new
         ev = WatchEvent(self._rv, (rtype.group, rtype.plural), "ADDED" if old is None else "MODIFIED",
                         copy.deepcopy(new), copy.deepcopy(old) if old is not None else None)
