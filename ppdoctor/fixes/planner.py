@@ -114,10 +114,12 @@ _LBC_NOTE = "the AWS Load Balancer Controller owns this target group and reconci
 
 
 def tg_pp_on(st: LiveState) -> list[Change]:
+    # Verified end to end (the echo sees the prober through the NLB), not by reading the
+    # attribute back: the NLB takes a moment to act on it.
     if st.lbc_owned:
-        c = _service_annotation(st, ANN + "proxy-protocol", "*", verify="tg-pp-on", note=_LBC_NOTE)
+        c = _service_annotation(st, ANN + "proxy-protocol", "*", verify="client-ip", note=_LBC_NOTE)
     else:
-        c = _tg_attribute(st, "proxy_protocol_v2.enabled", "true", verify="tg-pp-on", default="false")
+        c = _tg_attribute(st, "proxy_protocol_v2.enabled", "true", verify="client-ip", default="false")
     return [c] if c else []
 
 

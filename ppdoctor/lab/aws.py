@@ -137,6 +137,11 @@ class _TargetHealthRegistry:
             FakeTargetGroup.health_for = self._original  # type: ignore[method-assign]
             self._original = None
             self._records.clear()
+            # moto's backends are per process: the last lab to stop leaves a clean account, so a
+            # later lab in the same process (tests, the TUI) can seed the same names again.
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
 
 
 _HEALTH = _TargetHealthRegistry()

@@ -18,7 +18,7 @@ from ppdoctor.lab.scenario import STATUS_PORT, TRAFFIC_PORT, AwsSpec
 from .support import Behaviour, Lab, LoopbackTarget, TlsTarget, echo_http, make_spec, no_pp_listener
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def moto_server() -> Any:
     server = MotoServer()
     server.start()

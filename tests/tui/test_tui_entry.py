@@ -6,6 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -118,9 +119,11 @@ async def test_start_screen_starts_the_lab_and_opens_on_it(monkeypatch, tmp_path
     started: list[str | None] = []
     stopped: list[bool] = []
 
+    release = threading.Event()
+
     def fake_start(self: LabHandle) -> dict[str, Any]:
         started.append(self.scenario)
-        time.sleep(0.2)
+        release.wait(10)  # the lab "starts" only once the test has seen the boot screen
         self.endpoints = {"scenario": self.scenario, "config": str(config)}
         return self.endpoints
 
@@ -136,8 +139,12 @@ async def test_start_screen_starts_the_lab_and_opens_on_it(monkeypatch, tmp_path
         await pilot.press("2")  # no target yet: screen keys do nothing
         assert isinstance(app.screen, StartScreen)
         await pilot.press("l")
-        await pilot.pause()
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if isinstance(app.screen, LabBootScreen):
+                break
         assert isinstance(app.screen, LabBootScreen)
+        release.set()
         for _ in range(50):
             await pilot.pause(0.1)
             if app.session is not None and app.current_mode == "probes":
