@@ -66,13 +66,6 @@ class LabEndpoints:
         return {k: d[k] for k in keys} | {"scenario": self.scenario}
 
 
-def free_port(host: str) -> int:
-    """A port that is free on ``host`` now (the lab binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -108,6 +101,7 @@ class LabWorld:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         _check_loopback_aliases()
         from .aws import MotoServer, seed_aws
+        from .gateway import free_port
 
         sc = self.scenario
         gw_ip = addresses.GATEWAY_POD_IP

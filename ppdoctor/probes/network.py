@@ -51,7 +51,8 @@ async def _aws_network(ctx: ProbeContext) -> dict[str, Any]:
 
 
 async def _classify(ctx: ProbeContext, obs: Observation, ip: str | None, *, spoofed: str | None, prober: set[str]) -> str:
-    net = await _aws_network(ctx) if ctx.config.aws.region or ctx.config.aws.endpoint_url or ctx.config.nlb.arn else {}
+    aws_configured = bool(ctx.config.aws.region or ctx.config.aws.endpoint_url or ctx.config.nlb.arn or ctx.config.nlb.name)
+    net = await _aws_network(ctx) if aws_configured else {}
     cls = classify_ip(ip, nlb_ips=set(net.get("nlb_ips", [])), vpc_cidrs=net.get("vpc_cidrs", []),
                       spoofed=spoofed, prober=prober)
     if net.get("error"):
