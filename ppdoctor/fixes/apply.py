@@ -68,6 +68,20 @@ async def verify(check: str, ctx: ProbeContext, *, timeout: float = VERIFY_TIMEO
         await asyncio.sleep(0.5)
 
 
+async def diagnose_settled(config: Any, *, timeout: float = 20.0) -> list[Any]:
+    """Probe and diagnose; while no rule can decide (the system is between states, e.g. targets
+    re-passing health checks after a gateway rollout), probe again until ``timeout``."""
+    from ..diagnosis.engine import diagnose
+    from ..probes import run_probes
+
+    deadline = time.monotonic() + timeout
+    while True:
+        findings = diagnose(await run_probes(config))
+        if findings or time.monotonic() > deadline:
+            return findings
+        await asyncio.sleep(1.0)
+
+
 def journal_path(ctx: ProbeContext) -> Path:
     base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "ppdoctor"
     key = hashlib.sha256(f"{ctx.config.name}|{ctx.config.path}".encode()).hexdigest()[:12]

@@ -12,7 +12,7 @@ from ..config import load_config
 from ..diagnosis.engine import diagnose
 from ..probes import run_probes
 from ..probes.context import ProbeContext
-from .apply import apply_plan, journal_path, load_journal, rollback
+from .apply import apply_plan, diagnose_settled, journal_path, load_journal, rollback
 from .model import FixPlan
 from .planner import build_plan, read_state
 
@@ -109,7 +109,7 @@ async def _fix(args: argparse.Namespace) -> int:
             ok = await _run_plan(ctx, args.id.upper(), args, out)
         else:
             ok = await _fix_all(ctx, config, findings, args, out)
-        after = diagnose(await run_probes(config))
+        after = await diagnose_settled(config)
         if args.json:
             print(json.dumps({"results": out, "findings_after": [f.as_dict() for f in after]}, indent=2, default=str))
         else:
@@ -137,7 +137,7 @@ async def _fix_all(ctx, config, findings, args, out) -> bool | None:
             if result is False:
                 return False
             ok = True if result else ok
-        findings = diagnose(await run_probes(config))
+        findings = await diagnose_settled(config)
     return ok
 
 

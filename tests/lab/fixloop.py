@@ -6,6 +6,7 @@ import asyncio
 
 from ppdoctor.diagnosis import diagnose
 from ppdoctor.fixes import apply_plan, build_plan, read_state
+from ppdoctor.fixes.apply import diagnose_settled
 from ppdoctor.probes import ProbeContext, run_probes
 
 
@@ -27,7 +28,7 @@ async def _fix_all(config, rounds: int = 6):
             finally:
                 ctx.close()
             assert result.completed, (fix_id, result.as_dict())
-        findings = diagnose(await run_probes(config))
+        findings = await diagnose_settled(config)
     return findings
 
 
