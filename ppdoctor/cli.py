@@ -91,6 +91,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.md, FILE.json or FILE.html")
     rep.set_defaults(run=_handler("ppdoctor.report:run_cli"))
 
+    # bench: PROXY protocol latency cost, open loop
+    bench = sub.add_parser("bench", help="open-loop load test: latency with PROXY protocol v2 off vs on")
+    bench.add_argument("--rate", required=True, metavar="R[,R...]",
+                       help="requests/s, comma-separated; 'max' = closed-loop max throughput")
+    bench.add_argument("--duration", default="10", metavar="S", help="seconds per run (30, 30s, 500ms, 2m)")
+    bench.add_argument("--connections", type=int, default=32, metavar="N")
+    bench.add_argument("--mode", choices=["keepalive", "new-connection"], default="keepalive")
+    bench.add_argument("--target", choices=["gateway", "nlb"], default="gateway")
+    bench.add_argument("--path", default="/bench")
+    bench.add_argument("--pp", choices=["both", "on", "off"], default="both", help="sides to run")
+    bench.add_argument("--off-config", metavar="FILE", help="config of a gateway without PROXY protocol, for the PP-off side")
+    bench.add_argument("--workers", default="auto", metavar="N", help="load processes per run; 0 = in-process")
+    bench.add_argument("--host", metavar="HOST", help="Host header")
+    bench.add_argument("--realtime", action="store_true", help="SCHED_FIFO load processes (fixed rates only)")
+    bench.add_argument("--json", action="store_true")
+    bench.set_defaults(run=_handler("ppdoctor.bench.cli:run"))
+
     # echo: PP-aware echo server
     echo = sub.add_parser("echo", help="run a PROXY-protocol-aware HTTP echo server")
     echo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
