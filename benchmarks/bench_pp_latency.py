@@ -37,6 +37,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_section  # noqa: E402  (shared with the other benchmarks)
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -498,21 +501,6 @@ def _late(r: dict[str, Any] | None) -> str:
 def _pq(runs: list[dict[str, Any]]) -> str:
     mid = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
     return f"{mid['p50_ms']:.2f} / {mid['p99_ms']:.2f}"
-
-
-def write_section(path: Path, text: str) -> None:
-    """Replace the ``## Bench`` section of ``path`` (or append it), keeping every other section."""
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else ["# Benchmarks", ""]
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    new = text.rstrip("\n").splitlines()
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += [""] + new
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = new + ([""] if end < len(lines) else [])
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from ipaddress import ip_address
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_section  # noqa: E402  (shared with the other benchmarks)
 from socket import SOCK_STREAM
 from typing import Any
 
@@ -200,21 +203,6 @@ def markdown(rows: list[dict[str, Any]], repeat: int, min_time: float) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the ``## Codec`` section of ``path`` (or append it), keeping every other section."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == "## Codec"), None)
-    if start is None:
-        if text and not text.endswith("\n\n"):
-            text = text.rstrip("\n") + "\n\n"
-        path.write_text(text + section)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    path.write_text("".join(lines[:start]) + section + ("\n" + tail if tail else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

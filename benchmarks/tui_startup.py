@@ -31,6 +31,9 @@ import termios
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_md import write_section  # noqa: E402  (shared with the other benchmarks)
+
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## TUI start-up"
 SCENARIO = "tg-pp-on-gateway-off"
@@ -94,19 +97,6 @@ def measure(argv: list[str], markers: list[str], env: dict[str, str], timeout: f
                 proc.wait()
             os.close(master)
     return found
-
-
-def write_section(path: Path, section: str) -> None:
-    """Replace the ``## TUI start-up`` section of ``path`` (or append it), keeping every other section."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.rstrip() == SECTION), None)
-    if start is None:
-        path.write_text(text.rstrip("\n") + "\n\n" + section)
-        return
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    tail = "".join(lines[end:])
-    path.write_text("".join(lines[:start]) + section + ("\n" + tail if tail else ""))
 
 
 def _row(name: str, values: list[float], goal: str = "") -> str:

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from typing import Iterator
+
+import pytest
+
+from tests.labsupport import LabPool
 
 
 def pytest_configure(config):
@@ -12,3 +17,11 @@ def pytest_configure(config):
     os.environ["XDG_CONFIG_HOME"] = os.path.join(home, "config")
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "KUBECONFIG"):
         os.environ.pop(var, None)
+
+
+@pytest.fixture(scope="session")
+def lab_pool(tmp_path_factory) -> Iterator[LabPool]:
+    """One pool for the whole run, so at most one lab runs at a time across test folders."""
+    pool = LabPool(tmp_path_factory.mktemp("labs"))
+    yield pool
+    pool.close()

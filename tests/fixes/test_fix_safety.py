@@ -179,5 +179,3 @@ def test_declining_changes_nothing_and_diagnose_exit_codes(lab_pool):
     assert _poll(lambda: _snapshot(lab)[2:] == before[2:], timeout=20), (_snapshot(lab), before)
     assert _cli(lab, "diagnose").returncode == 2
 
-
-from tests.lab.conftest import lab_pool  # noqa: E402,F401  (shared fixture)

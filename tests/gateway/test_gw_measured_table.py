@@ -169,7 +169,7 @@ async def test_no_pp_filter_ppv2_gets_400_then_a_delayed_close(gw_plain, kind):
     assert result.headers["connection"] == "close"
     # the 400 is written at once; the FIN follows after Envoy's 1 s delayed_close_timeout
     assert result.first_byte_s is not None and result.first_byte_s < 0.5
-    assert 0.8 < result.end_s < 2.0
+    assert 0.8 < result.end_s < 5.0
     assert result.ending == "fin"
 
 

@@ -1,12 +1,10 @@
-"""Fixtures for the probe engine tests: hostile peers on loopback, and the lab pool of tests/lab."""
+"""Fixtures for the probe engine tests: hostile peers on loopback, (the lab pool is the suite's `lab_pool`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-
-from tests.lab.conftest import LabPool, RunningLab, lab_pool  # noqa: F401  (re-exported fixture)
 
 from .peers import PeerThread
 

@@ -24,8 +24,8 @@ from . import peers
 
 NET_PROBES = ("http-via-nlb", "xff-forge", "direct-plain", "direct-ppv2")
 
-CONNECT, RESPONSE, TOTAL = 0.5, 0.8, 3.0
-QUICK = (0, 0.75)  # ends on what the peer did, before the response timeout could
+CONNECT, RESPONSE, TOTAL = 0.5, 1.5, 6.0
+QUICK = (0, RESPONSE * 0.9)  # ends on what the peer did, before the response timeout could
 
 
 def config_for(port: int, *, connect: float = CONNECT, response: float = RESPONSE, total: float = TOTAL) -> TargetConfig:
@@ -69,11 +69,11 @@ def expected_status(name: str, cls: FC) -> Status:
 # (handler, expected class, (min, max) wall time in seconds)
 CASES = {
     "garbage": (peers.garbage, FC.PROTOCOL_ERROR, QUICK),
-    "slowloris": (peers.slowloris, FC.TIMEOUT_RESPONSE, (RESPONSE * 0.9, RESPONSE + 0.5)),
+    "slowloris": (peers.slowloris, FC.TIMEOUT_RESPONSE, (RESPONSE * 0.9, TOTAL)),
     "endless-headers": (peers.endless_headers, FC.PROTOCOL_ERROR, QUICK),
     "10mb-body": (peers.ten_mb_body, FC.OK, QUICK),
-    "trickle-body": (peers.trickle_body, FC.OK, (RESPONSE * 0.9, RESPONSE + 0.5)),
-    "silence": (peers.silence, FC.TIMEOUT_RESPONSE, (RESPONSE * 0.9, RESPONSE + 0.5)),
+    "trickle-body": (peers.trickle_body, FC.OK, (RESPONSE * 0.9, TOTAL)),
+    "silence": (peers.silence, FC.TIMEOUT_RESPONSE, (RESPONSE * 0.9, TOTAL)),
     "rst": (peers.reset, FC.RESET, QUICK),
     "close-no-byte": (peers.close_silently, FC.EMPTY_REPLY, QUICK),
     "tls-alert": (peers.tls_alert, FC.TLS_ERROR, QUICK),
@@ -116,7 +116,7 @@ def test_refused_port(name):
     obs, wall = probe(name, config_for(peers.refused_port()))
     assert obs.failure_class == FC.REFUSED, obs.as_dict()
     assert obs.status == expected_status(name, FC.REFUSED)
-    assert wall < 0.5
+    assert wall < RESPONSE * 0.9  # answered by what the peer did, not by a timeout
     if name == "direct-plain":
         assert "cannot reach the gateway pod" in obs.summary
 
@@ -131,7 +131,7 @@ def test_tcp_probe_refused_and_blackholed():
     finally:
         hole.close()
     assert (obs.status, obs.failure_class) == (Status.FAIL, FC.TIMEOUT_CONNECT), obs.as_dict()
-    assert CONNECT * 0.9 <= wall <= CONNECT + 0.5
+    assert CONNECT * 0.9 <= wall <= TOTAL
 
 
 @pytest.mark.parametrize("name", ("http-via-nlb", "direct-plain"))
@@ -144,7 +144,7 @@ def test_blackholed_connect(name):
         hole.close()
     assert obs.failure_class == FC.TIMEOUT_CONNECT, obs.as_dict()
     assert obs.status == expected_status(name, FC.TIMEOUT_CONNECT)
-    assert CONNECT * 0.9 <= wall <= CONNECT + 0.5
+    assert CONNECT * 0.9 <= wall <= TOTAL
     assert "no TCP handshake" in obs.evidence["detail"]
 
 
@@ -156,7 +156,7 @@ def test_tls_server_on_a_plain_probe(hostile):
     obs, wall = probe("direct-plain", config_for(port))
     assert obs.failure_class == FC.EMPTY_REPLY, obs.as_dict()
     assert obs.status == Status.FAIL
-    assert wall < 0.5
+    assert wall < RESPONSE * 0.9  # answered by what the peer did, not by a timeout
 
 
 async def peers_noop(reader, writer):  # never reached: the TLS handshake fails first
@@ -175,7 +175,7 @@ def test_memory_stays_bounded(hostile, handler):
     finally:
         tracemalloc.stop()
     assert peak < 3 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
-    assert wall < 1.5, "bounded by size caps, not by the 5 s response timeout"
+    assert wall < 4, "bounded by size caps, not by the 5 s response timeout"
     assert len(obs.evidence["received_first_bytes"]) <= KEEP_BYTES
 
 

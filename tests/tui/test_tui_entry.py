@@ -39,7 +39,7 @@ def test_importing_the_app_is_quick_and_loads_no_cloud_sdk():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     seconds, modules = json.loads(out.stdout.strip().splitlines()[-1])
     assert not set(HEAVY) & set(modules), sorted(set(HEAVY) & set(modules))
-    assert seconds < 1.5, f"import ppdoctor.app took {seconds:.2f} s"
+    assert seconds < 5, f"import ppdoctor.app took {seconds:.2f} s"  # a guard; benchmarks/tui_startup.py measures
 
 
 def test_what_counts_as_a_target_and_as_credentials(tmp_path: Path):

@@ -53,7 +53,8 @@ async def test_keys_work_while_a_probe_hangs_and_cancel_stops_it():
                 await pilot.press(*keys)
                 await pilot.pause()
                 assert check(), keys
-                assert time.monotonic() - pressed < 1.0, f"{keys} took {time.monotonic() - pressed:.2f} s"
+                # answered while the probe still waits out its 15 s timeout (not blocked behind it)
+                assert time.monotonic() - pressed < 3.0, f"{keys} took {time.monotonic() - pressed:.2f} s"
 
             await pilot.pause(1.2)  # the running row ticks
             row = _row(app, "http-via-nlb")

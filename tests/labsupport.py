@@ -1,12 +1,9 @@
-"""Lab fixtures: one running lab at a time (a supervisor process per scenario), stopped at the end."""
+"""A running lab per scenario for tests: one at a time (a supervisor process), stopped at the end."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any, Iterator
-
-import pytest
+from typing import Any
 
 from ppdoctor.config import TargetConfig, load_config
 from ppdoctor.lab.cli import start_lab, stop_lab
@@ -61,14 +58,3 @@ class LabPool:
         if self.current:
             self.current.stop()
             self.current = None
-
-
-@pytest.fixture(scope="session")
-def lab_pool(tmp_path_factory) -> Iterator[LabPool]:
-    pool = LabPool(tmp_path_factory.mktemp("labs"))
-    yield pool
-    pool.close()
-
-
-def run(coro):
-    return asyncio.run(coro)
