@@ -84,6 +84,7 @@ class LabWorld:
         self.endpoints: LabEndpoints | None = None
         self._mesh_at_pod_start: dict[str, Any] = {}
         self._gateway_lock = asyncio.Lock()
+        self._lbc_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._elbv2: Any = None
         self.events: list[dict[str, Any]] = []
@@ -236,7 +237,7 @@ class LabWorld:
             self._spawn(self._push_listeners())
         elif kind == "Service" and (ns, name) == (manifests.GATEWAY_NS, manifests.GATEWAY_NAME):
             if lbc.managed_by_controller(obj, controller_installed=self.scenario.kubernetes.lbc_installed):
-                self._spawn(self._reconcile_lbc(obj))
+                self._spawn(self._reconcile_lbc())
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -267,9 +268,18 @@ class LabWorld:
         async with self._gateway_lock:
             await self.gateway.update_listeners(self._gateway_settings())
 
-    async def _reconcile_lbc(self, service: dict[str, Any]) -> None:
+    async def _reconcile_lbc(self) -> None:
+        """Like the controller: one reconcile at a time, each from the Service as it is *now*.
+
+        Several quick annotation patches start several reconciles; serialised and reading the
+        current object, the last one leaves the target group matching the last write.
+        """
         assert self.ports is not None
-        await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws.tg_arn, service, self.ports.as_dict())
+        async with self._lbc_lock:
+            service = self.kube.store.get("services", manifests.GATEWAY_NS, manifests.GATEWAY_NAME)
+            if service is None:
+                return
+            await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws.tg_arn, service, self.ports.as_dict())
 
     # --- endpoints file ---------------------------------------------------------------
 
