@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import struct
 import time
@@ -92,5 +93,6 @@ def full_backlog_listener(host: str = "127.0.0.1") -> tuple[socket.socket, list[
         c.setblocking(False)
         c.connect_ex(lst.getsockname())
         fillers.append(c)
-    time.sleep(0.05)
+    # wait (bounded) until the kernel has completed the fillers' handshakes into the queue
+    select.select([], fillers, [], 2.0)
     return lst, fillers
