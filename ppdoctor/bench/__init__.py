@@ -9,12 +9,12 @@ one core is not enough. The TUI calls :func:`run_bench`; the CLI is :mod:`.cli`.
 from __future__ import annotations
 
 from .engine import KEEPALIVE, MODES, NEW_CONNECTION, Target
-from .histogram import LatencyRecorder, LatencySummary, LogLinearHistogram
+from .histogram import CURVE_PERCENTILES, PERCENTILES, LatencyRecorder, LatencySummary, LogLinearHistogram
 from .runner import BenchError, BenchProgress, BenchResult, BenchSpec, Preflight, RunResult, Side, run_bench
 from .wire import CLASSES, ERROR_CLASSES
 
 __all__ = [
     "run_bench", "BenchSpec", "BenchResult", "BenchProgress", "RunResult", "Preflight", "Side", "Target",
     "BenchError", "KEEPALIVE", "NEW_CONNECTION", "MODES", "CLASSES", "ERROR_CLASSES",
-    "LatencyRecorder", "LatencySummary", "LogLinearHistogram",
+    "LatencyRecorder", "LatencySummary", "LogLinearHistogram", "PERCENTILES", "CURVE_PERCENTILES",
 ]

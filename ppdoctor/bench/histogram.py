@@ -31,6 +31,9 @@ from typing import Iterable, Sequence
 DEFAULT_BITS = 11
 DEFAULT_MAX_EXACT = 4 * 1024 * 1024
 PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+# What a run keeps for the latency-by-percentile plot (the TUI's Bench screen, the JSON): the table's
+# percentiles plus the tail between p99 and the max.
+CURVE_PERCENTILES = (50.0, 75.0, 90.0, 95.0, 99.0, 99.9, 99.99)
 
 
 def nearest_rank(p: float, n: int) -> int:

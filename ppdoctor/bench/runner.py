@@ -22,6 +22,7 @@ import math
 import multiprocessing
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field, replace
@@ -30,7 +31,7 @@ from typing import Any, Callable, Sequence
 from ..errors import PPDoctorError
 from . import wire
 from .engine import KEEPALIVE, MODES, NEW_CONNECTION, Engine, Progress, Target, WorkerPlan, WorkerResult
-from .histogram import LatencyRecorder, LatencySummary
+from .histogram import CURVE_PERCENTILES, LatencyRecorder, LatencySummary
 
 # What one worker process holds comfortably (measured on the 2-vCPU lab machine, docs/bench.md):
 # keep-alive ~30 % of a core at 4000 RPS; new-connection pays a handshake per request.
@@ -326,7 +327,7 @@ def _run_result(spec: BenchSpec, side: Side, rate: float | None, workers: int, m
         elapsed = spec.duration_s if rate is not None else max(elapsed, 1e-9)
     return RunResult(
         side=side.name, target=side.target, rate=rate, mode=spec.mode, connections=spec.connections,
-        workers=workers, duration_s=spec.duration_s, elapsed_s=elapsed, latency=merged.latency.summary(),
+        workers=workers, duration_s=spec.duration_s, elapsed_s=elapsed, latency=merged.latency.summary(CURVE_PERCENTILES),
         outcomes=dict(merged.outcomes), statuses=dict(merged.statuses), scheduled=merged.scheduled,
         sent=merged.sent, late=merged.late, lag_max_ms=merged.lag_max_ns / 1e6,
         lag_mean_ms=(merged.lag_sum_ns / merged.sent / 1e6) if merged.sent else 0.0, unsent=merged.unsent,
@@ -459,10 +460,37 @@ async def _worker_async(pipe: Any, plan: WorkerPlan, stop_event: Any) -> None:
     pipe.send(("result", plan.worker_index, result))
 
 
+def _ensure_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker even when sys.stderr has no real file descriptor.
+
+    The tracker process is started with ``sys.stderr.fileno()`` among the descriptors it keeps.
+    Under the TUI, Textual has replaced sys.stderr with a capture whose ``fileno()`` is -1, and
+    the first worker start then fails with "bad value(s) in fds_to_keep". Started here first
+    (its stderr pointed at /dev/null, so a late warning cannot draw over the TUI), later
+    starts find it running and do not look at sys.stderr again.
+    """
+    from multiprocessing import resource_tracker
+
+    try:
+        usable = sys.stderr is None or sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = True  # no fileno(): the tracker leaves stderr out by itself
+    if usable:
+        return
+    saved = sys.stderr
+    with open(os.devnull, "w") as devnull:
+        sys.stderr = devnull
+        try:
+            resource_tracker.ensure_running()
+        finally:
+            sys.stderr = saved
+
+
 class _Workers:
     """The worker processes of one run and their messages, read without blocking the caller's loop."""
 
     def __init__(self, plans: list[WorkerPlan]) -> None:
+        _ensure_resource_tracker()
         ctx = multiprocessing.get_context("spawn")
         self.stop_event = ctx.Event()
         self.queue: asyncio.Queue[tuple[str, int, Any]] = asyncio.Queue()

@@ -89,8 +89,10 @@ async def test_stop_returns_what_was_measured(ok_server):
     result = await run_bench(spec_for(ok_server.port, rate=200.0, duration=20.0), stop=stop)
     (run,) = result.runs
     assert result.interrupted and run.interrupted
-    assert 0.8 <= run.elapsed_s <= 2.0
-    assert 100 <= run.outcomes[wire.OK] <= 400
+    # stopped long before its 20 s (how long after t0 depends on how fast the worker process started)
+    assert 0.2 <= run.elapsed_s <= 5.0
+    # what was measured is kept, and it is what the schedule asked for until the stop
+    assert abs(run.outcomes[wire.OK] - 200 * run.elapsed_s) <= 40
 
 
 @pytest.mark.parametrize("workers", [0, 1])
