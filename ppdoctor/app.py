@@ -3,7 +3,7 @@
 The app is a thin shell over the engine. It owns UI-side copies of the incident state
 (observations, findings, plan, timeline) and starts the engine's work through workers; the
 IncidentSession itself lives on the engine loop (``screens/engine.py``). Screens are modes
-(Setup, Probes, Diagnosis, Fix, Report, Timeline) switched with 1–5 and t.
+(Setup, Probes, Diagnosis, Fix, Report, Timeline, Bench) switched with 1–5, t and 6.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from .errors import LabError, PPDoctorError
 from .probes import PROBES
 from .probes.model import Observation, Status
 from .screens import messages as msg
+from .screens.bench import BenchScreen
+from .screens.benchctl import BenchController
 from .screens.commands import PPDoctorCommands
 from .screens.diagnosis import DiagnosisScreen
 from .screens.engine import EngineLoop
@@ -56,6 +58,7 @@ WORKER_TITLES = {
     "report-preview": "Rendering the report failed",
     "lab": "The lab did not start",
     "discovery": "Reading kube contexts / AWS profiles failed",
+    "bench": "The bench failed",
 }
 
 
@@ -180,6 +183,7 @@ class PPDoctorApp(App[int]):
         "fix": FixScreen,
         "report": ReportScreen,
         "timeline": TimelineScreen,
+        "bench": BenchScreen,
     }
     BINDINGS = [
         Binding("1", "go('setup')", "Setup", show=False, id="go.setup",
@@ -194,6 +198,8 @@ class PPDoctorApp(App[int]):
                 tooltip="Export the incident as Markdown, JSON or HTML"),
         Binding("t", "go('timeline')", "Timeline", show=False, id="go.timeline",
                 tooltip="Every probe, finding and change of this incident, in order"),
+        Binding("6", "go('bench')", "Bench", show=False, id="go.bench",
+                tooltip="Does PROXY protocol v2 cost latency? PP off vs PP on under load"),
         Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?",
                 tooltip="Keys of every screen and the workflow"),
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit ppdoctor (a lab it started is torn down)"),
@@ -234,6 +240,8 @@ class PPDoctorApp(App[int]):
         self.activity_changed: Signal[str] = Signal(self, "activity-changed")
         self.config_changed: Signal[TargetConfig] = Signal(self, "config-changed")
         self.report_changed: Signal[Any] = Signal(self, "report-changed")
+        self.bench_changed: Signal[str] = Signal(self, "bench-changed")
+        self.bench = BenchController(self)
         if session is not None:
             self._adopt(session)
 
@@ -286,6 +294,7 @@ class PPDoctorApp(App[int]):
             self.start_lab_worker()
 
     def on_unmount(self) -> None:
+        self.bench.shutdown()
         self.engine.close(timeout=0.5)
 
     # --- navigation and feedback -------------------------------------------------------------
@@ -332,6 +341,8 @@ class PPDoctorApp(App[int]):
             parts.append(f"{len(self.running)} probe{'s' if len(self.running) != 1 else ''} running")
         if self.applying:
             parts.append("applying a fix")
+        if self.bench.running:
+            parts.append("bench running")
         if self.lab_status:
             parts.append(self.lab_status)
         return " · ".join(parts)
@@ -726,6 +737,14 @@ class PPDoctorApp(App[int]):
     def _report_event(self, message: msg.ReportPreview | msg.ReportWritten) -> None:
         self.report_changed.publish(message)
 
+    # --- bench ---------------------------------------------------------------------------------
+
+    @on(msg.BenchUpdate)
+    def _bench_update(self, message: msg.BenchUpdate) -> None:
+        self.bench.handle(message)
+        if message.kind != "progress":
+            self._activity()
+
     # --- timeline and failures -----------------------------------------------------------------
 
     @on(msg.TimelineEventAdded)
@@ -747,6 +766,9 @@ class PPDoctorApp(App[int]):
             return
         if worker.group == "apply":
             self.applying = False
+            self._activity()
+        if worker.group == "bench":
+            self.bench.failed(error or "unknown error")
             self._activity()
         self.show_error(WORKER_TITLES.get(worker.group, "Something failed"), error or "unknown error")
 
@@ -801,6 +823,7 @@ def run_default(args: Any) -> int:
         result = app.run()
     finally:
         app.engine.close()
+        app.bench.close()
         if app.lab is not None:
             app.lab.stop()
             _remove_state_dir(app.lab)
@@ -826,6 +849,7 @@ def run_lab(args: Any) -> int:
         result = app.run()
     finally:
         app.engine.close()
+        app.bench.close()
         lab.stop()
         _remove_state_dir(lab)
     return int(result or app.return_code or 0)

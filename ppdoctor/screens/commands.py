@@ -32,7 +32,8 @@ class PPDoctorCommands(Provider):
                    ("diagnosis", "Diagnosis", "findings, the PP × preservation matrix, the broken hop"),
                    ("fix", "Fix", "plan, confirm, apply, verify, roll back"),
                    ("report", "Report", "export Markdown / JSON / HTML"),
-                   ("timeline", "Timeline", "every event of this incident")]
+                   ("timeline", "Timeline", "every event of this incident"),
+                   ("bench", "Bench", "PP off vs PP on under load: latency table and plot")]
         if mode == "probes":
             yield ("Run the highlighted probe", "Enter on the Probes screen", lambda: app.screen.action_run_selected())
         yield ("Run all probes", "run every probe concurrently, then diagnose", app.start_probes)
@@ -40,6 +41,8 @@ class PPDoctorCommands(Provider):
         yield ("Diagnose now", "run the rules on what has been observed", app.run_diagnosis)
         for fix, finding in app.suggested_fixes():
             yield (f"Plan {fix}", f"suggested by {finding}: {FIX_TITLES.get(fix, '')}", partial(self._plan, fix))
+        if app.bench.running:
+            yield ("Stop the bench", "the table keeps what was measured", app.bench.stop)
         yield ("Apply the current plan…", "shows the exact changes and asks first", app.request_apply)
         yield ("Roll back applied changes…", "restore the before-values from the journal", app.request_rollback)
         for fmt, label in (("md", "Markdown"), ("json", "JSON"), ("html", "HTML")):

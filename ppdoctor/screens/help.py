@@ -12,7 +12,7 @@ from textual.widgets import Static
 WORKFLOW = ("Setup → Probes → Diagnosis → Fix → Report. Probe the path (each probe keeps its raw evidence), read "
             "the findings (ranked, each with the facts it rests on), plan a fix (reads the live state, writes "
             "nothing), confirm it explicitly, watch it apply and verify, roll it back if needed, and export the "
-            "incident. ctrl+p opens the command palette with every action. Remote text (headers, annotations, pod "
+            "incident. Bench (6) measures what PROXY protocol v2 costs under load, PP off vs PP on. ctrl+p opens the command palette with every action. Remote text (headers, annotations, pod "
             "names, errors) is always shown literally.")
 
 
@@ -24,6 +24,7 @@ def _key(binding: Binding) -> str:
 
 def bindings_text() -> Text:
     from ..app import PPDoctorApp
+    from .bench import BenchScreen
     from .diagnosis import DiagnosisScreen
     from .fix import FixScreen
     from .probes import ProbesScreen
@@ -34,7 +35,8 @@ def bindings_text() -> Text:
     text = Text()
     sections = [("Everywhere", None, PPDoctorApp.BINDINGS)] + [
         (cls.__name__.removesuffix("Screen"), cls.HELP, cls.BINDINGS)
-        for cls in (SetupScreen, ProbesScreen, DiagnosisScreen, FixScreen, ReportScreen, TimelineScreen)]
+        for cls in (SetupScreen, ProbesScreen, DiagnosisScreen, FixScreen, ReportScreen, TimelineScreen,
+                                                  BenchScreen)]
     for title, help_text, bindings in sections:
         text.append(f"\n{title}\n", style="bold underline")
         if help_text:

@@ -93,3 +93,11 @@ class EngineFailed(Message):
 
     title: str
     error: str
+
+
+@dataclass
+class BenchUpdate(Message):
+    """Something happened in the bench: ``kind`` is status | progress | run | finished | failed."""
+
+    kind: str
+    payload: Any = None

@@ -113,7 +113,7 @@ class SetupScreen(WorkflowScreen):
                 tooltip="Read the kube contexts and AWS profiles again"),
         Binding("ctrl+g", "go_probes", "Probes", id="setup.probes", tooltip="Continue to the probes"),
         Binding("escape", "leave_field", "Leave field", show=False, id="setup.leave_field",
-                tooltip="Take the focus off the field so 1–5 and t switch screens again"),
+                tooltip="Take the focus off the field so 1–6 and t switch screens again"),
     ]
 
     def compose_body(self) -> ComposeResult:

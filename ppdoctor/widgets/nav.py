@@ -1,4 +1,4 @@
-"""The bar at the top of every screen: the target, the screens (1–5, t) and what is running."""
+"""The bar at the top of every screen: the target, the screens (1–6, t) and what is running."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from textual.widgets import Static
 from .safe import clean
 
 TABS = (("setup", "1", "Setup"), ("probes", "2", "Probes"), ("diagnosis", "3", "Diagnosis"),
-        ("fix", "4", "Fix"), ("report", "5", "Report"), ("timeline", "t", "Timeline"))
+        ("fix", "4", "Fix"), ("report", "5", "Report"), ("timeline", "t", "Timeline"),
+        ("bench", "6", "Bench"))
 
 
 class NavTab(Static):
