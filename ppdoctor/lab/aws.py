@@ -36,6 +36,11 @@ DUMMY_CREDENTIALS = {
 
 _INSTALL_HINT = "pip install 'ppdoctor[lab]'"
 
+# The NLB emulator's own reads carry this in their User-Agent, so that the lab's moto server
+# does not count them as activity (``MotoServer.activity``): the emulator re-reads the state
+# only after someone else has talked to moto.
+EMULATOR_USER_AGENT = "ppdoctor-lab-nlb"
+
 
 # --- target health ------------------------------------------------------------------------
 
@@ -153,11 +158,15 @@ _CLIENTS_LOCK = threading.Lock()
 _botocore_session: Any = None
 
 
-def aws_client(service: str, endpoint_url: str, region: str = "us-east-1") -> Any:
+def aws_client(
+    service: str, endpoint_url: str, region: str = "us-east-1", *, user_agent_extra: str | None = None
+) -> Any:
     """A boto3-compatible client for the lab's moto server; safe to call from any thread.
 
     One private botocore session serves every lab client (service models load once), and
     it ignores the operator's AWS config files and profile: the lab talks to moto only.
+    ``user_agent_extra`` is appended to the User-Agent (``EMULATOR_USER_AGENT``: the NLB
+    emulator's reads, not counted as activity).
     """
     global _botocore_session
     import botocore.session
@@ -174,9 +183,36 @@ def aws_client(service: str, endpoint_url: str, region: str = "us-east-1") -> An
             service,
             region_name=region,
             endpoint_url=endpoint_url,
-            config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30),
+            config=Config(
+                retries={"max_attempts": 2, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+                user_agent_extra=user_agent_extra,
+            ),
             **DUMMY_CREDENTIALS,
         )
+
+
+class _ActivityCounter:
+    """WSGI middleware: counts the requests moto has answered, except the NLB emulator's reads.
+
+    The count goes up once moto has handled a request (its backend changed, if the request
+    changes anything) and before the response is sent, so a caller whose boto3 call returned
+    already sees it.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        try:
+            return self.app(environ, start_response)
+        finally:
+            if EMULATOR_USER_AGENT not in environ.get("HTTP_USER_AGENT", ""):
+                with self._lock:
+                    self.count += 1
 
 
 class MotoServer:
@@ -188,6 +224,7 @@ class MotoServer:
         self._requested_port = port
         self._server: Any = None
         self._port: int | None = None
+        self._activity = _ActivityCounter(None)
 
     # lifecycle
 
@@ -218,11 +255,14 @@ class MotoServer:
             def log(self, type: str, message: str, *args: Any) -> None:
                 log.debug("moto %s: " + message, type, *args)
 
+        activity = self._activity
+
         class LabMotoServer(ThreadedMotoServer):  # type: ignore[misc, valid-type]
             startup_error: BaseException | None = None
 
             def _server_entry(self) -> None:
-                app = DomainDispatcherApplication(create_backend_app)
+                activity.app = DomainDispatcherApplication(create_backend_app)
+                app = activity
                 try:
                     self._server = make_server(
                         self._ip_address, self._port, app, True, request_handler=QuietRequestHandler
@@ -285,6 +325,13 @@ class MotoServer:
 
     def client(self, service: str) -> Any:
         return aws_client(service, self.endpoint_url, self.region)
+
+    @property
+    def activity(self) -> int:
+        """How many requests this server has answered, not counting the NLB emulator's reads
+        (``EMULATOR_USER_AGENT``). Unchanged: nothing but the emulator has talked to moto, so
+        nothing the emulator reads has changed (moto changes none of it by itself)."""
+        return self._activity.count
 
     # target health
 
@@ -638,8 +685,13 @@ class AwsClients:
     elbv2: Any
 
     @classmethod
-    def connect(cls, endpoint_url: str, region: str = "us-east-1") -> "AwsClients":
-        return cls(aws_client("ec2", endpoint_url, region), aws_client("elbv2", endpoint_url, region))
+    def connect(
+        cls, endpoint_url: str, region: str = "us-east-1", *, user_agent_extra: str | None = None
+    ) -> "AwsClients":
+        return cls(
+            aws_client("ec2", endpoint_url, region, user_agent_extra=user_agent_extra),
+            aws_client("elbv2", endpoint_url, region, user_agent_extra=user_agent_extra),
+        )
 
 
 def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:

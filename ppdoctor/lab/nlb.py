@@ -1,7 +1,10 @@
 """The lab's Network Load Balancer: an asyncio TCP front that behaves as the target group says.
 
-Every decision comes from the live AWS state (``aws.read_live_state``), polled from the lab's
-moto server, so a change made through boto3 changes behaviour within one poll interval:
+Every decision comes from the live AWS state (``aws.read_live_state``), read over HTTP from
+the lab's moto server, so a change made through boto3 changes behaviour within one poll
+interval. Reading costs ~13 ms of CPU (four moto requests), so the emulator reads only when
+someone else has talked to moto since its last read (``MotoServer.activity``) and otherwise
+once every ``full_refresh_interval``; see "Idle cost" in docs/lab-aws.md.
 
 - ``proxy_protocol_v2.enabled``: one PPv2 PROXY header (client → NLB listener address, plus
   AWS's 0xEA TLV for PrivateLink clients) before the client's first byte; health checks
@@ -32,6 +35,7 @@ from ..errors import LabError
 from ..proxyproto import local_v2, proxy_v2
 from . import addresses
 from .aws import (
+    EMULATOR_USER_AGENT,
     HEALTH_FAILED,
     HEALTH_HEALTHY,
     HEALTH_INITIAL,
@@ -55,6 +59,9 @@ NLB_IDLE_TIMEOUT = 350.0
 HEALTH_CHECK_USER_AGENT = "ELB-HealthChecker/2.0"
 # A scaled health-check timeout never drops below this: loopback is fast, Python is not.
 MIN_HC_TIMEOUT = 0.25
+# With nothing but the emulator talking to moto, the state is still read this often: a safety
+# net only, since everything the emulator reads changes through moto's API.
+FULL_REFRESH_INTERVAL = 10.0
 _READ_SIZE = 65536
 
 
@@ -270,7 +277,10 @@ class NlbEmulator:
 
     ``listen_host``/``listen_port``: where clients connect (port 0: a free one, see
     ``address``). ``vpc_cidr``: clients inside it are hairpin clients (default: the world's
-    VPC). ``poll_interval``: seconds between reads of the AWS state. ``hc_interval_scale``:
+    VPC). ``poll_interval``: seconds between looks for a change; the AWS state is read when
+    ``moto`` (serving ``endpoint_url``) has answered anyone else since the last read, or
+    ``full_refresh_interval`` seconds have passed, or the last read failed; with another
+    endpoint it is read at every look. ``hc_interval_scale``:
     health-check interval and timeout multiplier. ``vpc_endpoint_id``: clients arrive over
     PrivateLink through this endpoint. ``idle_timeout``: how long a black-holed connection is
     kept before it is reset. ``connect_timeout``: for connections to the target.
@@ -286,6 +296,7 @@ class NlbEmulator:
         listen_port: int = 0,
         vpc_cidr: str | None = None,
         poll_interval: float = 0.5,
+        full_refresh_interval: float = FULL_REFRESH_INTERVAL,
         hc_interval_scale: float = 0.1,
         vpc_endpoint_id: str | None = None,
         idle_timeout: float = NLB_IDLE_TIMEOUT,
@@ -298,6 +309,7 @@ class NlbEmulator:
         self.listen_port = listen_port
         self.vpc_cidr = vpc_cidr or world.vpc_cidr
         self.poll_interval = poll_interval
+        self.full_refresh_interval = full_refresh_interval
         self.hc_interval_scale = hc_interval_scale
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
@@ -315,6 +327,9 @@ class NlbEmulator:
         self._rr = 0
         self._poll_failing = False
         self._stopping = False
+        self._reads = 0
+        self._read_activity: int | None = None  # moto's activity count when the state was last read
+        self._read_at = 0.0
 
     # --- public surface ---------------------------------------------------------------
 
@@ -332,6 +347,11 @@ class NlbEmulator:
     @property
     def stats(self) -> NlbStats:
         return self._stats.snapshot()
+
+    @property
+    def reads(self) -> int:
+        """How many times the AWS state has been read from moto."""
+        return self._reads
 
     @property
     def vpc_endpoint_id(self) -> str | None:
@@ -353,7 +373,8 @@ class NlbEmulator:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppdoctor-nlb-poll")
         try:
             self._clients = await loop.run_in_executor(
-                self._executor, AwsClients.connect, self.endpoint_url, self.world.region
+                self._executor,
+                lambda: AwsClients.connect(self.endpoint_url, self.world.region, user_agent_extra=EMULATOR_USER_AGENT),
             )
             await self.refresh()
         except Exception as exc:
@@ -406,20 +427,40 @@ class NlbEmulator:
         await self.stop()
 
     async def refresh(self) -> LiveState:
-        """Read the live state now (the poll loop does this every ``poll_interval``)."""
+        """Read the live state now (the poll loop does this when moto may have changed)."""
         assert self._executor is not None and self._clients is not None
         loop = asyncio.get_running_loop()
+        # Taken before the read: a change made while the read runs shows at the next look.
+        activity = self._moto_activity()
         state = await loop.run_in_executor(self._executor, read_live_state, self._clients, self.world)
         self._state = state
+        self._reads += 1
+        self._read_activity = activity
+        self._read_at = loop.time()
         if self._server is not None:
             self._reconcile_checkers()
         return state
 
     # --- polling ----------------------------------------------------------------------
 
+    def _moto_activity(self) -> int | None:
+        """moto's activity count, or None when ``endpoint_url`` is not that server's."""
+        if not self.moto.running or self.moto.endpoint_url != self.endpoint_url:
+            return None
+        return self.moto.activity
+
+    def _state_may_have_changed(self) -> bool:
+        if self._poll_failing or self._read_activity is None:
+            return True
+        if asyncio.get_running_loop().time() - self._read_at >= self.full_refresh_interval:
+            return True
+        return self._moto_activity() != self._read_activity
+
     async def _poll_loop(self) -> None:
         while not self._stopping:
             await asyncio.sleep(self.poll_interval)
+            if not self._state_may_have_changed():
+                continue
             try:
                 await self.refresh()
             except asyncio.CancelledError:

@@ -1,10 +1,12 @@
-"""Every vector in ../shared/vectors/ppv2-public.tsv decodes as its public test suite says."""
+"""Every vector in ../shared/vectors/ppv2-public.tsv decodes as its public test suite says.
+
+Where the file is looked for, and the failure when it is missing: ``pp_vectors``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from pp_vectors import load_vectors
 
 from ppdoctor.proxyproto import (
     Address,
@@ -14,19 +16,6 @@ from ppdoctor.proxyproto import (
     Protocol,
     parse,
 )
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-VECTORS = REPO_ROOT.parent / "shared" / "vectors" / "ppv2-public.tsv"
-
-
-def load_vectors() -> list[tuple[str, bytes, str, str]]:
-    rows = []
-    for line in VECTORS.read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        name, hex_text, expected, source = line.split("\t")
-        rows.append((name, bytes.fromhex("".join(hex_text.split())), expected, source))
-    return rows
 
 
 def A(address: str, port: int | None) -> Address:
