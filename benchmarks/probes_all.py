@@ -86,7 +86,7 @@ def measure_probes(n: int, base: Path) -> tuple[list[float], list[float], dict[s
     from ppdoctor.probes import run_probes
 
     state_dir = base / "probes"
-    proc, endpoints = start_lab(SCENARIO, state_dir)
+    proc, endpoints = start_lab(SCENARIO, state_dir, owner_pid=os.getpid())
     try:
         wait_healthy(endpoints)
         config = load_config(endpoints["config"], env={})

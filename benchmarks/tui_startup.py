@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ppdoctor-bench-") as tmp:
         state_dir = Path(tmp) / "lab"
         t0 = time.perf_counter()
-        proc, _endpoints = start_lab(SCENARIO, state_dir)
+        proc, _endpoints = start_lab(SCENARIO, state_dir, owner_pid=os.getpid())
         lab_start = time.perf_counter() - t0
         env["PPDOCTOR_LAB_ATTACH"] = str(state_dir)
         env["XDG_STATE_HOME"] = str(Path(tmp) / "state")

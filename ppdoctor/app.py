@@ -130,7 +130,7 @@ class LabHandle:
         with self._lock:
             if self._closing:
                 raise LabError("ppdoctor is quitting; the lab was not started")
-        proc, endpoints = start_lab(self.scenario, self.state_dir)
+        proc, endpoints = start_lab(self.scenario, self.state_dir, owner_pid=os.getpid())
         with self._lock:
             self.proc, self.endpoints = proc, endpoints
             closing = self._closing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ class RunningLab:
     def __init__(self, scenario: str, state_dir: Path) -> None:
         self.scenario = scenario
         self.state_dir = state_dir
-        self.proc, self.endpoints = start_lab(scenario, state_dir)
+        self.proc, self.endpoints = start_lab(scenario, state_dir, owner_pid=os.getpid())
         self.config: TargetConfig = load_config(self.endpoints["config"], env={})
 
     def stop(self) -> None:

@@ -53,8 +53,13 @@ def read_endpoints(state_dir: Path) -> dict[str, Any] | None:
         return None
 
 
-def start_lab(scenario: str | None, state_dir: Path, *, timeout: float = READY_TIMEOUT_S) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    """Start the supervisor process and wait until the lab is ready; returns (process, endpoints)."""
+def start_lab(scenario: str | None, state_dir: Path, *, timeout: float = READY_TIMEOUT_S,
+              owner_pid: int | None = None) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """Start the supervisor process and wait until the lab is ready; returns (process, endpoints).
+
+    ``owner_pid``: the lab stops by itself when that process exits (a closed terminal, a crash);
+    None for a detached lab that runs until ``lab down``.
+    """
     load_scenario(scenario)  # fail fast, in this process, on a bad name or file
     state_dir.mkdir(parents=True, exist_ok=True)
     running = _read_pid(state_dir)
@@ -67,9 +72,10 @@ def start_lab(scenario: str | None, state_dir: Path, *, timeout: float = READY_T
     for name in ("lab.json", "error.json"):
         (state_dir / name).unlink(missing_ok=True)
     log = open(state_dir / "supervisor.out", "wb")
+    owner = ["--owner-pid", str(owner_pid)] if owner_pid else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "ppdoctor.lab.supervisor", "--scenario", scenario or DEFAULT_SCENARIO,
-         "--state-dir", str(state_dir)],
+         "--state-dir", str(state_dir), *owner],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     log.close()
@@ -152,7 +158,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_up(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
-    proc, endpoints = start_lab(args.scenario, state_dir)
+    proc, endpoints = start_lab(args.scenario, state_dir, owner_pid=None if args.detach else os.getpid())
     _print_endpoints(endpoints, as_json=args.json)
     sys.stdout.flush()
     if args.detach:

@@ -2,6 +2,11 @@
 
 ``ppdoctor lab up`` starts it detached (its own session, so Ctrl-C in the caller's terminal
 is handled by the caller) and waits for ``lab.json`` or ``error.json`` in the state dir.
+
+``--owner-pid PID``: the lab belongs to that process (the TUI, a foreground ``lab up``, a
+test run) and stops when it exits, however it exits — a closed terminal (SIGHUP), a
+``kill -9``, a crash — so a lab never outlives the session that started it. ``lab up
+--detach`` starts it without an owner.
 """
 
 from __future__ import annotations
@@ -24,11 +29,57 @@ ERROR_FILE = "error.json"
 LOG_FILE = "lab.log"
 
 
-async def _serve(scenario_name: str, state_dir: Path) -> int:
+OWNER_POLL_S = 1.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def _watch_owner(owner_pid: int, stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """Set ``stop`` when ``owner_pid`` exits: a pidfd on Linux ≥ 5.3, polling otherwise."""
+    loop = asyncio.get_running_loop()
+    log = logging.getLogger("ppdoctor.lab")
+
+    def gone() -> None:
+        if not stop.is_set():
+            log.info("owner process %d exited: stopping the lab", owner_pid)
+            stop.set()
+
+    if not _pid_alive(owner_pid):
+        gone()
+        return None
+    try:
+        fd = os.pidfd_open(owner_pid)  # readable once the process has exited
+    except (AttributeError, OSError):
+        async def poll() -> None:
+            while _pid_alive(owner_pid):
+                await asyncio.sleep(OWNER_POLL_S)
+            gone()
+
+        return asyncio.ensure_future(poll())
+
+    def readable() -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        gone()
+
+    loop.add_reader(fd, readable)
+    return None
+
+
+async def _serve(scenario_name: str, state_dir: Path, owner_pid: int | None = None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
+    watcher = _watch_owner(owner_pid, stop) if owner_pid else None
     world = None
     try:
         scenario = load_scenario(scenario_name)
@@ -53,6 +104,8 @@ async def _serve(scenario_name: str, state_dir: Path) -> int:
                                   "hint": f"see {state_dir / LOG_FILE}"})
         return 1
     finally:
+        if watcher is not None:
+            watcher.cancel()
         if world is not None:
             await world.stop()
         (state_dir / ENDPOINTS_FILE).unlink(missing_ok=True)
@@ -68,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ppdoctor.lab.supervisor")
     parser.add_argument("--scenario", required=True)
     parser.add_argument("--state-dir", required=True)
+    parser.add_argument("--owner-pid", type=int, default=None,
+                        help="stop the lab when this process exits (omitted: the lab runs until stopped)")
     args = parser.parse_args(argv)
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -78,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     (state_dir / PID_FILE).write_text(str(os.getpid()), encoding="utf-8")
     try:
-        return asyncio.run(_serve(args.scenario, state_dir))
+        return asyncio.run(_serve(args.scenario, state_dir, args.owner_pid))
     finally:
         (state_dir / PID_FILE).unlink(missing_ok=True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import json
 import urllib.request
 
@@ -30,7 +31,7 @@ def test_echo_virtual_service_has_the_bench_route_before_the_catch_all():
 
 @pytest.mark.lab
 async def test_bench_against_the_healthy_lab_gateway(tmp_path):
-    proc, endpoints = start_lab("healthy", tmp_path / "lab")
+    proc, endpoints = start_lab("healthy", tmp_path / "lab", owner_pid=os.getpid())
     try:
         cfg = load_config(endpoints["config"], env={})
         # Envoy itself answers /bench: the route is a direct_response in the live config

@@ -34,7 +34,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 class Lab:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self.proc, self.endpoints = start_lab(SCENARIO, state_dir)
+        self.proc, self.endpoints = start_lab(SCENARIO, state_dir, owner_pid=os.getpid())
         self.config = load_config(self.endpoints["config"], env={})
 
     def stop(self) -> None:
