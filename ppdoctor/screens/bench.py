@@ -67,6 +67,8 @@ class BenchScreen(WorkflowScreen):
             with VerticalScroll(id="bench-form", classes="panel"):
                 yield Label("Rates (RPS, a,b,c or max)")
                 yield Input(p.rates, id="bench-rates", placeholder="1500,2000,4000", compact=True)
+                yield Label("Path (a route the gateway answers)")
+                yield Input(p.path, id="bench-path", placeholder="/bench", compact=True)
                 with Horizontal(classes="bench-pair"):
                     with Vertical():
                         yield Label("Seconds/run")
@@ -129,7 +131,7 @@ class BenchScreen(WorkflowScreen):
         return BenchParams(rates=value("#bench-rates"), duration=value("#bench-duration"),
                            connections=value("#bench-connections"), mode=choice("#bench-mode", "keepalive"),
                            target=choice("#bench-target", "gateway"), pp=choice("#bench-pp", "both"),
-                           off_config=value("#bench-off-config"),
+                           off_config=value("#bench-off-config"), path=value("#bench-path"),
                            companion=self.query_one("#bench-companion", Checkbox).value)
 
     @on(Button.Pressed, "#bench-run")

@@ -42,6 +42,7 @@ class BenchParams:
     target: str = "gateway"
     pp: str = "both"
     off_config: str = ""
+    path: str = "/bench"
     companion: bool = True  # lab only: start a second lab for a side this gateway refuses
 
     def parsed(self) -> tuple[tuple[float | None, ...], float, int]:
@@ -56,6 +57,8 @@ class BenchParams:
             raise ConfigError(f"connections: {self.connections.strip()!r} is not a whole number") from None
         if connections < 1:
             raise ConfigError("connections must be ≥ 1")
+        if not self.path.strip().startswith("/"):
+            raise ConfigError(f"path {self.path.strip()!r} must start with / (the lab's gateway answers /bench itself)")
         if duration > 3600:
             raise ConfigError("duration: at most 3600 s per run from the TUI (use `ppdoctor bench` for longer)")
         return rates, duration, connections
@@ -167,6 +170,7 @@ class BenchController:
         off_cfg = load_config(params.off_config.strip()) if params.off_config.strip() else None
         sides = build_sides(config, target=params.target, pp=params.pp, off_cfg=off_cfg)
         return BenchSpec(sides=sides, rates=rates, duration_s=duration, connections=connections, mode=params.mode,
+                         path=params.path.strip(),
                          connect_timeout_s=config.timeouts.connect, response_timeout_s=config.timeouts.response)
 
     async def _run(self, params: BenchParams, config: TargetConfig) -> None:

@@ -85,6 +85,11 @@ async def test_bad_rate_is_reported_and_nothing_runs():
         await settle(pilot, app)
         assert "connections must be ≥ 1" in str(app.screen.query_one("#bench-status", Static).render())
         assert not app.bench.running
+        await fill(pilot, app, connections="4", path="bench")
+        await pilot.press("ctrl+r")
+        await settle(pilot, app)
+        assert "must start with /" in str(app.screen.query_one("#bench-status", Static).render())
+        assert not app.bench.running
 
 
 async def test_run_fills_the_table_plot_and_timeline():
