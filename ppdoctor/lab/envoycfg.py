@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .addresses import GATEWAY_POD_IP
-from .istio import GatewaySettings, ListenerFilter
+from .istio import DirectResponseRoute, FaultDelay, GatewaySettings, ListenerFilter
 from .scenario import STATUS_PORT, TLS_PORT, TRAFFIC_PORT
 
 # Type URLs of the Envoy v3 API (envoyproxy/envoy api/envoy/...).
@@ -31,6 +31,8 @@ HCM_TYPE = (
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 )
 ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+FAULT_FILTER_NAME = "envoy.filters.http.fault"
+FAULT_TYPE = "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"
 DOWNSTREAM_TLS_TYPE = (
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext"
 )
@@ -68,15 +70,37 @@ def _listener_filter(f: ListenerFilter) -> dict[str, Any]:
     return out
 
 
+def _proto_duration(ns: int) -> str:
+    """Nanoseconds as a proto-JSON Duration ("0.002s")."""
+    seconds, nanos = divmod(ns, 10**9)
+    return f"{seconds}.{nanos:09d}".rstrip("0").rstrip(".") + "s"
+
+
+def _fault_per_route(delay: FaultDelay) -> dict[str, Any]:
+    """What istiod puts in a route's ``typed_per_filter_config`` for a VirtualService fault delay."""
+    return {
+        "@type": FAULT_TYPE,
+        "delay": {
+            "fixed_delay": _proto_duration(delay.fixed_delay_ns),
+            "percentage": {"numerator": delay.numerator, "denominator": delay.denominator},
+        },
+    }
+
+
+def _direct_route(i: int, r: DirectResponseRoute) -> dict[str, Any]:
+    route: dict[str, Any] = {
+        "name": f"direct-response-{i}",
+        "match": {"path": r.path} if r.match == "exact" else {"prefix": r.path},
+        "direct_response": {"status": r.status, "body": {"inline_string": r.body}},
+    }
+    if r.delay is not None:
+        # the fault filter (before the router in the HCM) holds the request, then the router answers
+        route["typed_per_filter_config"] = {FAULT_FILTER_NAME: _fault_per_route(r.delay)}
+    return route
+
+
 def _route_config(name: str, settings: GatewaySettings) -> dict[str, Any]:
-    routes: list[dict[str, Any]] = [
-        {
-            "name": f"direct-response-{i}",
-            "match": {"prefix": prefix},
-            "direct_response": {"status": status, "body": {"inline_string": body}},
-        }
-        for i, (prefix, status, body) in enumerate(settings.direct_responses)
-    ]
+    routes: list[dict[str, Any]] = [_direct_route(i, r) for i, r in enumerate(settings.direct_routes)]
     routes.append(
         {
             "name": "echo",
@@ -106,7 +130,11 @@ def _hcm(container_port: int, route_name: str, settings: GatewaySettings) -> dic
             "stream_idle_timeout": "0s",
             "upgrade_configs": [{"upgrade_type": "websocket"}],
             "route_config": _route_config(route_name, settings),
-            "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}],
+            # istiod always adds the fault filter (empty: routes configure it) before the router
+            "http_filters": [
+                {"name": FAULT_FILTER_NAME, "typed_config": {"@type": FAULT_TYPE}},
+                {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}},
+            ],
         },
     }
 

@@ -16,7 +16,10 @@ whether the gateway's listeners parse PROXY protocol and how they treat X-Forwar
   INSERT_AFTER, REPLACE, REMOVE and MERGE (typed_config merged into filters of the same type).
 * ``ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL=true`` on the gateway container adds the filter
   (with ``allow_requests_without_proxy_protocol``) to the static status listener ``:15021``.
-* VirtualService ``directResponse`` routes become routes the gateway answers itself.
+* VirtualService ``directResponse`` routes become routes the gateway answers itself; a
+  route's ``fault.delay`` (``fixedDelay``) becomes per-route config of the HTTP fault filter
+  (istio ``pilot/pkg/networking/core/route/route.go`` ``TranslateFault``), which every gateway
+  HTTP connection manager carries before the router.
 
 Filters keep exactly the name and ``typed_config`` the user wrote: Envoy, not istiod,
 decides whether they are acceptable (see ``docs/measured-envoy.md``).
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -129,6 +133,42 @@ def _tls_inspector() -> ListenerFilter:
     return ListenerFilter(TLS_INSPECTOR_NAME, {"@type": TLS_INSPECTOR_TYPE})
 
 
+@dataclass(frozen=True)
+class FaultDelay:
+    """A VirtualService ``fault.delay`` as istiod translates it (Envoy ``FaultDelay``).
+
+    The share of delayed requests is ``numerator``/``denominator`` exactly as istiod sends it:
+    ``percentage.value`` becomes value × 10000 per ``MILLION``; without ``percentage`` the
+    deprecated integer ``percent`` is used per ``HUNDRED`` (unset: 0, no request delayed).
+    """
+
+    fixed_delay_ns: int
+    numerator: int = 1_000_000
+    denominator: str = "MILLION"  # "HUNDRED" | "TEN_THOUSAND" | "MILLION"
+
+    @property
+    def fixed_delay_s(self) -> float:
+        return self.fixed_delay_ns / 1e9
+
+    @property
+    def fraction(self) -> float:
+        return self.numerator / _DENOMINATORS[self.denominator]
+
+
+_DENOMINATORS = {"HUNDRED": 100, "TEN_THOUSAND": 10_000, "MILLION": 1_000_000}
+
+
+@dataclass(frozen=True)
+class DirectResponseRoute:
+    """A route the gateway answers itself (VirtualService ``directResponse``), in VirtualService order."""
+
+    path: str
+    status: int
+    body: str = ""
+    match: str = "prefix"  # "prefix" (uri.prefix) or "exact" (uri.exact → Envoy ``path``)
+    delay: FaultDelay | None = None
+
+
 @dataclass
 class GatewaySettings:
     """What the gateway pod's Envoy gets: listener filters per listener and HCM options."""
@@ -138,8 +178,13 @@ class GatewaySettings:
     pp_sources: list[str] = field(default_factory=list)
     num_trusted_hops: int = 0
     status_listener_filters: list[ListenerFilter] = field(default_factory=list)
-    direct_responses: list[tuple[str, int, str]] = field(default_factory=list)
+    direct_routes: list[DirectResponseRoute] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def direct_responses(self) -> list[tuple[str, int, str]]:
+        """(path, status, body) of each direct-response route, in order (match kind and delay left out)."""
+        return [(r.path, r.status, r.body) for r in self.direct_routes]
 
     def pp_filter_on(self, port: int = TRAFFIC_PORT) -> ListenerFilter | None:
         for f in self.listener_filters.get(port, ()):
@@ -185,6 +230,7 @@ class GatewaySettings:
         out = asdict(self)
         out["listener_filters"] = {str(k): [asdict(f) for f in v] for k, v in self.listener_filters.items()}
         out.update(
+            direct_responses=self.direct_responses,
             pp_filter=self.pp_filter,
             pp_options=self.pp_options,
             allow_without_pp=self.allow_without_pp,
@@ -453,7 +499,7 @@ def derive_gateway_settings(
         pp_sources=sources,
         num_trusted_hops=num_trusted_hops,
         status_listener_filters=status_filters,
-        direct_responses=_direct_responses(virtual_services or [], warnings),
+        direct_routes=_direct_routes(virtual_services or [], warnings),
         warnings=list(dict.fromkeys(warnings)),  # a patch applied to two listeners warns once
     )
 
@@ -477,8 +523,8 @@ def _status_pp_env(template: dict[str, Any]) -> bool:
     return False
 
 
-def _direct_responses(virtual_services: list[dict[str, Any]], warnings: list[str]) -> list[tuple[str, int, str]]:
-    out: list[tuple[str, int, str]] = []
+def _direct_routes(virtual_services: list[dict[str, Any]], warnings: list[str]) -> list[DirectResponseRoute]:
+    out: list[DirectResponseRoute] = []
     for vs in virtual_services:
         if vs.get("kind") not in (None, "VirtualService"):
             continue
@@ -491,17 +537,115 @@ def _direct_responses(virtual_services: list[dict[str, Any]], warnings: list[str
         for http in spec.get("http") or []:
             direct = _get(http, "direct_response")
             if not isinstance(direct, dict):
+                if _get(http, "fault") is not None:
+                    warnings.append(
+                        f"{name}: fault on a route to a destination is not simulated by the lab (only on "
+                        "directResponse routes); ignored"
+                    )
                 continue
             status = int(direct.get("status") or 200)
             body_spec = direct.get("body") or {}
             body = body_spec.get("string")
             if body is None and body_spec.get("bytes") is not None:
                 body = base64.b64decode(body_spec["bytes"]).decode("utf-8", "replace")
-            prefixes = [
-                _get(m.get("uri"), "prefix")
-                for m in http.get("match") or []
-                if isinstance(m, dict) and _get(m.get("uri"), "prefix") is not None
-            ] or ["/"]
-            for prefix in prefixes:
-                out.append((str(prefix), status, body or ""))
+            delay = _fault_delay(_get(http, "fault"), name, warnings)
+            for kind, path in _uri_matches(http, name, warnings):
+                out.append(DirectResponseRoute(path, status, body or "", kind, delay))
     return out
+
+
+def _uri_matches(http: dict[str, Any], name: str, warnings: list[str]) -> list[tuple[str, str]]:
+    """(kind, path) per match of an HTTP route, as istiod's ``TranslateRouteMatch`` builds the path part.
+
+    A match without ``uri`` matches every path (prefix ``/``); a route without ``match`` too. A
+    match with conditions the lab does not evaluate (headers, method, …) is left out rather than
+    widened to every request.
+    """
+    out: list[tuple[str, str]] = []
+    for m in http.get("match") or []:
+        if not isinstance(m, dict):
+            continue
+        others = sorted(k for k in m if _snake(k) not in ("uri", "name", "ignore_uri_case"))
+        if others:
+            warnings.append(f"{name}: match on {', '.join(others)} is not simulated by the lab; that match is ignored")
+            continue
+        uri = m.get("uri")
+        if not isinstance(uri, dict):
+            out.append(("prefix", "/"))
+        elif _get(uri, "prefix") is not None:
+            out.append(("prefix", str(_get(uri, "prefix"))))
+        elif _get(uri, "exact") is not None:
+            out.append(("exact", str(_get(uri, "exact"))))
+        else:
+            warnings.append(f"{name}: uri match {json.dumps(uri)[:80]} is not simulated by the lab (prefix and "
+                            "exact are); that match is ignored")
+    if not http.get("match"):
+        out.append(("prefix", "/"))
+    return out
+
+
+# Go's time.ParseDuration units (what Istio accepts for Duration fields such as ``fixedDelay``).
+_DURATION_UNITS_NS = {"h": 3600 * 10**9, "m": 60 * 10**9, "s": 10**9, "ms": 10**6, "us": 10**3, "µs": 10**3, "ns": 1}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)")
+
+
+def parse_duration_ns(text: Any) -> int | None:
+    """``"2ms"``, ``"0.5s"``, ``"1m30s"`` → nanoseconds; ``None`` if it is not a duration."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    text = text.strip()
+    pos, total = 0, 0
+    for part in _DURATION_PART.finditer(text):
+        if part.start() != pos:
+            return None
+        total += round(float(part.group(1)) * _DURATION_UNITS_NS[part.group(2)])
+        pos = part.end()
+    return total if pos == len(text) else None
+
+
+def _fault_delay(fault: Any, name: str, warnings: list[str]) -> FaultDelay | None:
+    """istiod's ``TranslateFault`` for the delay part; abort is not simulated by the lab."""
+    if not isinstance(fault, dict):
+        return None
+    if _get(fault, "abort") is not None:
+        warnings.append(f"{name}: fault.abort is not simulated by the lab; ignored")
+    delay = _get(fault, "delay")
+    if not isinstance(delay, dict):
+        return None
+    fixed = _get(delay, "fixed_delay")
+    if fixed is None:
+        if _get(delay, "exponential_delay") is not None:
+            # istiod logs "Exponential faults are not yet supported" and drops the delay
+            warnings.append(f"{name}: fault.delay.exponentialDelay is not supported by istiod; no delay")
+        else:
+            warnings.append(f"{name}: fault.delay without fixedDelay; no delay")
+        return None
+    ns = parse_duration_ns(fixed)
+    if ns is None or ns < 10**6:
+        warnings.append(
+            f"{name}: fault.delay.fixedDelay {fixed!r} is not a duration of at least 1ms (Istio rejects the "
+            "VirtualService); no delay"
+        )
+        return None
+    percentage = _get(delay, "percentage")
+    if isinstance(percentage, dict):
+        try:
+            value = float(_get(percentage, "value", 0) or 0)
+        except (TypeError, ValueError):
+            value = -1.0
+        if not 0.0 <= value <= 100.0:
+            warnings.append(f"{name}: fault.delay.percentage.value {_get(percentage, 'value')!r} is not within "
+                            "0-100 (Istio rejects the VirtualService); no delay")
+            return None
+        return FaultDelay(ns, int(value * 10000), "MILLION")
+    try:
+        percent = int(_get(delay, "percent", 0) or 0)
+    except (TypeError, ValueError):
+        percent = 0
+    if percent == 0:
+        # istio/istio#39969, istio/api#2522: an unset percentage is 0 %, not 100 %
+        warnings.append(
+            f"{name}: fault.delay has no percentage; istiod sends 0 % (no request is delayed) — set "
+            "percentage.value: 100 to delay every request"
+        )
+    return FaultDelay(ns, max(0, min(percent, 100)), "HUNDRED")

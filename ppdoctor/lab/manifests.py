@@ -28,6 +28,9 @@ ECHO_NS = "default"
 ECHO_NAME = "httpbin"
 ISTIO_REVISION_LABELS = {"install.operator.istio.io/owning-resource": "unknown", "istio.io/rev": "default"}
 ISTIO_VERSION = "1.24.2"
+# The lab's second bench route: answered by the gateway itself after a fixed delay.
+BENCH_DELAY_PATH = "/bench-delay"
+BENCH_DELAY = "2ms"
 
 
 def now_rfc3339() -> str:
@@ -259,6 +262,13 @@ def echo_objects(scenario: Scenario, ports: PortMap) -> list[dict[str, Any]]:
         "metadata": {"name": ECHO_NAME, "namespace": ECHO_NS},
         "spec": {"hosts": ["*"], "gateways": ["httpbin-gateway"],
                  "http": [
+                     # answered by the gateway's Envoy itself after a fixed 2 ms (fault delay): a
+                     # target with a realistic server time, where clients' own overheads are small
+                     # next to the latency they measure. Before /bench: Istio's uri prefix is a plain
+                     # string prefix, so "/bench" also matches "/bench-delay" and the first match wins.
+                     {"match": [{"uri": {"prefix": BENCH_DELAY_PATH}}],
+                      "fault": {"delay": {"fixedDelay": BENCH_DELAY, "percentage": {"value": 100}}},
+                      "directResponse": {"status": 200, "body": {"string": "ok"}}},
                      # answered by the gateway's Envoy itself: the target of `ppdoctor bench`
                      # (the echo saturates long before Envoy does)
                      {"match": [{"uri": {"prefix": "/bench"}}],
@@ -314,6 +324,7 @@ def extra_objects(scenario: Scenario) -> list[dict[str, Any]]:
 
 __all__ = [
     "GATEWAY_NS", "GATEWAY_NAME", "GATEWAY_LABELS", "ECHO_NS", "ECHO_NAME", "PortMap",
+    "BENCH_DELAY_PATH", "BENCH_DELAY",
     "base_objects", "echo_objects", "extra_objects", "gateway_deployment", "gateway_service",
     "lbc_objects", "mesh_configmap", "mesh_yaml", "pod_for", "pod_template_hash", "now_rfc3339",
 ]

@@ -23,10 +23,13 @@ def test_echo_virtual_service_has_the_bench_route_before_the_catch_all():
     objs = echo_objects(load_scenario("healthy"), PortMap(1, 2, 3, 4, 5))
     vs = next(o for o in objs if o["kind"] == "VirtualService")
     http = vs["spec"]["http"]
-    assert http[0] == {"match": [{"uri": {"prefix": "/bench"}}], "directResponse": {"status": 200, "body": {"string": "ok"}}}
+    # /bench-delay first: Istio's prefix match is a string prefix, so "/bench" would also take /bench-delay
+    assert http[0]["match"] == [{"uri": {"prefix": "/bench-delay"}}]
+    assert http[0]["fault"] == {"delay": {"fixedDelay": "2ms", "percentage": {"value": 100}}}
+    assert http[1] == {"match": [{"uri": {"prefix": "/bench"}}], "directResponse": {"status": 200, "body": {"string": "ok"}}}
     assert "route" in http[-1] and "match" not in http[-1]
     settings = derive_gateway_settings({}, {}, [], [vs], {})
-    assert settings.direct_responses == [("/bench", 200, "ok")]
+    assert settings.direct_responses == [("/bench-delay", 200, "ok"), ("/bench", 200, "ok")]
 
 
 @pytest.mark.lab
