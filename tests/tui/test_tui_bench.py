@@ -68,6 +68,13 @@ def bench_children() -> list[int]:
     return out
 
 
+@pytest.fixture
+async def ok_server():
+    server = await BehaviourServer("ok").start("127.0.0.1")
+    yield server
+    await server.stop()
+
+
 async def test_bad_rate_is_reported_and_nothing_runs():
     app = PPDoctorApp(IncidentSession(server_config(9)), landing="bench", cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -92,81 +99,71 @@ async def test_bad_rate_is_reported_and_nothing_runs():
         assert not app.bench.running
 
 
-async def test_run_fills_the_table_plot_and_timeline():
-    server = await BehaviourServer("ok").start("127.0.0.1")
-    try:
-        app = PPDoctorApp(IncidentSession(server_config(server.port)), landing="bench", cursor_blink=False)
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot, app)
-            await fill(pilot, app, rates="100,200", duration="1", connections="4", pp="off")
-            await pilot.press("ctrl+r")
-            await wait_until(pilot, lambda: app.bench.result is not None, 60, "the bench to finish")
-            await settle(pilot, app)
-            result = app.bench.result
-            assert [(r.rate, r.side) for r in result.runs] == [(100.0, "off"), (200.0, "off")]
-            for run in result.runs:
-                assert run.outcomes.get(wire.OK) == run.scheduled == int(run.rate) and run.errors == 0
-            table = app.screen.query_one("#bench-table", DataTable)
-            assert table.row_count == 2
-            cells = [str(c) for c in table.get_row_at(1)]
-            assert cells[:3] == ["200", "off", f"{result.runs[1].achieved_rps:.1f}"]
-            assert cells[3] == f"{result.runs[1].latency.percentiles[50.0] / 1e6:.3f}"
-            text = screen_text(app)
-            assert "100 RPS: latency by percentile" in text and "p99.9" in text
-            table.move_cursor(row=1)
-            await settle(pilot, app)
-            assert "200 RPS: latency by percentile" in screen_text(app)
-            # every run is in the incident record
-            notes = [e.summary for e in app.timeline if e.summary.startswith("bench:")]
-            assert any("100 RPS PP off: achieved" in n for n in notes) and any("200 RPS PP off" in n for n in notes)
-            assert "done: 2 run(s)" in str(app.screen.query_one("#bench-status", Static).render())
-            assert len(server.arrivals) >= 300  # 100 + 200 scheduled, plus the preflight
-    finally:
-        await server.stop()
+async def test_run_fills_the_table_plot_and_timeline(ok_server):
+    app = PPDoctorApp(IncidentSession(server_config(ok_server.port)), landing="bench", cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot, app)
+        await fill(pilot, app, rates="100,200", duration="1", connections="4", pp="off")
+        await pilot.press("ctrl+r")
+        await wait_until(pilot, lambda: app.bench.result is not None, 60, "the bench to finish")
+        await settle(pilot, app)
+        result = app.bench.result
+        assert [(r.rate, r.side) for r in result.runs] == [(100.0, "off"), (200.0, "off")]
+        for run in result.runs:
+            assert run.outcomes.get(wire.OK) == run.scheduled == int(run.rate) and run.errors == 0
+        table = app.screen.query_one("#bench-table", DataTable)
+        assert table.row_count == 2
+        cells = [str(c) for c in table.get_row_at(1)]
+        assert cells[:3] == ["200", "off", f"{result.runs[1].achieved_rps:.1f}"]
+        assert cells[3] == f"{result.runs[1].latency.percentiles[50.0] / 1e6:.3f}"
+        text = screen_text(app)
+        assert "100 RPS: latency by percentile" in text and "p99.9" in text
+        table.move_cursor(row=1)
+        await settle(pilot, app)
+        assert "200 RPS: latency by percentile" in screen_text(app)
+        # every run is in the incident record
+        notes = [e.summary for e in app.timeline if e.summary.startswith("bench:")]
+        assert any("100 RPS PP off: achieved" in n for n in notes) and any("200 RPS PP off" in n for n in notes)
+        assert "done: 2 run(s)" in str(app.screen.query_one("#bench-status", Static).render())
+        assert len(ok_server.arrivals) >= 300  # 100 + 200 scheduled, plus the preflight
 
 
-async def test_stop_keeps_what_was_measured():
-    server = await BehaviourServer("ok").start("127.0.0.1")
-    try:
-        app = PPDoctorApp(IncidentSession(server_config(server.port)), landing="bench", cursor_blink=False)
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot, app)
-            await fill(pilot, app, rates="100", duration="60", connections="2", pp="off")
-            await pilot.press("ctrl+r")
-            await wait_until(pilot, lambda: app.bench.progress is not None and app.bench.progress.ok >= 50, 30,
-                             "progress")
-            assert "live: 100 RPS" in screen_text(app)
-            await pilot.press("ctrl+x")
-            await wait_until(pilot, lambda: app.bench.result is not None, 30, "the stopped bench")
-            await settle(pilot, app)
-            (run,) = app.bench.result.runs
-            assert app.bench.result.interrupted and run.interrupted
-            assert run.outcomes.get(wire.OK, 0) >= 50 and run.elapsed_s < 30
-            assert "interrupted" in str(app.screen.query_one("#bench-status", Static).render())
-        assert bench_children() == []
-    finally:
-        await server.stop()
+async def start_long_run(pilot: Any, app: PPDoctorApp) -> None:
+    """A 60 s run at 100 RPS, returned once it is under way."""
+    await settle(pilot, app)
+    await fill(pilot, app, rates="100", duration="60", connections="2", pp="off")
+    await pilot.press("ctrl+r")
+    await wait_until(pilot, lambda: app.bench.progress is not None and app.bench.progress.ok >= 50, 30, "progress")
+    await pilot.pause(0.2)
 
 
-async def test_quitting_mid_run_leaves_no_load_process():
-    server = await BehaviourServer("ok").start("127.0.0.1")
-    try:
-        app = PPDoctorApp(IncidentSession(server_config(server.port)), landing="bench", cursor_blink=False)
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(pilot, app)
-            await fill(pilot, app, rates="100", duration="60", connections="2", pp="off")
-            await pilot.press("ctrl+r")
-            await wait_until(pilot, lambda: app.bench.progress is not None, 30, "progress")
-            assert bench_children()
-            await pilot.press("escape", "q")
-        app.engine.close()
-        app.bench.close()
-        deadline = time.monotonic() + 10
-        while bench_children() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert bench_children() == []
-    finally:
-        await server.stop()
+async def test_stop_keeps_what_was_measured(ok_server):
+    app = PPDoctorApp(IncidentSession(server_config(ok_server.port)), landing="bench", cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_long_run(pilot, app)
+        assert "live: 100 RPS" in screen_text(app)
+        await pilot.press("ctrl+x")
+        await wait_until(pilot, lambda: app.bench.result is not None, 30, "the stopped bench")
+        await settle(pilot, app)
+        (run,) = app.bench.result.runs
+        assert app.bench.result.interrupted and run.interrupted
+        assert run.outcomes.get(wire.OK, 0) >= 50 and run.elapsed_s < 30
+        assert "interrupted" in str(app.screen.query_one("#bench-status", Static).render())
+    assert bench_children() == []
+
+
+async def test_quitting_mid_run_leaves_no_load_process(ok_server):
+    app = PPDoctorApp(IncidentSession(server_config(ok_server.port)), landing="bench", cursor_blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_long_run(pilot, app)
+        assert bench_children()
+        await pilot.press("escape", "q")
+    app.engine.close()
+    app.bench.close()
+    deadline = time.monotonic() + 10
+    while bench_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert bench_children() == []
 
 
 async def test_remote_and_config_text_stays_text(tmp_path: Path):
