@@ -258,11 +258,15 @@ class LabWorld:
             for pod in store.list("pods", ns):
                 if pod["metadata"].get("labels", {}).get("istio") == "ingressgateway":
                     store.delete("pods", ns, pod["metadata"]["name"])
+            # The new pod object exists (not ready) before its Envoy serves, as with a ReplicaSet:
+            # nobody can reach a new gateway that the API does not list yet.
+            deployment = store.get("deployments", ns, manifests.GATEWAY_NAME)
+            started_at = manifests.now_rfc3339()
+            store.put(manifests.pod_for(deployment, ip=addresses.GATEWAY_POD_IP, started_at=started_at, ready=False))
             mesh_cm = store.get("configmaps", ns, "istio")
             self._mesh_at_pod_start = yaml.safe_load((mesh_cm or {}).get("data", {}).get("mesh", "")) or {}
             await self.gateway.restart(self._gateway_settings(), **self._gateway_kwargs())
-            deployment = store.get("deployments", ns, manifests.GATEWAY_NAME)
-            store.put(manifests.pod_for(deployment, ip=addresses.GATEWAY_POD_IP, started_at=manifests.now_rfc3339()))
+            store.put(manifests.pod_for(deployment, ip=addresses.GATEWAY_POD_IP, started_at=started_at))
 
     async def _push_listeners(self) -> None:
         async with self._gateway_lock:
