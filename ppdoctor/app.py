@@ -31,7 +31,6 @@ from .errors import LabError, PPDoctorError
 from .probes import PROBES
 from .probes.model import Observation, Status
 from .screens import messages as msg
-from .screens.bench import BenchScreen
 from .screens.benchctl import BenchController
 from .screens.commands import PPDoctorCommands
 from .screens.diagnosis import DiagnosisScreen
@@ -60,6 +59,13 @@ WORKER_TITLES = {
     "discovery": "Reading kube contexts / AWS profiles failed",
     "bench": "The bench failed",
 }
+
+
+def _bench_screen() -> Screen[Any]:
+    """The Bench screen, imported when first opened (its widgets are not needed at start-up)."""
+    from .screens.bench import BenchScreen
+
+    return BenchScreen()
 
 
 def _css_path() -> str:
@@ -183,7 +189,7 @@ class PPDoctorApp(App[int]):
         "fix": FixScreen,
         "report": ReportScreen,
         "timeline": TimelineScreen,
-        "bench": BenchScreen,
+        "bench": _bench_screen,
     }
     BINDINGS = [
         Binding("1", "go('setup')", "Setup", show=False, id="go.setup",
