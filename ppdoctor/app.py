@@ -136,7 +136,8 @@ class LabHandle:
         with self._lock:
             if self._closing:
                 raise LabError("ppdoctor is quitting; the lab was not started")
-        proc, endpoints = start_lab(self.scenario, self.state_dir, owner_pid=os.getpid())
+        proc, endpoints = start_lab(self.scenario, self.state_dir, owner_pid=os.getpid(),
+                                    scratch=self.state_dir.name.startswith("ppdoctor-lab-"))
         with self._lock:
             self.proc, self.endpoints = proc, endpoints
             closing = self._closing

@@ -54,11 +54,12 @@ def read_endpoints(state_dir: Path) -> dict[str, Any] | None:
 
 
 def start_lab(scenario: str | None, state_dir: Path, *, timeout: float = READY_TIMEOUT_S,
-              owner_pid: int | None = None) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+              owner_pid: int | None = None, scratch: bool = False) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """Start the supervisor process and wait until the lab is ready; returns (process, endpoints).
 
     ``owner_pid``: the lab stops by itself when that process exits (a closed terminal, a crash);
-    None for a detached lab that runs until ``lab down``.
+    None for a detached lab that runs until ``lab down``. ``scratch``: ``state_dir`` is the
+    owner's temporary directory, removed with the lab when the owner dies without cleaning up.
     """
     load_scenario(scenario)  # fail fast, in this process, on a bad name or file
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +73,7 @@ def start_lab(scenario: str | None, state_dir: Path, *, timeout: float = READY_T
     for name in ("lab.json", "error.json"):
         (state_dir / name).unlink(missing_ok=True)
     log = open(state_dir / "supervisor.out", "wb")
-    owner = ["--owner-pid", str(owner_pid)] if owner_pid else []
+    owner = ["--owner-pid", str(owner_pid)] + (["--remove-state-dir"] if scratch else []) if owner_pid else []
     proc = subprocess.Popen(
         [sys.executable, "-m", "ppdoctor.lab.supervisor", "--scenario", scenario or DEFAULT_SCENARIO,
          "--state-dir", str(state_dir), *owner],

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -42,6 +43,10 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class _Owner:
+    gone = False  # set when the lab stopped because its owner exited
+
+
 def _watch_owner(owner_pid: int, stop: asyncio.Event) -> asyncio.Task[None] | None:
     """Set ``stop`` when ``owner_pid`` exits: a pidfd on Linux ≥ 5.3, polling otherwise."""
     loop = asyncio.get_running_loop()
@@ -50,6 +55,7 @@ def _watch_owner(owner_pid: int, stop: asyncio.Event) -> asyncio.Task[None] | No
     def gone() -> None:
         if not stop.is_set():
             log.info("owner process %d exited: stopping the lab", owner_pid)
+            _Owner.gone = True
             stop.set()
 
     if not _pid_alive(owner_pid):
@@ -123,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--owner-pid", type=int, default=None,
                         help="stop the lab when this process exits (omitted: the lab runs until stopped)")
+    parser.add_argument("--remove-state-dir", action="store_true",
+                        help="with --owner-pid: the state dir is the owner's scratch dir; remove it when the owner "
+                             "exits (the owner would have, had it ended normally)")
     args = parser.parse_args(argv)
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -136,6 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_serve(args.scenario, state_dir, args.owner_pid))
     finally:
         (state_dir / PID_FILE).unlink(missing_ok=True)
+        if args.remove_state_dir and _Owner.gone:
+            logging.shutdown()
+            shutil.rmtree(state_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,23 @@ def test_the_lab_stops_when_its_owner_is_killed(tmp_path: Path):
             proc.wait(timeout=20)
 
 
+def test_a_scratch_state_dir_goes_with_its_lab(tmp_path: Path):
+    owner = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    state_dir = tmp_path / "ppdoctor-lab-scratch"
+    proc, _ = start_lab("healthy", state_dir, owner_pid=owner.pid, scratch=True)
+    try:
+        assert (state_dir / "lab.log").exists()
+        owner.kill()
+        owner.wait()
+        proc.wait(timeout=30)
+        assert proc.returncode == 0 and not state_dir.exists()
+    finally:
+        owner.kill()
+        if proc.poll() is None:
+            stop_lab(state_dir, pid=proc.pid)
+            proc.wait(timeout=20)
+
+
 def test_a_lab_with_a_dead_owner_does_not_start(tmp_path: Path):
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
