@@ -8,14 +8,25 @@ import json
 
 from ..config import load_config
 from ..probes import run_probes
+from ..probes.model import Status
+from ..text import clean
 from .engine import diagnose, exit_code
 
 _SEVERITY = {"error": "ERROR", "warning": "WARN ", "info": "info ", "ok": "ok   "}
 
 
-def print_findings(findings, *, verbose: bool = False) -> None:
+def print_findings(findings, *, verbose: bool = False, observations=()) -> None:
     if not findings:
-        print("no finding: the probes established too little to decide (see `ppdoctor probe --all -v`)")
+        print("no finding: no rule could decide from what the probes established (exit status 3)")
+        blocked = [o for o in observations if o.status in (Status.ERROR, Status.SKIPPED)]
+        for obs in blocked:
+            print(f"      {obs.status.value}: {obs.probe}: {clean(obs.summary, limit=300)}")
+            hint = (obs.error or {}).get("hint") if isinstance(obs.error, dict) else None
+            if hint:
+                print(f"        → {clean(hint, limit=300)}")
+        print("      next: " + ("fix what kept the probes above from running, then diagnose again; " if blocked else "")
+              + "right after a change, a rollout may still be settling — diagnose again in a few seconds; "
+                "`ppdoctor probe --all -v` shows every observation")
     for finding in findings:
         note = f" (explained by {finding.superseded_by})" if finding.superseded_by else ""
         print(f"{_SEVERITY[finding.severity]} {finding.id} {finding.title} [confidence {finding.confidence:.2f}]{note}")
@@ -37,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"findings": [f.as_dict() for f in findings],
                           "observations": [o.as_dict() for o in observations]}, indent=2, default=str))
     else:
-        print_findings(findings, verbose=args.verbose)
+        print_findings(findings, verbose=args.verbose, observations=observations)
     return exit_code(findings)

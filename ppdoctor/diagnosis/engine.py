@@ -138,8 +138,17 @@ def diagnose(observations: Iterable[Observation], rules: Iterable[Rule] | None =
     return findings
 
 
+INCONCLUSIVE = 3
+
+
 def exit_code(findings: list[Finding]) -> int:
-    """0 when only PPD000/info, 1 for warnings, 2 for errors."""
+    """0 when only PPD000/info, 1 for warnings, 2 for errors, 3 when no rule could decide.
+
+    No finding is not "healthy": PPD000 says that. A script must not read "the probes were
+    denied / the gateway is mid-rollout" as a pass.
+    """
+    if not findings:
+        return INCONCLUSIVE
     severities = {f.severity for f in findings}
     if "error" in severities:
         return 2
