@@ -38,7 +38,9 @@ def _send_syn(dst: str, dport: int, src: str | None, timeout: float) -> dict[str
         conf.L3socket = L3RawSocket  # loopback needs a raw L3 socket, not the link layer
     sport = random.randint(40000, 60000)
     pkt = IP(dst=dst, src=src) / TCP(sport=sport, dport=dport, flags="S", seq=random.randint(0, 2**31))
-    answer = sr1(pkt, timeout=timeout, verbose=0)
+    # threaded=False: one packet needs no sender thread, and scapy 2.8's threaded mode can race its
+    # sender against the sniffer closing its pipe (OSError: Bad file descriptor in a stray thread)
+    answer = sr1(pkt, timeout=timeout, verbose=0, threaded=False)
     if answer is None:
         return {"answer": "none", "sport": sport}
     tcp = answer.getlayer(TCP)
