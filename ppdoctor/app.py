@@ -589,6 +589,10 @@ class PPDoctorApp(App[int]):
         if self.apply_result is not None:
             self.say(f"{plan.id} was already applied; plan it again to apply it once more", severity="warning")
             return
+        if self.bench.running:
+            self.say("a bench is running: its numbers would mix the states before and after the fix — stop it "
+                     "(ctrl+x on the Bench screen) or let it finish, then apply", severity="warning")
+            return
         if not plan.changes:
             self.say(f"{plan.id}: nothing to change — the live state already matches", severity="information")
             return

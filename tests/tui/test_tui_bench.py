@@ -15,11 +15,12 @@ from ppdoctor.app import LabHandle, PPDoctorApp
 from ppdoctor.bench import wire
 from ppdoctor.config import GatewayTarget, TargetConfig
 from ppdoctor.screens.bench import BenchScreen
+from ppdoctor.screens.modals import ConfirmModal
 from ppdoctor.session import IncidentSession
 
 from ..bench.servers import BehaviourServer
 from .conftest import screen_text, settle
-from .support import SIZE
+from .support import SIZE, demo_plan
 
 pytestmark = pytest.mark.timeout(120)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -142,6 +143,12 @@ async def test_stop_keeps_what_was_measured(ok_server):
     async with app.run_test(size=SIZE) as pilot:
         await start_long_run(pilot, app)
         assert "live: 100 RPS" in screen_text(app)
+        # no fix while the bench runs: its numbers would mix the states before and after
+        app.plan = demo_plan()
+        app.request_apply()
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmModal) and not app.applying
+        assert any("a bench is running" in n.message for n in app._notifications)
         await pilot.press("ctrl+x")
         await wait_until(pilot, lambda: app.bench.result is not None, 30, "the stopped bench")
         await settle(pilot, app)
