@@ -8,6 +8,7 @@ highlighted row, one line per side. The work happens in :mod:`.benchctl` and the
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from rich.text import Text
@@ -55,6 +56,8 @@ class BenchScreen(WorkflowScreen):
         Binding("ctrl+r", "run", "Run bench", id="bench.run", tooltip="Run the bench with the settings on the left"),
         Binding("ctrl+x", "stop", "Stop bench", id="bench.stop",
                 tooltip="Stop the running bench; the table keeps what was measured"),
+        Binding("ctrl+f", "toggle_form", "Form", id="bench.form",
+                tooltip="Hide or show the settings, giving the table and the plot the whole width"),
         Binding("escape", "leave_field", "Leave field", show=False, id="bench.leave_field",
                 tooltip="Take the focus off the field so 1–6 and t switch screens again"),
     ]
@@ -145,6 +148,12 @@ class BenchScreen(WorkflowScreen):
             return
         total = params.total_seconds()
         self.ppd.say(f"bench started: about {total:.0f} s of load" if total else "bench started")
+
+    def action_toggle_form(self) -> None:
+        form = self.query_one("#bench-form")
+        form.display = not form.display
+        if not form.display:
+            self.query_one("#bench-table", DataTable).focus()
 
     def action_leave_field(self) -> None:
         self.query_one("#bench-table", DataTable).focus()
@@ -272,7 +281,7 @@ class BenchScreen(WorkflowScreen):
             widget.refresh()
             return
         rate, any_rows = self._selected_rate()
-        drawn = 0
+        drawn: list[float] = []
         if any_rows:
             labels = [label for _, label in CURVE] + ["max"]
             xs = list(range(len(labels)))
@@ -282,12 +291,16 @@ class BenchScreen(WorkflowScreen):
                 values = [r.latency.percentiles.get(q) for q, _ in CURVE] + [r.latency.max_ns]
                 if any(v is None for v in values):
                     continue
-                plt.plot(xs, [v / 1e6 for v in values], label=SIDE_NAMES.get(side, side), marker="braille",
+                ms = [max(v / 1e6, 1e-3) for v in values]
+                # log10 computed here, on a linear axis: plotext's own log scale re-applies log10 to
+                # its data on every build, so a resize (a second build) crashed the screen
+                plt.plot(xs, [math.log10(v) for v in ms], label=SIDE_NAMES.get(side, side), marker="braille",
                          color=SIDE_COLORS.get(side, "yellow"))
-                drawn += 1
+                drawn += ms
             plt.xticks(xs, labels)
         if drawn:
-            plt.yscale("log")
+            ticks = log_ticks(min(drawn), max(drawn))
+            plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
             plt.title(f"{_rate(rate)} RPS: latency by percentile")
             plt.ylabel("ms (log)")
         else:
@@ -330,6 +343,19 @@ class BenchScreen(WorkflowScreen):
             text.append("Set rates and run (ctrl+r). On the lab, GET /bench is answered by the gateway's Envoy "
                         "itself, so the bench measures the gateway, not the echo.", style="dim")
         self.query_one("#bench-notes", Static).update(text)
+
+
+def log_ticks(low: float, high: float) -> list[float]:
+    """1-2-5 steps from just below ``low`` to just above ``high`` (ms), for a log axis."""
+    ticks: list[float] = []
+    decade = 10.0 ** math.floor(math.log10(low))
+    while decade <= high * 10:
+        for step in (1.0, 2.0, 5.0):
+            value = float(f"{step * decade:.6g}")
+            if low / 2.5 <= value <= high * 2.5:
+                ticks.append(value)
+        decade *= 10
+    return ticks
 
 
 def _row_key(key: Any) -> str:

@@ -122,6 +122,18 @@ async def test_run_fills_the_table_plot_and_timeline(ok_server):
         table.move_cursor(row=1)
         await settle(pilot, app)
         assert "200 RPS: latency by percentile" in screen_text(app)
+        width = table.size.width
+        await pilot.press("ctrl+f")  # the form hides: the table and the plot take the whole width
+        await settle(pilot, app)
+        assert "Seconds/run" not in screen_text(app) and table.size.width > width
+        await pilot.press("ctrl+f")
+        await settle(pilot, app)
+        assert "Seconds/run" in screen_text(app)
+        # the plot is built again at every size (plotext's own log scale crashed on the second build)
+        for size in ((100, 30), (160, 50), SIZE):
+            await pilot.resize_terminal(*size)
+            await settle(pilot, app)
+            assert "200 RPS: latency by percentile" in screen_text(app)
         # every run is in the incident record
         notes = [e.summary for e in app.timeline if e.summary.startswith("bench:")]
         assert any("100 RPS PP off: achieved" in n for n in notes) and any("200 RPS PP off" in n for n in notes)
