@@ -70,7 +70,7 @@ class BenchScreen(WorkflowScreen):
             with VerticalScroll(id="bench-form", classes="panel"):
                 yield Label("Rates (RPS, a,b,c or max)")
                 yield Input(p.rates, id="bench-rates", placeholder="1500,2000,4000", compact=True)
-                yield Label("Path (a route the gateway answers)")
+                yield Label("Path")
                 yield Input(p.path, id="bench-path", placeholder="/bench", compact=True)
                 with Horizontal(classes="bench-pair"):
                     with Vertical():
@@ -300,6 +300,7 @@ class BenchScreen(WorkflowScreen):
             plt.xticks(xs, labels)
         if drawn:
             ticks = log_ticks(min(drawn), max(drawn))
+            plt.ylim(math.log10(ticks[0]), math.log10(ticks[-1]))
             plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
             plt.title(f"{_rate(rate)} RPS: latency by percentile")
             plt.ylabel("ms (log)")
@@ -346,15 +347,20 @@ class BenchScreen(WorkflowScreen):
 
 
 def log_ticks(low: float, high: float) -> list[float]:
-    """1-2-5 steps from just below ``low`` to just above ``high`` (ms), for a log axis."""
-    ticks: list[float] = []
-    decade = 10.0 ** math.floor(math.log10(low))
-    while decade <= high * 10:
-        for step in (1.0, 2.0, 5.0):
-            value = float(f"{step * decade:.6g}")
-            if low / 2.5 <= value <= high * 2.5:
-                ticks.append(value)
+    """1-2-5 ticks (ms) for a log axis: from the last one at or below ``low`` to the first at or above ``high``."""
+    candidates: list[float] = []
+    decade = 10.0 ** (math.floor(math.log10(low)) - 1)
+    while not candidates or candidates[-1] < high:
+        candidates += [float(f"{step * decade:.6g}") for step in (1.0, 2.0, 5.0)]
         decade *= 10
+    bottom = candidates.index(max(t for t in candidates if t <= low))
+    top = candidates.index(min(t for t in candidates if t >= high))
+    if top == bottom:  # one value: show the ticks on either side of it
+        bottom, top = max(bottom - 1, 0), top + 1
+        candidates.append(float(f"{candidates[-3] * 10:.6g}"))  # the next 1-2-5 value
+    ticks = candidates[bottom:top + 1]
+    if len(ticks) > 9:  # many decades: label the powers of ten only (and keep both ends)
+        ticks = [ticks[0]] + [t for t in ticks[1:-1] if abs(math.log10(t) - round(math.log10(t))) < 1e-9] + [ticks[-1]]
     return ticks
 
 

@@ -3,18 +3,21 @@ companion lab for the side the gateway refuses. Functional only: no latency is a
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from textual.widgets import DataTable, Input, Select, Static
 
 from ppdoctor.app import LabHandle, PPDoctorApp
 from ppdoctor.bench import wire
 from ppdoctor.config import GatewayTarget, TargetConfig
-from ppdoctor.screens.bench import BenchScreen
+from ppdoctor.screens.bench import BenchScreen, log_ticks
 from ppdoctor.screens.modals import ConfirmModal
 from ppdoctor.session import IncidentSession
 
@@ -238,3 +241,15 @@ async def test_lab_companion_for_the_refused_side(lab_pool):
     assert companion.proc.poll() is not None  # the companion lab is stopped
     assert not companion.state_dir.exists()
     assert lab.proc.poll() is None  # the attached lab is still running
+
+
+@given(st.floats(min_value=0.001, max_value=60_000), st.floats(min_value=1.0, max_value=1000.0))
+def test_log_ticks_cover_the_data_with_1_2_5_values(low, spread):
+    high = low * spread
+    ticks = log_ticks(low, high)
+    assert len(ticks) >= 2 and ticks == sorted(set(ticks))
+    assert ticks[0] <= low and ticks[-1] >= high
+    for t in ticks:
+        mantissa = t / 10 ** math.floor(math.log10(t) + 1e-9)
+        assert round(mantissa, 6) in (1.0, 2.0, 5.0), t
+    assert len(ticks) <= 10
