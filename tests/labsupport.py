@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,17 @@ class RunningLab:
         from kubernetes import config as kconfig
 
         return kconfig.new_client_from_config(config_file=self.endpoints["kubeconfig"])
+
+    def wait_health(self, state: str, timeout: float = 25.0) -> list[dict]:
+        """Poll DescribeTargetHealth until every target is ``state``; assert it at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            health = self.elbv2().describe_target_health(TargetGroupArn=self.endpoints["target_group_arn"])
+            states = [h["TargetHealth"] for h in health["TargetHealthDescriptions"]]
+            if (states and all(s["State"] == state for s in states)) or time.monotonic() > deadline:
+                assert states and all(s["State"] == state for s in states), states
+                return states
+            time.sleep(0.3)
 
     def tg_attributes(self) -> dict[str, str]:
         attrs = self.elbv2().describe_target_group_attributes(TargetGroupArn=self.endpoints["target_group_arn"])

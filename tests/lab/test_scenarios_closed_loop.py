@@ -48,18 +48,6 @@ def _fact(observations, name):
     return None
 
 
-def _wait_health(lab, want_healthy: bool, timeout: float = 20.0) -> list[dict]:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        health = lab.elbv2().describe_target_health(TargetGroupArn=lab.endpoints["target_group_arn"])
-        states = [h["TargetHealth"] for h in health["TargetHealthDescriptions"]]
-        if all(s["State"] == ("healthy" if want_healthy else "unhealthy") for s in states) or time.monotonic() > deadline:
-            return states
-        time.sleep(0.3)
-
-
 def test_every_scenario_is_tested():
     assert set(SCENARIOS) == set(VIA_NLB)
 
@@ -70,9 +58,8 @@ def test_scenario_closed_loop(scenario, lab_pool):
     lab = lab_pool.get(scenario, fresh=True)
     expected = load_scenario(scenario).expected_findings
 
-    states = _wait_health(lab, scenario not in UNHEALTHY)
     want = "unhealthy" if scenario in UNHEALTHY else "healthy"
-    assert all(s["State"] == want for s in states), states
+    states = lab.wait_health(want, timeout=20.0)
     if want == "unhealthy":
         assert all(s["Reason"] in ("Target.FailedHealthChecks", "Target.ResponseCodeMismatch") for s in states), states
 
@@ -88,7 +75,6 @@ def test_scenario_closed_loop(scenario, lab_pool):
     assert findings, "no finding"
     assert findings[0].id == expected[0], [f.as_dict() for f in findings]
 
-    from ppdoctor.fixes.cli import MAX_ROUNDS  # noqa: F401 (the loop below mirrors `fix --all --yes`)
     from tests.lab.fixloop import fix_all
 
     if scenario in NOT_AUTO_FIXABLE:

@@ -56,23 +56,12 @@ def probe_all(lab, names=None) -> Run:
     return Run(observations, time.perf_counter() - t0)
 
 
-def wait_health(lab, state: str, timeout: float = 25.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        health = lab.elbv2().describe_target_health(TargetGroupArn=lab.endpoints["target_group_arn"])
-        states = [h["TargetHealth"] for h in health["TargetHealthDescriptions"]]
-        if (states and all(s["State"] == state for s in states)) or time.monotonic() > deadline:
-            assert states and all(s["State"] == state for s in states), states
-            return states
-        time.sleep(0.3)
-
-
 # --- healthy ------------------------------------------------------------------------------
 
 
 def test_healthy(lab_pool):
     lab = lab_pool.get("healthy")
-    wait_health(lab, "healthy")
+    lab.wait_health("healthy")
     run = probe_all(lab)
     assert run.wall < 15, f"probe --all took {run.wall:.2f} s"  # a hang guard; the timing is in benchmarks/
     client = lab.config.nlb.client_source
@@ -218,7 +207,7 @@ def test_plain_probe_at_the_gateway_tls_port(lab_pool):
 
 def test_pp_on_hc_status_port(lab_pool):
     lab = lab_pool.get("pp-on-hc-status-port")
-    wait_health(lab, "unhealthy")
+    lab.wait_health("unhealthy")
     run = probe_all(lab, ["health", "aws"])
     health = run["health"]
     assert (health.status, health.failure_class) == (Status.FAIL, FC.HTTP_4XX), health.as_dict()
