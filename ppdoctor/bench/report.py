@@ -6,6 +6,7 @@ import json
 from typing import TextIO
 
 from . import wire
+from .engine import Target
 from .runner import BenchResult, RunResult
 
 SHORT = {
@@ -40,16 +41,19 @@ def fmt_rate(rate: float | None) -> str:
     return "max" if rate is None else f"{rate:g}"
 
 
+def side_how(t: Target) -> str:
+    """What a side's connections carry, in words (the CLI's header and the TUI's notes)."""
+    if t.kind == "nlb":
+        return f"through the NLB from {t.source or 'any address'}; the client sends no header — {t.label}"
+    if t.send_pp:
+        return "PPv2 header per connection, source 203.0.113.x (TEST-NET-3)"
+    return "plain HTTP, no PROXY header"
+
+
 def describe_side(name: str, result: BenchResult) -> str:
     side = next(s for s in result.spec.sides if s.name == name)
     t = side.target
-    if t.kind == "nlb":
-        how = f"through the NLB from {t.source or 'any address'}; the client sends no header — {t.label}"
-    elif t.send_pp:
-        how = "PPv2 header per connection, source 203.0.113.x (TEST-NET-3)"
-    else:
-        how = "plain HTTP, no PROXY header"
-    return f"  PP {SIDE_LABEL.get(name, name):<4} {t.kind} {t.address:<22} {how}  [{side.source}]"
+    return f"  PP {SIDE_LABEL.get(name, name):<4} {t.kind} {t.address:<22} {side_how(t)}  [{side.source}]"
 
 
 def _columns(result: BenchResult) -> list[str]:

@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, Checkbox, DataTable, Input, Label, Select, Static
 
+from ..bench.report import fmt_rate, side_how
 from ..widgets.safe import safe_text
 from .base import WorkflowScreen
 from .benchctl import BenchParams
@@ -198,7 +199,7 @@ class BenchScreen(WorkflowScreen):
     def _row(self, key: Any) -> list[Text]:
         bench = self.ppd.bench
         rate, side = key
-        head = [Text("max" if rate is None else f"{rate:g}"), Text(side, style=SIDE_COLORS.get(side, ""))]
+        head = [Text(fmt_rate(rate)), Text(side, style=SIDE_COLORS.get(side, ""))]
         r = bench.runs.get(key)
         if r is None:
             p = bench.progress
@@ -275,7 +276,7 @@ class BenchScreen(WorkflowScreen):
                 xs99 = [x for x, _, p99 in points if p99 is not None]
                 plt.plot(xs99, [p99 for _, _, p99 in points if p99 is not None], label="p99", marker="braille",
                          color="magenta")
-            plt.title(f"live: {_rate(p.rate)} RPS, {SIDE_NAMES.get(p.side, p.side)}")
+            plt.title(f"live: {fmt_rate(p.rate)} RPS, {SIDE_NAMES.get(p.side, p.side)}")
             plt.xlabel("seconds into the run")
             plt.ylabel("ms")
             widget.refresh()
@@ -302,11 +303,11 @@ class BenchScreen(WorkflowScreen):
             ticks = log_ticks(min(drawn), max(drawn))
             plt.ylim(math.log10(ticks[0]), math.log10(ticks[-1]))
             plt.yticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
-            plt.title(f"{_rate(rate)} RPS: latency by percentile")
+            plt.title(f"{fmt_rate(rate)} RPS: latency by percentile")
             plt.ylabel("ms (log)")
         else:
             plt.title("latency plot: run a bench (ctrl+r)" if not bench.runs else
-                      f"no latency measured at {_rate(rate)} RPS")
+                      f"no latency measured at {fmt_rate(rate)} RPS")
         widget.refresh()
 
     def _refresh_notes(self) -> None:
@@ -320,11 +321,8 @@ class BenchScreen(WorkflowScreen):
                         "latency from each request's scheduled send time\n", style="bold")
             for side in spec.sides:
                 t = side.target
-                how = ("through the NLB, the NLB adds any header" if t.kind == "nlb" else
-                       "PPv2 header per connection from 203.0.113.x (TEST-NET-3)" if t.send_pp else
-                       "plain HTTP, no PROXY header")
                 text.append(f"  {SIDE_NAMES.get(side.name, side.name):<8}", style=SIDE_COLORS.get(side.name, ""))
-                text.append_text(safe_text(f" {t.kind} {t.address}: {how} [{side.source}]"))
+                text.append_text(safe_text(f" {t.kind} {t.address}: {side_how(t)} [{side.source}]"))
                 text.append("\n")
         if bench.runs and not bench.running:
             text.append("The plot shows the highlighted row's rate (↑/↓ in the table); while a run goes, its "
@@ -334,7 +332,7 @@ class BenchScreen(WorkflowScreen):
                 text.append(line.strip() + "\n", style="bold")
         for (rate, side), r in bench.runs.items():
             for note in r.notes():
-                text.append_text(safe_text(f"{_rate(rate)} RPS, PP {side}: {note}", multiline=True, limit=800))
+                text.append_text(safe_text(f"{fmt_rate(rate)} RPS, PP {side}: {note}", multiline=True, limit=800))
                 text.append("\n")
         if bench.error:
             text.append("failed: ", style="bold red")
@@ -367,7 +365,3 @@ def log_ticks(low: float, high: float) -> list[float]:
 def _row_key(key: Any) -> str:
     rate, side = key
     return f"{'max' if rate is None else repr(rate)}|{side}"
-
-
-def _rate(rate: float | None) -> str:
-    return "max" if rate is None else f"{rate:g}"

@@ -225,7 +225,7 @@ class BenchController:
     # --- updates (UI thread) --------------------------------------------------------------------
 
     def handle(self, message: msg.BenchUpdate) -> None:
-        from ..bench.report import comparison, run_line
+        from ..bench.report import comparison, fmt_rate, run_line
 
         kind, payload = message.kind, message.payload
         if kind == "status":
@@ -241,7 +241,7 @@ class BenchController:
             if len(points) < LIVE_POINTS:
                 points.append((p.elapsed_s, p.window_p50_ms, p.window_p99_ms))
             if not self.stopping:
-                self.status = f"run {p.run_index + 1}/{p.run_count}: {_rate(p.rate)} RPS, PP {p.side}"
+                self.status = f"run {p.run_index + 1}/{p.run_count}: {fmt_rate(p.rate)} RPS, PP {p.side}"
         elif kind == "run":
             r = payload
             self.runs[(r.rate, r.side)] = r
@@ -267,7 +267,3 @@ class BenchController:
     def failed(self, error: BaseException | str) -> None:
         """The worker died with an unexpected error (the app shows it in a modal)."""
         self.handle(msg.BenchUpdate("failed", str(error)))
-
-
-def _rate(rate: float | None) -> str:
-    return "max" if rate is None else f"{rate:g}"
