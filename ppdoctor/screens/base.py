@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 
 class WorkflowScreen(Screen[Any]):
+    # Size classes the stylesheet lays each screen out by (assets/ppdoctor.tcss): 80×24 is -narrow -short.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (120, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-mid"), (40, "-tall")]
     MODE = ""
     HELP = ""  # a paragraph for the help screen
 

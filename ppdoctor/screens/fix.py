@@ -11,7 +11,7 @@ from textual.widgets import Button, DataTable
 
 from ..fixes.model import FIX_TITLES
 from ..widgets.plan import PlanView
-from ..widgets.safe import safe_text
+from ..widgets.safe import copy_json, safe_text
 from .base import WorkflowScreen
 
 
@@ -26,6 +26,8 @@ class FixScreen(WorkflowScreen):
         Binding("x", "apply", "Apply…", id="fix.apply", tooltip="Show the exact changes and ask before applying them"),
         Binding("r", "rollback", "Roll back…", id="fix.rollback",
                 tooltip="Restore every before-value from the change journal (asks first)"),
+        Binding("y", "copy", "Copy", id="fix.copy",
+                tooltip="Copy the plan (JSON: every change with its before and after values) to the clipboard"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -85,6 +87,13 @@ class FixScreen(WorkflowScreen):
 
     def action_rollback(self) -> None:
         self.ppd.request_rollback()
+
+    def action_copy(self) -> None:
+        plan = self.ppd.plan
+        if plan is None:
+            self.ppd.say("no plan yet: plan a fix first (p)", severity="warning")
+            return
+        copy_json(self, plan.as_dict(), f"the plan of {plan.id} is on the clipboard")
 
     @on(Button.Pressed, "#plan-apply")
     def _apply_pressed(self) -> None:

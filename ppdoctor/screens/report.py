@@ -44,9 +44,10 @@ class ReportScreen(WorkflowScreen):
                     for i, (_fmt, label) in enumerate(FORMATS):
                         yield RadioButton(label, value=i == 0)
                 yield Label("Path")
-                yield Input(id="report-path")
-                yield Button("Export", id="report-export", variant="primary",
-                             tooltip="Write the report (ctrl+s)")
+                with Horizontal(id="report-path-row"):
+                    yield Input(id="report-path")
+                    yield Button("Export", id="report-export", variant="primary",
+                                 tooltip="Write the report (ctrl+s)")
                 yield Static(id="report-status")
             yield TextArea(id="report-preview", read_only=True, show_line_numbers=False, soft_wrap=False)
 

@@ -24,10 +24,11 @@ class FindingDetail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="fd-head")
         yield Static(id="fd-explanation")
+        # the fixes before the evidence: two lines that say what to do, then the facts, which can run long
+        yield Static(id="fd-fixes")
         yield Static("Evidence", classes="section", id="fd-evidence-label")
         yield DataTable(id="fd-evidence", show_cursor=False, zebra_stripes=True)
         yield Static(id="fd-confirm")
-        yield Static(id="fd-fixes")
 
     def on_mount(self) -> None:
         self.border_title = "Finding"
