@@ -9,15 +9,15 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ..widgets.nav import NavBar
+from . import sizes
 
 if TYPE_CHECKING:
     from ..app import PPDoctorApp
 
 
 class WorkflowScreen(Screen[Any]):
-    # Size classes the stylesheet lays each screen out by (assets/ppdoctor.tcss): 80×24 is -narrow -short.
-    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-medium"), (120, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-mid"), (40, "-tall")]
+    HORIZONTAL_BREAKPOINTS = sizes.HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = sizes.VERTICAL_BREAKPOINTS
     MODE = ""
     HELP = ""  # a paragraph for the help screen
 

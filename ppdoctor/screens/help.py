@@ -8,6 +8,7 @@ from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
+from . import sizes
 
 WORKFLOW = ("Setup → Probes → Diagnosis → Fix → Report. Probe the path (each probe keeps its raw evidence), read "
             "the findings (ranked, each with the facts it rests on), plan a fix (reads the live state, writes "
@@ -53,6 +54,8 @@ def bindings_text() -> Text:
 
 
 class HelpScreen(ModalScreen[None]):
+    HORIZONTAL_BREAKPOINTS = sizes.HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = sizes.VERTICAL_BREAKPOINTS
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close", id="help.close", tooltip="Close the help")]
 
     def __init__(self) -> None:

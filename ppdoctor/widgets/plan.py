@@ -94,7 +94,9 @@ class PlanView(VerticalScroll):
             if not plan.changes:
                 head.append("\nnothing to change: the live state already matches", style="green")
             title.update(head)
-            self.query_one("#plan-explanation", Static).update(safe_text(plan.explanation, multiline=True))
+            explanation = self.query_one("#plan-explanation", Static)
+            explanation.update(safe_text(plan.explanation, multiline=True))
+            explanation.display = bool(plan.explanation)
             changes.mount_all(Static(change_text(i, change), classes="plan-change")
                               for i, change in enumerate(plan.changes, 1))
             window = Text()
