@@ -1,7 +1,8 @@
 """Pilot flows against a real lab (tg-pp-on-gateway-off): probe one by one → PPD003 → FIX-GW-PP-ON confirmed →
 verified → report; and declining the confirmation changes nothing (read back through boto3 and kubernetes).
 
-With PPDOCTOR_SCREENSHOTS=1 the flow also regenerates docs/screenshots/{setup,probes,diagnosis,fix,report}.svg.
+With PPDOCTOR_SCREENSHOTS=1 the flows also regenerate docs/screenshots/{setup,probes,diagnosis,fix,report}.svg
+(120×40) and diagnosis-80x24.svg.
 """
 
 from __future__ import annotations
@@ -237,6 +238,7 @@ async def test_at_80x24_run_all_read_the_evidence_fix_and_export(lab: Lab, tmp_p
         assert visible_region(app, evidence).height >= 3  # the header and the first facts, without scrolling
         assert "gateway.ppv2_result" in screen_text(app) or "tg.pp_v2" in screen_text(app)
         assert visible_region(app, app.screen.query_one("#fd-fixes")).area and "FIX-GW-PP-ON" in screen_text(app)
+        shoot(app, "diagnosis-80x24")
 
         await pilot.press("f")
         await wait_until(pilot, lambda: getattr(app.plan, "id", None) == "FIX-GW-PP-ON", 30, "the plan")
