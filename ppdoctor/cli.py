@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="optional",
         help="expect a PROXY header (default: accept with or without)",
     )
-    echo.set_defaults(run=_handler("ppdoctor.lab.echo:run_cli"))
+    echo.set_defaults(run=_handler("ppdoctor.echo.server:run_cli"))
 
     # lab: the embedded AWS NLB + Istio gateway world
     lab = sub.add_parser("lab", help="start, stop or list the embedded lab")
