@@ -147,9 +147,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = getattr(args, "run", None)
     if run is None:
         if args.lab:
-            args.run = _handler("ppdoctor.app:run_lab")
+            args.run = _handler("ppdoctor.tui:run_lab")
         else:
-            args.run = _handler("ppdoctor.app:run_default")
+            args.run = _handler("ppdoctor.tui:run_default")
         run = args.run
     try:
         return int(run(args) or 0)
