@@ -300,6 +300,24 @@ def _patch_custom(obj: dict[str, Any], field: str, before: Any, after: Any, body
     )
 
 
+def _allows_without_pp(node: Any) -> bool:
+    """True when some PROXY filter config in ``node`` (an EnvoyFilter spec, any depth) accepts plain connections."""
+    if isinstance(node, dict):
+        return node.get(PP_ALLOW_WITHOUT) is True or any(_allows_without_pp(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_allows_without_pp(v) for v in node)
+    return False
+
+
+def _require_pp(node: Any) -> Any:
+    """A copy of ``node`` in which every ``allow_requests_without_proxy_protocol: true`` becomes false."""
+    if isinstance(node, dict):
+        return {k: (False if k == PP_ALLOW_WITHOUT and v is True else _require_pp(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_require_pp(v) for v in node]
+    return node
+
+
 def _pp_envoy_filters(st: LiveState) -> list[dict[str, Any]]:
     out = []
     for f in st.envoy_filters:
@@ -345,8 +363,7 @@ def pp_enable(st: LiveState) -> list[Change]:
     gw_has_pp = bool(existing) or TOPOLOGY_PROXY_PROTOCOL in ((parse_proxy_config(st.template_annotations.get(PROXY_CONFIG))[0] or {})
                                                        .get(GATEWAY_TOPOLOGY) or {})
     ours = next((f for f in existing if _ns_name(f)[1] == OPTIONAL_FILTER_NAME), None)
-    optional = next((f for f in existing if "allow_requests_without_proxy_protocol" in json.dumps(f.get("spec"))
-                     and '"allow_requests_without_proxy_protocol": true' in json.dumps(f.get("spec"))), None)
+    optional = next((f for f in existing if _allows_without_pp(f.get("spec"))), None)
     if not gw_has_pp:
         ns = _ns_name(st.deployment)[0]
         obj = {"apiVersion": f"{ISTIO_GROUP}/{ISTIO_VERSION}", "kind": "EnvoyFilter",
@@ -374,9 +391,8 @@ def pp_enable(st: LiveState) -> list[Change]:
     strict_target = optional or ours
     if strict_target is not None:
         patches = strict_target["spec"]["configPatches"]
-        strict = json.loads(json.dumps(patches).replace('"allow_requests_without_proxy_protocol": true',
-                                                        '"allow_requests_without_proxy_protocol": false'))
-        changes.append(_patch_custom(strict_target, "allow_requests_without_proxy_protocol", True, False,
+        strict = _require_pp(patches)
+        changes.append(_patch_custom(strict_target, PP_ALLOW_WITHOUT, True, False,
                                      {"spec": {"configPatches": strict}}, {"spec": {"configPatches": patches}},
                                      verify="gateway-required",
                                      note="step 3: the gateway requires PROXY protocol (connections without it are refused)"))

@@ -145,7 +145,7 @@ class LabWorld:
         write_kubeconfig(kubeconfig, self.kube.url, token)
 
         # Pods: echo, then the gateway (Envoy) with the mesh config it starts with.
-        from .echo import start_echo, variant_for_image
+        from ..echo.server import start_echo, variant_for_image
 
         self.echo = await start_echo(addresses.ECHO_POD_IP, self.ports.echo, variant_for_image(sc.kubernetes.echo.image))
         self._mesh_at_pod_start = yaml.safe_load(mesh_at_start["data"]["mesh"]) or {}
