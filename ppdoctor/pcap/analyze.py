@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from socket import AF_INET, AF_INET6, inet_ntop
 from typing import Any
 
-from .classify import classify_client, classify_server
+from .classify import classify_server, client_class, client_details
 from .flows import CLIENT_PREFIX, MAX_OPEN_FLOWS, Flow, FlowTracker
 from .reader import CaptureError, ReadStats, read_segments
 
@@ -37,30 +37,34 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def flow_record(flow: Flow) -> dict[str, Any]:
-    """One flow as the JSON evidence shape: 5-tuple, time, the three classes and what decided them."""
+def handshake_class(flow: Flow) -> str:
     if flow.mid_stream:
-        handshake = "mid-stream"
-    elif flow.synack_from is not None and not flow.synack:
-        handshake = "asymmetric"
-    elif flow.synack and flow.acked:
-        handshake = "complete"
-    elif flow.s_rst and not flow.synack:
-        handshake = "reset"
-    elif flow.synack:
-        handshake = "synack-unanswered"
-    else:
-        handshake = "syn-unanswered"
-    client_data = flow.client_bytes()
-    if flow.mid_stream:
-        first, details = ("unknown", {}) if client_data else ("none", {})
-        if client_data:
-            first, details = classify_client(client_data, True)
-            if first not in ("ppv2-proxy", "ppv2-local", "ppv1"):
-                first = "unknown"  # without the SYN these need not be the connection's first bytes
-    else:
-        first, details = classify_client(client_data, flow.c_fin)
+        return "mid-stream"
+    if flow.synack_from is not None and not flow.synack:
+        return "asymmetric"
+    if flow.synack:
+        return "complete" if flow.acked else "synack-unanswered"
+    return "reset" if flow.s_rst else "syn-unanswered"
+
+
+_PP = frozenset(("ppv2-proxy", "ppv2-local", "ppv2-invalid", "ppv1", "none"))
+
+
+def flow_classes(flow: Flow, client_data: bytes) -> tuple[str, str, str, object, dict, bool]:
+    """(handshake, first_bytes, answer, parsed PROXY header, answer details, ELB health checker) of a flow."""
+    first, parsed, elb = client_class(client_data)
+    if flow.mid_stream and first not in _PP:
+        first = "unknown"  # without the SYN these need not be the connection's first bytes
     answer, adetails = classify_server(flow.server_bytes(), flow.s_rst, flow.s_fin)
+    return handshake_class(flow), first, answer, parsed, adetails, elb
+
+
+def flow_record(flow: Flow, classes: tuple | None = None, client_data: bytes | None = None) -> dict[str, Any]:
+    """One flow as the JSON evidence shape: 5-tuple, time, the three classes and what decided them."""
+    if client_data is None:
+        client_data = flow.client_bytes()
+    handshake, first, answer, parsed, adetails, _ = classes or flow_classes(flow, client_data)
+    details = client_details(first, client_data, parsed)
     client_ip, server_ip = _ip(flow.client), _ip(flow.server)
     rec: dict[str, Any] = {
         "client": _endpoint(client_ip, flow.cport),
@@ -106,6 +110,7 @@ class Analysis:
     buckets: dict[tuple, list] = field(default_factory=dict)  # (category, address, port) → [count, flows]
     buckets_dropped: int = 0
     local_sources: set[str] = field(default_factory=set)
+    _ips: dict[bytes, str] = field(default_factory=dict)
     peak_open: int = 0
     evicted: int = 0
     findings: list = field(default_factory=list)
@@ -113,63 +118,84 @@ class Analysis:
     # --- collecting ------------------------------------------------------------------------
 
     def add(self, flow: Flow) -> None:
-        rec = flow_record(flow)
+        """Count one finished flow; its full record is built only while an example, table row or
+        evidence slot still wants it (building it costs more than classifying)."""
+        client_data = flow.client_bytes()
+        classes = flow_classes(flow, client_data)
+        handshake, first, answer, parsed, _, elb = classes
         self.flows += 1
-        client_ip = rec["client"].rsplit(":", 1)[0].strip("[]")
-        hc = self._health_check(rec, client_ip)
+        packed = flow.client
+        client_ip = self._ips.get(packed)
+        if client_ip is None:
+            client_ip = _ip(packed)
+            if len(self._ips) < 65536:
+                self._ips[packed] = client_ip
+        hc = (first == "ppv2-local" or elb
+              or (first == "none" and handshake == "complete" and client_ip in self.nlb_ips))
+        if first == "ppv2-local":
+            self.local_sources.add(client_ip)
+        rec = None
         if hc:
-            rec["health_check"] = True
             self.health_checks += 1
-        for kind in ("handshake", "first_bytes", "answer"):
-            cls = rec[kind]
-            counts = self.summary[kind]
+        summary = self.summary
+        examples = self.examples
+        for kind, cls in (("handshake", handshake), ("first_bytes", first), ("answer", answer)):
+            counts = summary[kind]
             counts[cls] = counts.get(cls, 0) + 1
-            ex = self.examples.setdefault((kind, cls), [])
+            ex = examples.get((kind, cls))
+            if ex is None:
+                ex = examples[(kind, cls)] = []
             if len(ex) < EXAMPLES_PER_CLASS:
+                if rec is None:
+                    rec = self._record(flow, classes, client_data, hc)
                 ex.append(rec)
         if len(self.table) < self.table_limit:
+            if rec is None:
+                rec = self._record(flow, classes, client_data, hc)
             self.table.append(rec)
-        self._bucket(rec, client_ip, flow.sport, hc)
+        category = None
+        if first == "ppv2-proxy" or first == "ppv2-local":
+            if answer == "http-4xx":
+                category = "pp-4xx"
+            elif answer.startswith("http-"):
+                category = "pp-ok"
+            src = parsed.header.src if first == "ppv2-proxy" and not isinstance(parsed, str) else None
+            if src is not None and not hc:
+                src_ip = src.address
+                if src_ip in self.nlb_ips or src_ip in self.local_sources:
+                    rec = self._put("pp-src", src_ip, flow.sport, rec, flow, classes, client_data, hc)
+        elif first == "http" and not hc:
+            if answer == "reset" or answer == "empty":
+                category = "plain-closed"
+            elif answer.startswith("http-"):
+                category = "plain-ok"
+        if category is not None:
+            rec = self._put(category, client_ip, flow.sport, rec, flow, classes, client_data, hc)
+        if flow.syns > 1 and (handshake == "syn-unanswered" or handshake == "synack-unanswered"):
+            self._put("syn-retrans", client_ip, flow.sport, rec, flow, classes, client_data, hc)
+        elif handshake == "asymmetric":
+            self._put("asymmetric", client_ip, flow.sport, rec, flow, classes, client_data, hc)
 
-    def _health_check(self, rec: dict, client_ip: str) -> bool:
-        if rec["first_bytes"] == "ppv2-local":
-            self.local_sources.add(client_ip)
-            return True
-        if rec.get("elb_health_checker"):
-            return True
-        return rec["first_bytes"] == "none" and client_ip in self.nlb_ips and rec["handshake"] == "complete"
+    def _record(self, flow: Flow, classes: tuple, client_data: bytes, hc: bool) -> dict:
+        rec = flow_record(flow, classes, client_data)
+        if hc:
+            rec["health_check"] = True
+        return rec
 
-    def _put(self, category: str, address: str, port: int, rec: dict) -> None:
+    def _put(self, category: str, address: str, port: int, rec, flow, classes, client_data, hc) -> dict | None:
         key = (category, address, port)
         bucket = self.buckets.get(key)
         if bucket is None:
             if len(self.buckets) >= _MAX_BUCKETS:
                 self.buckets_dropped += 1
-                return
+                return rec
             bucket = self.buckets[key] = [0, []]
         bucket[0] += 1
         if len(bucket[1]) < EVIDENCE_PER_FINDING:
+            if rec is None:
+                rec = self._record(flow, classes, client_data, hc)
             bucket[1].append(rec)
-
-    def _bucket(self, rec: dict, client_ip: str, port: int, hc: bool) -> None:
-        first, answer, hs = rec["first_bytes"], rec["answer"], rec["handshake"]
-        if first in ("ppv2-proxy", "ppv2-local"):
-            if answer == "http-4xx":
-                self._put("pp-4xx", client_ip, port, rec)
-            elif answer.startswith("http-"):
-                self._put("pp-ok", client_ip, port, rec)
-            src = rec.get("pp_source")
-            if src and not hc:
-                self._put("pp-src", src.rsplit(":", 1)[0].strip("[]"), port, rec)
-        elif first == "http" and not hc:
-            if answer in ("reset", "empty"):
-                self._put("plain-closed", client_ip, port, rec)
-            elif answer.startswith("http-"):
-                self._put("plain-ok", client_ip, port, rec)
-        if hs in ("syn-unanswered", "synack-unanswered") and rec.get("syn_retransmits"):
-            self._put("syn-retrans", client_ip, port, rec)
-        elif hs == "asymmetric":
-            self._put("asymmetric", client_ip, port, rec)
+        return rec
 
     # --- deciding ------------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..proxyproto import IncompleteHeader, ProxyProtocolError, SIGNATURE_V2, parse
 from ..text import clean
 
-__all__ = ["classify_client", "classify_server", "HEALTH_CHECK_USER_AGENT"]
+__all__ = ["classify_client", "client_class", "client_details", "classify_server", "HEALTH_CHECK_USER_AGENT"]
 
 #: "Health checks for Network Load Balancer target groups": HTTP(S) checks send this User-Agent.
 HEALTH_CHECK_USER_AGENT = b"ELB-HealthChecker/2.0"
@@ -13,70 +13,98 @@ _METHODS = (b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"PAT
             b"PRI * HTTP/2")
 
 
-def _inner(data: bytes) -> tuple[str, dict]:
-    """Class and details of application bytes (after any PROXY header)."""
+def _inner_class(data: bytes) -> str:
     if not data:
-        return "none", {}
+        return "none"
     if data.startswith(_METHODS):
-        line = data.split(b"\r\n", 1)[0][:200]
-        out = {"request": clean(line.decode("latin-1"), limit=200)}
-        if HEALTH_CHECK_USER_AGENT in data[:2048]:
-            out["elb_health_checker"] = True
-        return "http", out
+        return "http"
     if len(data) >= 6 and data[0] == 0x16 and data[1] == 0x03 and data[5] == 0x01:
+        return "tls"
+    return "other"
+
+
+def _inner(data: bytes) -> dict:
+    """Details of application bytes (after any PROXY header), cleaned for display."""
+    cls = _inner_class(data)
+    if cls == "http":
+        line = data.split(b"\r\n", 1)[0][:200]
+        out: dict = {"request": clean(line.decode("latin-1"), limit=200)}
+        if HEALTH_CHECK_USER_AGENT in data:
+            out["elb_health_checker"] = True
+        return out
+    if cls == "tls":
         sni = _sni(data)
-        return "tls", ({"sni": clean(sni, limit=255)} if sni else {})
-    return "other", {"bytes": data[:16].hex(" ")}
+        return {"sni": clean(sni, limit=255)} if sni else {}
+    if cls == "other":
+        return {"bytes": data[:16].hex(" ")}
+    return {}
 
 
-def classify_client(data: bytes, complete: bool) -> tuple[str, dict]:
-    """(class, details) of what the client sent first; ``complete``: the bytes are all the client sent."""
+def client_class(data: bytes) -> tuple[str, object, bool]:
+    """(class, the parsed PROXY header or an error text or None, sent by the ELB health checker).
+
+    The cheap part of ``classify_client``, run for every flow; the details are built only for
+    flows that become examples or evidence.
+    """
     if data[:12] == SIGNATURE_V2 or (data and len(data) < 12 and SIGNATURE_V2.startswith(data)):
         try:
             parsed = parse(data, verify_crc=False)
         except IncompleteHeader:
-            return "ppv2-proxy", {"pp_error": "header cut short (capture snaplen or the client stopped)"}
+            return "ppv2-proxy", "header cut short (capture snaplen or the client stopped)", False
         except ProxyProtocolError as exc:
-            return "ppv2-invalid", {"pp_error": clean(str(exc), limit=200)}
-        h = parsed.header
-        details: dict = {"crc32c": parsed.crc32c}
-        if h.is_local:
-            cls = "ppv2-local"
-        else:
-            cls = "ppv2-proxy"
-            details["pp_source"] = str(h.src) if h.src else None
-            details["pp_destination"] = str(h.dst) if h.dst else None
-        if h.tlvs:
-            details["tlvs"] = [f"0x{t.type:02X}" for t in h.tlvs]
-        vpce = h.aws_vpce_id
-        if vpce:
-            details["vpce"] = clean(vpce, limit=64)
-        inner, more = _inner(parsed.trailing)
-        details["after_header"] = inner
-        details.update(more)
-        return cls, details
-    if data.startswith(b"PROXY "):
+            return "ppv2-invalid", clean(str(exc), limit=200), False
+        if parsed.header.command == 0 or parsed.header.family == 0:
+            return "ppv2-local", parsed, False
+        return "ppv2-proxy", parsed, HEALTH_CHECK_USER_AGENT in parsed.trailing
+    if data[:6] == b"PROXY ":
         try:
             parsed = parse(data)
         except IncompleteHeader:
-            return "ppv1", {"pp_error": "header cut short"}
+            return "ppv1", "header cut short", False
         except ProxyProtocolError as exc:
-            return "ppv1", {"pp_error": clean(str(exc), limit=200)}
-        h = parsed.header
-        details = {"pp_source": str(h.src) if h.src else None}
-        inner, more = _inner(parsed.trailing)
-        details["after_header"] = inner
-        details.update(more)
-        return "ppv1", details
-    return _inner(data)
+            return "ppv1", clean(str(exc), limit=200), False
+        return "ppv1", parsed, HEALTH_CHECK_USER_AGENT in parsed.trailing
+    cls = _inner_class(data)
+    return cls, None, cls == "http" and HEALTH_CHECK_USER_AGENT in data
+
+
+def client_details(cls: str, data: bytes, parsed: object) -> dict:
+    """Display details of the client's first bytes (remote text cleaned)."""
+    if isinstance(parsed, str):
+        return {"pp_error": parsed}
+    if parsed is None:
+        return _inner(data)
+    h = parsed.header
+    details: dict = {}
+    if h.version == 2:
+        details["crc32c"] = parsed.crc32c
+    if not h.is_local:
+        details["pp_source"] = str(h.src) if h.src else None
+        details["pp_destination"] = str(h.dst) if h.dst else None
+    if h.tlvs:
+        details["tlvs"] = [f"0x{t.type:02X}" for t in h.tlvs]
+    vpce = h.aws_vpce_id
+    if vpce:
+        details["vpce"] = clean(vpce, limit=64)
+    details["after_header"] = _inner_class(parsed.trailing)
+    details.update(_inner(parsed.trailing))
+    return details
+
+
+def classify_client(data: bytes, complete: bool = True) -> tuple[str, dict]:
+    """(class, details) of what the client sent first."""
+    cls, parsed, _ = client_class(data)
+    return cls, client_details(cls, data, parsed)
+
+
+_STATUS_CLASS = {b"1": "http-1xx", b"2": "http-2xx", b"3": "http-3xx", b"4": "http-4xx", b"5": "http-5xx"}
 
 
 def classify_server(data: bytes, rst: bool, fin: bool) -> tuple[str, dict]:
     """(class, details) of the server's answer: HTTP status class, reset, empty (FIN without a byte), none."""
     if data:
         if data.startswith(b"HTTP/") and len(data) >= 12 and data[9:12].isdigit():
-            status = int(data[9:12])
-            return f"http-{status // 100}xx", {"status": status}
+            return _STATUS_CLASS.get(data[9:10], "http-other"), {"status": int(data[9:12])}
         if data.startswith(b"HTTP/"):
             return "http-other", {}
         return "other", {"bytes": data[:16].hex(" ")}

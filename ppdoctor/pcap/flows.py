@@ -65,6 +65,9 @@ def _assemble(pieces: list[tuple[int, bytes]], limit: int) -> bytes:
     """The contiguous prefix from offset 0 of out-of-order, possibly overlapping pieces."""
     if not pieces:
         return b""
+    if len(pieces) == 1:
+        off, data = pieces[0]
+        return data[:limit] if off == 0 else b""
     out = bytearray()
     for off, data in sorted(pieces):
         have = len(out)
