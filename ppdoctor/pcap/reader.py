@@ -178,7 +178,7 @@ def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int) -> Iter
                 etype, vhl, tot, frag, proto, src, dst, sport, dport, seq, ack, doff, flags = fast(buf, pos + 16)
                 if etype == 0x0800 and vhl == 0x45 and proto == 6 and not frag & 0x3FFF:
                     tcp += 1
-                    data = pos + fast_ip + (doff >> 4) * 4
+                    data = pos + fast_ip + 20 + (doff >> 4) * 4
                     ip_end = pos + fast_ip + tot
                     if ip_end > end or ip_end < data:
                         if ip_end > end:
