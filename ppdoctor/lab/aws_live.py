@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .aws_moto import aws_client
@@ -75,6 +75,12 @@ class LiveState:
     targets: tuple[LiveTarget, ...]
     private_default_route: str  # "nat", "igw", another target id (tgw-…, eni-…), or "none"
     private_default_route_target: str | None  # nat-…/igw-… id
+    # Inbound permissions of the security groups on each target's ENI, by target IP; a target
+    # whose address no ENI holds is absent (nothing to enforce).
+    target_permissions: Mapping[str, tuple[Mapping[str, Any], ...]] = field(default_factory=dict)
+    lb_security_groups: tuple[str, ...] = ()  # the NLB's own groups (none: NLBs created before Aug 2023)
+    lb_permissions: tuple[Mapping[str, Any], ...] = ()
+    vpc_endpoint_ids: tuple[str, ...] = ()  # available interface endpoints of the NLB's endpoint service
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,7 @@ def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
     )
 
     route, route_target = _private_default_route(ec2, world)
+    security = read_security(ec2, elbv2, world, [t.ip for t in targets if t.ip])
     return LiveState(
         tg_arn=world.tg_arn,
         target_type=target_type,
@@ -150,7 +157,43 @@ def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
         targets=targets,
         private_default_route=route,
         private_default_route_target=route_target,
+        **security,
     )
+
+
+def read_security(ec2: Any, elbv2: Any, world: "AwsWorld", target_ips: list[str]) -> dict[str, Any]:
+    """Security groups of the targets' ENIs and of the NLB, and the NLB's PrivateLink endpoints."""
+    enis = ec2.describe_network_interfaces(
+        Filters=[{"Name": "addresses.private-ip-address", "Values": target_ips}]
+    )["NetworkInterfaces"] if target_ips else []
+    groups_of: dict[str, list[str]] = {}
+    for eni in enis:
+        addresses = {a.get("PrivateIpAddress") for a in eni.get("PrivateIpAddresses", [])} | {eni.get("PrivateIpAddress")}
+        for ip in target_ips:
+            if ip in addresses:
+                groups_of.setdefault(ip, []).extend(g["GroupId"] for g in eni.get("Groups", []))
+    lb = elbv2.describe_load_balancers(LoadBalancerArns=[world.lb_arn])["LoadBalancers"][0]
+    lb_groups = tuple(lb.get("SecurityGroups") or ())
+    wanted = sorted({g for gs in groups_of.values() for g in gs} | set(lb_groups))
+    permissions = {
+        sg["GroupId"]: tuple(sg.get("IpPermissions", []))
+        for sg in (ec2.describe_security_groups(GroupIds=wanted)["SecurityGroups"] if wanted else [])
+    }
+    endpoints: tuple[str, ...] = ()
+    if world.endpoint_service_id:
+        endpoints = tuple(
+            e["VpcEndpointId"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]
+            if e.get("ServiceName", "").endswith(world.endpoint_service_id)
+            and e.get("State", "available").lower() == "available"
+        )
+    return {
+        "target_permissions": {
+            ip: tuple(p for g in gs for p in permissions.get(g, ())) for ip, gs in groups_of.items()
+        },
+        "lb_security_groups": lb_groups,
+        "lb_permissions": tuple(p for g in lb_groups for p in permissions.get(g, ())),
+        "vpc_endpoint_ids": endpoints,
+    }
 
 
 def _private_default_route(ec2: Any, world: AwsWorld) -> tuple[str, str | None]:

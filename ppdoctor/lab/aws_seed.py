@@ -42,6 +42,10 @@ class AwsWorld:
     target_id: str  # the IP for ip targets, the instance id for instance targets
     target_ip: str
     target_port: int
+    target_sg_id: str = ""  # the security group on the targets' ENI
+    target_eni_id: str = ""  # the ENI holding an IP target's address ("" for instance targets)
+    endpoint_service_id: str = ""  # the VPC endpoint service in front of the NLB ("" without PrivateLink)
+    vpc_endpoint_id: str = ""  # the consumer's interface endpoint of that service
 
 
 def lb_id_from_arn(lb_arn: str) -> str:
@@ -118,7 +122,13 @@ def seed_aws(
     lb, eni_id = _seed_load_balancer(ec2, elbv2, spec, net, tags_cluster)
     tg_arn = _seed_target_group(elbv2, spec, net.vpc_id, target_port, hc_port)
     listener_arn = _seed_listener(elbv2, spec, lb["LoadBalancerArn"], tg_arn)
-    target_id = _seed_target(ec2, elbv2, spec, net, tg_arn, target_ip, target_port, tags_cluster)
+    target_sg_id = _seed_target_security_group(ec2, spec, net, tags_cluster)
+    target_id, target_eni_id = _seed_target(
+        ec2, elbv2, spec, net, tg_arn, target_ip, target_port, tags_cluster, target_sg_id
+    )
+    endpoint_service_id, vpc_endpoint_id = (
+        _seed_endpoint_service(ec2, lb["LoadBalancerArn"], net) if spec.endpoint_service else ("", "")
+    )
 
     return AwsWorld(
         endpoint_url=endpoint_url,
@@ -145,6 +155,10 @@ def seed_aws(
         target_id=target_id,
         target_ip=target_ip,
         target_port=target_port,
+        target_sg_id=target_sg_id,
+        target_eni_id=target_eni_id,
+        endpoint_service_id=endpoint_service_id,
+        vpc_endpoint_id=vpc_endpoint_id,
     )
 
 
@@ -291,21 +305,75 @@ def _seed_listener(elbv2: Any, spec: "AwsSpec", lb_arn: str, tg_arn: str) -> str
     return listener_arn
 
 
+def _seed_target_security_group(ec2: Any, spec: "AwsSpec", net: _Network, tags_cluster: str) -> str:
+    """The security group on the targets' ENIs, admitting the scenario's sources on every port.
+
+    In EKS this is the node (or cluster) security group the VPC CNI puts on the ENIs that carry
+    pod addresses; the AWS Load Balancer Controller adds its rules there.
+    """
+    with _Step("target security group"):
+        sg_id: str = ec2.create_security_group(
+            GroupName=f"eks-cluster-sg-{tags_cluster}",
+            Description="EKS created security group applied to ENI that is attached to EKS nodes and pods",
+            VpcId=net.vpc_id,
+        )["GroupId"]
+        if spec.target_sg_ingress:
+            v4 = [{"CidrIp": c} for c in spec.target_sg_ingress if ":" not in c]
+            v6 = [{"CidrIpv6": c} for c in spec.target_sg_ingress if ":" in c]
+            ec2.authorize_security_group_ingress(
+                GroupId=sg_id, IpPermissions=[{"IpProtocol": "-1", "IpRanges": v4, "Ipv6Ranges": v6}]
+            )
+    return sg_id
+
+
 def _seed_target(
     ec2: Any, elbv2: Any, spec: "AwsSpec", net: _Network, tg_arn: str, target_ip: str, target_port: int,
-    tags_cluster: str,
-) -> str:
-    """Register the gateway (its IP, or a node instance for instance targets); returns the target id."""
+    tags_cluster: str, sg_id: str,
+) -> tuple[str, str]:
+    """Register the gateway (its IP, or a node instance for instance targets); returns (target id, ENI id).
+
+    An IP target's address lives on an ENI in the private subnet (the VPC CNI's), carrying the
+    target security group; an instance target's node is launched with that group.
+    """
+    eni_id = ""
     with _Step("target registration"):
         if spec.target_group.target_type == "instance":
-            target_id = _launch_node(ec2, net.private_subnet_id, target_ip, tags_cluster)
+            target_id = _launch_node(ec2, net.private_subnet_id, target_ip, tags_cluster, sg_id)
         else:
+            eni_id = ec2.create_network_interface(
+                SubnetId=net.private_subnet_id,
+                PrivateIpAddress=target_ip,
+                Groups=[sg_id],
+                Description=f"aws-K8S-{tags_cluster}-node",
+            )["NetworkInterface"]["NetworkInterfaceId"]
             target_id = target_ip
         elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": target_id, "Port": target_port}])
-    return target_id
+    return target_id, eni_id
 
 
-def _launch_node(ec2: Any, subnet_id: str, private_ip: str, tags_cluster: str) -> str:
+def _seed_endpoint_service(ec2: Any, lb_arn: str, net: _Network) -> tuple[str, str]:
+    """A VPC endpoint service (PrivateLink) for the NLB and one consumer's interface endpoint.
+
+    The consumer's VPC uses the same CIDR as the provider's on purpose: consumer addresses can
+    overlap (hashicorp/vault #9450), which is why only the endpoint id tells clients apart.
+    """
+    with _Step("VPC endpoint service"):
+        service = ec2.create_vpc_endpoint_service_configuration(
+            NetworkLoadBalancerArns=[lb_arn], AcceptanceRequired=False
+        )["ServiceConfiguration"]
+    with _Step("consumer VPC endpoint"):
+        consumer_vpc = ec2.create_vpc(CidrBlock=addresses.VPC_CIDR)["Vpc"]["VpcId"]
+        consumer_subnet = ec2.create_subnet(VpcId=consumer_vpc, CidrBlock=addresses.PUBLIC_SUBNET_CIDR)["Subnet"]["SubnetId"]
+        endpoint_id: str = ec2.create_vpc_endpoint(
+            VpcId=consumer_vpc,
+            ServiceName=service["ServiceName"],
+            VpcEndpointType="Interface",
+            SubnetIds=[consumer_subnet],
+        )["VpcEndpoint"]["VpcEndpointId"]
+    return service["ServiceId"], endpoint_id
+
+
+def _launch_node(ec2: Any, subnet_id: str, private_ip: str, tags_cluster: str, sg_id: str) -> str:
     """An EC2 instance standing for the Kubernetes node behind instance targets."""
     # Filtered: moto holds ~1,300 AMIs and listing them all takes a second.
     images = ec2.describe_images(
@@ -319,6 +387,7 @@ def _launch_node(ec2: Any, subnet_id: str, private_ip: str, tags_cluster: str) -
         InstanceType="m5.large",
         SubnetId=subnet_id,
         PrivateIpAddress=private_ip,
+        SecurityGroupIds=[sg_id],
         TagSpecifications=[{"ResourceType": "instance", "Tags": _tags(
             {"Name": f"{tags_cluster}-node", f"kubernetes.io/cluster/{tags_cluster}": "owned"}
         )}],

@@ -49,6 +49,7 @@ from .aws import (
     in_cidr,
     read_live_state,
 )
+from .nlb_security import nlb_admits, target_admits
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class NlbStats:
     forwarded: int = 0
     blackholed: int = 0
     blackholed_active: int = 0
+    sg_dropped: int = 0
     pp_headers_sent: int = 0
     resets_to_client: int = 0
     target_connect_failures: int = 0
@@ -284,6 +286,8 @@ class NlbEmulator:
     health-check interval and timeout multiplier. ``vpc_endpoint_id``: clients arrive over
     PrivateLink through this endpoint. ``idle_timeout``: how long a black-holed connection is
     kept before it is reset. ``connect_timeout``: for connections to the target.
+    ``privatelink``: clients arrive through the interface endpoint of the NLB's endpoint
+    service (the world's): preservation has no effect and the TLV carries that endpoint's id.
     """
 
     def __init__(
@@ -301,6 +305,7 @@ class NlbEmulator:
         vpc_endpoint_id: str | None = None,
         idle_timeout: float = NLB_IDLE_TIMEOUT,
         connect_timeout: float = 10.0,
+        privatelink: bool = False,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.world = world
@@ -314,6 +319,7 @@ class NlbEmulator:
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self._vpc_endpoint_id = vpc_endpoint_id
+        self.privatelink = privatelink
         self._state: LiveState | None = None
         self._stats = NlbStats()
         self._server: asyncio.Server | None = None
@@ -492,7 +498,13 @@ class NlbEmulator:
         flow.client_addr = (peer[0], peer[1])
         state = self._state
         assert state is not None
-        mode = return_path(state, flow.client_addr[0], self.vpc_cidr)
+        if self.privatelink:
+            mode = "nlb"  # preservation has no effect on PrivateLink traffic
+        else:
+            mode = return_path(state, flow.client_addr[0], self.vpc_cidr)
+        if mode != "blackhole" and not nlb_admits(state, flow.client_addr[0], self.world.listener_port):
+            self._stats.sg_dropped += 1
+            mode = "blackhole"
         if mode == "blackhole":
             self._stats.blackholed += 1
             self._stats.blackholed_active += 1
@@ -527,6 +539,16 @@ class NlbEmulator:
             self._reset_client(flow)
             return
         source = flow.client_addr[0] if flow.mode == "preserved" else self.world.nlb_private_ip
+        if not target_admits(state, target, source):
+            # The target's security group drops the SYN: nothing ever comes back.
+            self._stats.sg_dropped += 1
+            self._stats.blackholed += 1
+            self._stats.blackholed_active += 1
+            flow.blackhole(self.idle_timeout)
+            client_transport = flow.client.transport
+            if client_transport is not None and not client_transport.is_closing():
+                client_transport.resume_reading()
+            return
         side = _Side(flow)
         loop = asyncio.get_running_loop()
         try:
@@ -545,13 +567,21 @@ class NlbEmulator:
         self._stats.forwarded += 1
         if state.pp_v2:
             assert self._address is not None
-            header = proxy_v2(flow.client_addr, self._address, vpce_id=self._vpc_endpoint_id)
+            header = proxy_v2(flow.client_addr, self._address, vpce_id=self._flow_vpce_id(state))
             assert side.transport is not None
             side.transport.write(header)
             self._stats.pp_headers_sent += 1
         client_transport = flow.client.transport
         if client_transport is not None and not client_transport.is_closing():
             client_transport.resume_reading()
+
+    def _flow_vpce_id(self, state: LiveState) -> str | None:
+        """The VPC endpoint id for TLV 0xEA: the explicit one, else the endpoint a PrivateLink client uses."""
+        if self._vpc_endpoint_id:
+            return self._vpc_endpoint_id
+        if self.privatelink and state.vpc_endpoint_ids:
+            return state.vpc_endpoint_ids[0]
+        return None
 
     def _reset_client(self, flow: _Flow) -> None:
         self._stats.resets_to_client += 1
@@ -600,7 +630,10 @@ class NlbEmulator:
             started = loop.time()
             target = next((t for t in state.targets if (t.id, t.port) == key), None)
             if target is not None and hc.enabled:
-                result = await self.check_target(target, hc, pp_v2=state.pp_v2)
+                if target_admits(state, replace(target, port=hc.port_for(target.port)), self.world.nlb_private_ip):
+                    result = await self.check_target(target, hc, pp_v2=state.pp_v2)
+                else:  # the target's security group drops the NLB's checks: they time out
+                    result = HealthCheckResult(False, "connect: timeout")
                 self._stats.health_checks += 1
                 if not result.ok:
                     self._stats.health_check_failures += 1

@@ -162,7 +162,7 @@ class LabWorld:
         from .nlb import NlbEmulator
 
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
-                               vpc_endpoint_id=sc.client.vpc_endpoint_id)
+                               vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink)
         await self.nlb.start()
 
         self.kube.store.subscribe(self._on_kube_event)
