@@ -18,7 +18,7 @@ FACT_SOURCES = {
     "gateway.plain": "direct-plain", "gateway.ppv2": "direct-ppv2", "gateway.ppv1": "direct-ppv1",
     "gateway.local": "direct-local", "gateway.honours_pp_source": "direct-ppv2",
     "gateway.": "envoy", "via_nlb.": "http-via-nlb", "xff.": "xff-forge", "forge.": "xff-forge",
-    "nlb.": "tcp", "syn.": "syn",
+    "nlb.": "tcp", "syn.": "syn", "sg.": "sg", "privatelink.": "privatelink",
 }
 
 
