@@ -6,7 +6,7 @@ decides from whichever facts are present and names the probe that would confirm 
 
 from __future__ import annotations
 
-from .engine import FactView, Finding
+from .model import FactView, Finding
 
 CATALOGUE = {
     "PPD017": "Client IP preservation on, and the targets' security groups drop clients",

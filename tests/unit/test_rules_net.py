@@ -7,7 +7,7 @@ import pytest
 
 from ppdoctor.aws_sg import groups_admit, permission_admits
 from ppdoctor.diagnosis import diagnose
-from ppdoctor.diagnosis.engine import FactView
+from ppdoctor.diagnosis.model import FactView
 from ppdoctor.diagnosis.rules_net import ppd017, ppd022
 from ppdoctor.probes.model import Observation
 from ppdoctor.probes.security_groups import SAMPLE_PUBLIC_SOURCE, evaluate
