@@ -10,11 +10,13 @@ from .model import FactView, Finding
 
 CATALOGUE = {
     "PPD017": "Client IP preservation on, and the targets' security groups drop clients",
+    "PPD019": "IPv6 clients on a dualstack NLB with IPv4 targets: preservation cannot carry their address",
     "PPD022": "PrivateLink clients with client IP preservation on: preservation cannot carry their address",
 }
 
 # Sources the explanations cite (FIELD.md; stored copies via the search tool).
 SG_SOURCES = "aws-load-balancer-controller #3521, #4632, #3935, #3771"
+IPV6_SOURCES = 'AWS "Target groups for your Network Load Balancers" (client IP preservation table)'
 PRIVATELINK_SOURCES = 'AWS "Target groups for your Network Load Balancers" (client IP preservation); hashicorp/vault #9450'
 
 
@@ -62,6 +64,29 @@ def ppd017(f: FactView) -> Finding | None:
         confirm=f.missing("via_nlb.result", "sg.prober_allowed"))
 
 
+def ppd019(f: FactView) -> Finding | None:
+    if f.get("ipv6.client") is not True or f.get("tg.pp_v2") is not False:
+        return None
+    if f.get("lb.ip_address_type", "dualstack") == "ipv4" or f.get("tg.ip_address_type") == "ipv6":
+        return None  # no IPv6 path to this NLB, or IPv6 targets where preservation works
+    cls = f.get("via_nlb.client_ip_class")
+    if cls is not None and cls not in ("nlb", "vpc-internal"):
+        return None
+    preserve = f.get("tg.preserve_ip")
+    fixes = ["FIX-PP-ENABLE", "FIX-TG-PRESERVE-OFF"] if preserve else ["FIX-PP-ENABLE"]
+    return _finding(
+        "PPD019", "error", 0.95 if cls == "nlb" else 0.8,
+        "The client is IPv6 and reaches a dualstack NLB whose target group is IPv4: the NLB translates the "
+        "connection, so the gateway sees the NLB's IPv4 address"
+        + (" even though client IP preservation is on" if preserve else "")
+        + ". Preservation cannot carry an IPv6 source to an IPv4 target; PROXY protocol v2 can (the header's "
+        "family is INET6). Turn PROXY protocol v2 on end to end, or put the gateway behind an IPv6 target "
+        f"group ({IPV6_SOURCES}).",
+        f, ["ipv6.client", "ipv6.client_scope", "lb.ip_address_type", "tg.ip_address_type", "tg.pp_v2",
+            "tg.preserve_ip", "via_nlb.client_ip", "via_nlb.client_ip_class"],
+        fixes=fixes, supersedes=["PPD001", "PPD012"], confirm=f.missing("via_nlb.client_ip_class", "lb.ip_address_type"))
+
+
 def ppd022(f: FactView) -> Finding | None:
     services = f.get("privatelink.services")
     if not services or f.get("tg.preserve_ip") is not True:
@@ -85,4 +110,4 @@ def ppd022(f: FactView) -> Finding | None:
         confirm=f.missing("via_nlb.client_ip_class"))
 
 
-RULES = [ppd017, ppd022]
+RULES = [ppd017, ppd019, ppd022]

@@ -81,6 +81,7 @@ class LiveState:
     lb_security_groups: tuple[str, ...] = ()  # the NLB's own groups (none: NLBs created before Aug 2023)
     lb_permissions: tuple[Mapping[str, Any], ...] = ()
     vpc_endpoint_ids: tuple[str, ...] = ()  # available interface endpoints of the NLB's endpoint service
+    lb_ip_address_type: str = "ipv4"  # "dualstack": IPv6 clients can reach the NLB
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,7 @@ def read_security(ec2: Any, elbv2: Any, world: "AwsWorld", target_ips: list[str]
         "lb_security_groups": lb_groups,
         "lb_permissions": tuple(p for g in lb_groups for p in permissions.get(g, ())),
         "vpc_endpoint_ids": endpoints,
+        "lb_ip_address_type": lb.get("IpAddressType", "ipv4"),
     }
 
 

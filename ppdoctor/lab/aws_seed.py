@@ -248,6 +248,7 @@ def _seed_load_balancer(
             Subnets=[net.public_subnet_id],
             Scheme=spec.scheme,
             Type="network",
+            IpAddressType=spec.ip_address_type,
             Tags=_tags(lb_tags),
         )["LoadBalancers"][0]
     with _Step("NLB network interface"):

@@ -49,6 +49,7 @@ from .aws import (
     in_cidr,
     read_live_state,
 )
+from .nlb_family import ipv6_flow_mode
 from .nlb_security import nlb_admits, target_admits
 
 log = logging.getLogger(__name__)
@@ -179,6 +180,7 @@ class _Flow:
         self.target: _Side | None = None
         self.mode = "pending"
         self.client_addr: tuple[str, int] = ("", 0)
+        self.listener_addr: tuple[str, int] = ("", 0)  # the NLB address the client connected to
         self.task: asyncio.Task[None] | None = None
         self.cap_timer: asyncio.TimerHandle | None = None
         self.finished = False
@@ -286,6 +288,8 @@ class NlbEmulator:
     health-check interval and timeout multiplier. ``vpc_endpoint_id``: clients arrive over
     PrivateLink through this endpoint. ``idle_timeout``: how long a black-holed connection is
     kept before it is reset. ``connect_timeout``: for connections to the target.
+    ``listen_host_v6``: also listen there (e.g. ``::1``) for IPv6 clients, who get an answer
+    only while the load balancer is dualstack (``address_v6``).
     ``privatelink``: clients arrive through the interface endpoint of the NLB's endpoint
     service (the world's): preservation has no effect and the TLV carries that endpoint's id.
     """
@@ -306,6 +310,7 @@ class NlbEmulator:
         idle_timeout: float = NLB_IDLE_TIMEOUT,
         connect_timeout: float = 10.0,
         privatelink: bool = False,
+        listen_host_v6: str | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.world = world
@@ -320,6 +325,9 @@ class NlbEmulator:
         self.connect_timeout = connect_timeout
         self._vpc_endpoint_id = vpc_endpoint_id
         self.privatelink = privatelink
+        self.listen_host_v6 = listen_host_v6
+        self._server_v6: asyncio.Server | None = None
+        self._address_v6: tuple[str, int] | None = None
         self._state: LiveState | None = None
         self._stats = NlbStats()
         self._server: asyncio.Server | None = None
@@ -344,6 +352,11 @@ class NlbEmulator:
         if self._address is None:
             raise LabError("the lab NLB has not been started")
         return self._address
+
+    @property
+    def address_v6(self) -> tuple[str, int] | None:
+        """The IPv6 listener's address (``listen_host_v6``), None without one."""
+        return self._address_v6
 
     @property
     def state(self) -> LiveState | None:
@@ -402,6 +415,20 @@ class NlbEmulator:
                 hint="on Linux all of 127.0.0.0/8 is local; elsewhere add the address to lo",
             ) from exc
         self._address = self._server.sockets[0].getsockname()[:2]
+        if self.listen_host_v6:
+            try:
+                self._server_v6 = await loop.create_server(
+                    lambda: _Flow(self).client, self.listen_host_v6, 0, reuse_address=True
+                )
+            except OSError as exc:
+                self._server.close()
+                self._server = None
+                self._shutdown_executor()
+                raise LabError(
+                    f"the lab NLB cannot listen on {self.listen_host_v6}: {exc}",
+                    hint="IPv6 scenarios need ::1 on lo (sysctl net.ipv6.conf.lo.disable_ipv6=0)",
+                ) from exc
+            self._address_v6 = self._server_v6.sockets[0].getsockname()[:2]
         self._poller = asyncio.create_task(self._poll_loop(), name="ppdoctor-nlb-poll")
         self._reconcile_checkers()
 
@@ -410,6 +437,9 @@ class NlbEmulator:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        server_v6, self._server_v6 = self._server_v6, None
+        if server_v6 is not None:
+            server_v6.close()
         tasks = [t for t in (self._poller, *self._checkers.values()) if t is not None]
         for task in tasks:
             task.cancel()
@@ -421,6 +451,8 @@ class NlbEmulator:
         self._checkers.clear()
         if server is not None:
             await server.wait_closed()
+        if server_v6 is not None:
+            await server_v6.wait_closed()
         # Let the aborted transports run their connection_lost callbacks.
         await asyncio.sleep(0)
         self._shutdown_executor()
@@ -496,9 +528,16 @@ class NlbEmulator:
         assert transport is not None
         peer = transport.get_extra_info("peername")
         flow.client_addr = (peer[0], peer[1])
+        flow.listener_addr = transport.get_extra_info("sockname")[:2]
         state = self._state
         assert state is not None
-        if self.privatelink:
+        v6 = ipv6_flow_mode(state, flow.client_addr[0])
+        if v6 == "refuse":
+            self._reset_client(flow)
+            return
+        if v6 is not None:
+            mode = v6  # an IPv4 target group: the NLB translates, preservation cannot apply
+        elif self.privatelink:
             mode = "nlb"  # preservation has no effect on PrivateLink traffic
         else:
             mode = return_path(state, flow.client_addr[0], self.vpc_cidr)
@@ -567,7 +606,7 @@ class NlbEmulator:
         self._stats.forwarded += 1
         if state.pp_v2:
             assert self._address is not None
-            header = proxy_v2(flow.client_addr, self._address, vpce_id=self._flow_vpce_id(state))
+            header = proxy_v2(flow.client_addr, flow.listener_addr, vpce_id=self._flow_vpce_id(state))
             assert side.transport is not None
             side.transport.write(header)
             self._stats.pp_headers_sent += 1

@@ -83,6 +83,8 @@ class AwsSpec:
     target_sg_ingress: tuple[str, ...] = ("0.0.0.0/0",)
     # A VPC endpoint service (PrivateLink) in front of the NLB, with one consumer endpoint.
     endpoint_service: bool = False
+    # "dualstack": the NLB has IPv6 addresses too (the lab's on ::1); target groups stay IPv4.
+    ip_address_type: str = "ipv4"
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,7 @@ class Scenario:
 _CHOICES = {
     ("aws", "scheme"): ("internet-facing", "internal"),
     ("aws", "private_default_route"): ("nat", "igw"),
+    ("aws", "ip_address_type"): ("ipv4", "dualstack"),
     ("aws", "target_group", "target_type"): ("ip", "instance"),
     ("aws", "target_group", "protocol"): ("TCP", "TLS", "TCP_UDP"),
     ("aws", "target_group", "health_check", "protocol"): ("TCP", "HTTP", "HTTPS"),
@@ -269,6 +272,7 @@ def _aws(r: _Reader) -> AwsSpec:
         private_default_route=r.take("private_default_route", str, d.private_default_route),
         target_sg_ingress=_cidrs(r, "target_sg_ingress", d.target_sg_ingress),
         endpoint_service=r.take("endpoint_service", bool, d.endpoint_service),
+        ip_address_type=r.take("ip_address_type", str, d.ip_address_type),
     )
     r.done()
     return spec

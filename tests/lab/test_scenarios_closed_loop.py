@@ -35,6 +35,7 @@ VIA_NLB = {
     # Field catalogue, network level (FIELD.md): timeouts from outside the VPC; the NLB's address.
     "preserve-on-sg-blocks-clients": ({"timeout-response"}, None),
     "privatelink-preserve-on": ({"ok"}, "nlb"),
+    "dualstack-ipv6-client": ({"ok"}, "nlb"),
 }
 # Health as DescribeTargetHealth reports it (from the emulator's real checks).
 UNHEALTHY = {"pp-on-hc-status-port"}
