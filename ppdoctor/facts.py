@@ -168,3 +168,15 @@ for _prefix, _probe in (("via_nlb", "http-via-nlb"), ("forge", "xff-forge"), ("g
 # --- syn (raw SYN with scapy) ---------------------------------------------------------------
 _d("syn.answer", str, "syn", "who answered a raw SYN to the NLB: nlb / foreign / none")
 _d("syn.answer_from", str, "syn", "the address a foreign SYN-ACK came from")
+
+# --- sg / privatelink (network-level field catalogue, rules_net.py) ------------------------
+_d("sg.target_groups", list, "sg", "security groups on the ENIs that hold the targets' addresses")
+_d("sg.nlb_groups", list, "sg", "the NLB's own security groups (none: an NLB created without them)")
+_d("sg.target_ingress_cidrs", list, "sg", "every source CIDR the targets' groups admit")
+_d("sg.prober_allowed", bool, "sg", "the groups admit the prober's address as the target would see it")
+_d("sg.public_allowed", bool, "sg", "the groups admit a sample public address (TEST-NET-3) as the target would see it")
+_d("privatelink.services", list, "privatelink", "VPC endpoint services whose NLB is this one")
+_d("ipv6.client", bool, "ipv6", "the probed client (nlb.client_source) is an IPv6 address")
+_d("ipv6.client_scope", str, "ipv6", "kind of IPv6 client address: loopback / link-local / unique-local / ipv4-mapped / documentation / global")
+_d("lb.ip_address_type", str, "ipv6", "the load balancer's IpAddressType: ipv4 / dualstack / dualstack-without-public-ipv4")
+_d("tg.ip_address_type", str, "ipv6", "the target group's IpAddressType: ipv4 / ipv6")

@@ -300,3 +300,9 @@ def ppd000(f: FactView) -> Finding | None:
 
 RULES = [ppd000, ppd001, ppd002, ppd003, ppd004, ppd005, ppd006, ppd007, ppd008, ppd009, ppd010, ppd011,
          ppd012, ppd013, ppd014, ppd015]
+
+# Field catalogue, network level (rules_net.py).
+from . import rules_net  # noqa: E402
+
+CATALOGUE.update(rules_net.CATALOGUE)
+RULES += rules_net.RULES
