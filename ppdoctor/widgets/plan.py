@@ -6,7 +6,7 @@ view however long the changes are; long values (annotations, JSON) wrap instead 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.padding import Padding
@@ -17,6 +17,9 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Log, Static
 
 from .safe import clean, safe_text, show_value
+
+if TYPE_CHECKING:
+    from ..fixes.model import FixPlan
 
 CHANGE_STATUS_STYLE = {"pending": "dim", "applied": "bold green", "failed": "bold red", "rolled-back": "yellow",
                        "skipped": "dim"}
@@ -122,3 +125,25 @@ class PlanView(VerticalScroll):
                            Text("passed", style="bold green") if v.passed else Text("FAILED", style="bold red"),
                            Text(f"{v.seconds:.1f} s"))
         verify.display = self.query_one("#plan-verify-label").display = bool(verifications)
+
+
+def short_value(value: Any, limit: int = 160) -> str:
+    """A value as the plan shows it, cut at ``limit`` characters."""
+    text = show_value(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def plan_lines(plan: FixPlan) -> list[str]:
+    """The exact changes of a plan, one block each, for the confirmation modal."""
+    lines = []
+    for i, change in enumerate(plan.changes, 1):
+        block = [f"{i}. {change.object}", f"   {change.field}:",
+                 f"     before: {'(absent)' if change.before is None else short_value(change.before, 400)}",
+                 f"     after:  {'(absent)' if change.after is None else short_value(change.after, 400)}",
+                 f"   via {change.api_call}"]
+        if change.note:
+            block.append(f"   note: {change.note}")
+        lines.append("\n".join(block))
+    if plan.window:
+        lines.append(f"window: {plan.window}")
+    return lines

@@ -204,13 +204,13 @@ async def test_resizing_during_a_probe_run_keeps_it():
                 await pilot.resize_terminal(*size)
                 await pilot.pause()
                 assert app.screen.has_class(width_class)
-                assert "http-via-nlb" in app.running and table.cursor_row == 1
+                assert "http-via-nlb" in app.probes.running and table.cursor_row == 1
             await pilot.press("3")  # another screen, then back: its classes follow the size it opens at
             await pilot.pause()
             assert app.screen.has_class("-narrow") and app.screen.has_class("-short")
             await pilot.press("2", "c")
             await settle(pilot, app)
-            assert "http-via-nlb" not in app.running
+            assert "http-via-nlb" not in app.probes.running
             assert "cancelled" in screen_text(app)
     finally:
         server.close()

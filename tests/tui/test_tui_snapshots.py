@@ -59,7 +59,7 @@ def test_snapshot_start(snap_compare, size):
 
 @SIZES
 def test_snapshot_lab_that_did_not_start(snap_compare, monkeypatch, size):
-    from ppdoctor.app import LabHandle
+    from ppdoctor.lab.handle import LabHandle
     from ppdoctor.errors import LabError
 
     def fail(self: LabHandle) -> dict[str, Any]:
