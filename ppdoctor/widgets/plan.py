@@ -56,6 +56,24 @@ def change_text(index: int, change: Any) -> Group:
     return Group(head, Padding(grid, (0, 0, 0, 3)))
 
 
+def outcome_text(result: Any | None) -> Text:
+    """One line under the plan's title once it was applied, so the outcome is in view before the details below."""
+    text = Text()
+    if result is None:
+        return text
+    checks = list(getattr(result, "verifications", []) or [])
+    passed = sum(1 for v in checks if v.passed)
+    if result.completed and passed == len(checks):
+        text.append(f"\n✓ applied; {passed}/{len(checks)} verification(s) passed", style="bold green")
+    elif result.completed:
+        text.append(f"\n✗ applied, but {len(checks) - passed}/{len(checks)} verification(s) FAILED (r rolls back)",
+                    style="bold red")
+    else:
+        text.append("\n✗ not completed: ", style="bold red")
+        text.append_text(safe_text(result.error or "see Progress below", "red"))
+    return text
+
+
 class PlanView(VerticalScroll):
     DEFAULT_CLASSES = "panel"
 
@@ -96,6 +114,7 @@ class PlanView(VerticalScroll):
             head.append_text(safe_text(plan.title, "bold"))
             if not plan.changes:
                 head.append("\nnothing to change: the live state already matches", style="green")
+            head.append_text(outcome_text(result))
             title.update(head)
             explanation = self.query_one("#plan-explanation", Static)
             explanation.update(safe_text(plan.explanation, multiline=True))

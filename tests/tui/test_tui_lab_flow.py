@@ -252,6 +252,8 @@ async def test_at_80x24_run_all_read_the_evidence_fix_and_export(lab: Lab, tmp_p
         await pilot.click("#confirm")
         await wait_until(pilot, lambda: app.fixes.apply_result is not None, 90, "the fix to be applied and verified")
         assert app.fixes.apply_result.completed and all(v.passed for v in app.fixes.apply_result.verifications)
+        await settle(pilot, app)
+        assert "✓ applied;" in screen_text(app)  # the outcome in view, without scrolling
 
         await pilot.press("5")
         await settle(pilot, app)
