@@ -108,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=_handler("ppdoctor.bench.cli:run"))
 
+    # pcap: offline evidence from a capture
+    pcap = sub.add_parser("pcap", help="classify the TCP flows of a pcap/pcapng capture and name the cause "
+                                       "(exit 0 none, 1 findings, 2 unusable file)")
+    pcap.add_argument("file", metavar="FILE", help="capture written by tcpdump -w, tshark or Wireshark")
+    pcap.add_argument("--json", action="store_true", help="print one JSON object")
+    pcap.add_argument("--nlb-ip", action="append", metavar="IP", help="an address of the NLB (repeatable)")
+    pcap.add_argument("--vpc", action="append", metavar="CIDR", help="the VPC's CIDR block (repeatable)")
+    pcap.add_argument("--port", action="append", type=int, metavar="N", help="only flows to this port (repeatable)")
+    pcap.set_defaults(run=_handler("ppdoctor.pcap.cli:run"))
+
     # echo: PP-aware echo server
     echo = sub.add_parser("echo", help="run a PROXY-protocol-aware HTTP echo server")
     echo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
