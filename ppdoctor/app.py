@@ -23,9 +23,9 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from .config import TargetConfig
-from .diagnosis.engine import Finding
+from .diagnosis.model import Finding
 from .errors import PPDoctorError
-from .probes.model import Observation, Status
+from .probes.model import Observation
 from .screens import messages as msg
 from .screens.benchctl import BenchController
 from .screens.commands import PPDoctorCommands
@@ -66,17 +66,13 @@ def _bench_screen() -> Screen[Any]:
     return BenchScreen()
 
 
-def _css_path() -> str:
-    return str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
-
-
 # --- the app ------------------------------------------------------------------------------------
 
 class PPDoctorApp(App[int]):
     """ppdoctor's TUI. Pass a session to open on a target, or a lab (``LabLike``) to start/attach first."""
 
     TITLE = "ppdoctor"
-    CSS_PATH = _css_path()
+    CSS_PATH = str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
     COMMANDS = App.COMMANDS | {PPDoctorCommands}
     MODES = {
         "setup": SetupScreen,
@@ -248,10 +244,7 @@ class PPDoctorApp(App[int]):
         self.post_message(msg.LabReady(endpoints, config))
 
     def _boot_screen(self) -> LabBootScreen | None:
-        for screen in reversed(self.screen_stack):
-            if isinstance(screen, LabBootScreen):
-                return screen
-        return None
+        return next((screen for screen in reversed(self.screen_stack) if isinstance(screen, LabBootScreen)), None)
 
     @on(msg.LabProgress)
     def _lab_progress(self, message: msg.LabProgress) -> None:
@@ -393,10 +386,7 @@ class PPDoctorApp(App[int]):
             return
         error = worker.error
         if worker.group == "probes":
-            name = (worker.name or "").removeprefix("probe ")
-            obs = Observation(name, status=Status.ERROR, summary=f"the probe could not run: {error}")
-            obs.error = {"kind": "ui", "message": str(error)}
-            self.post_message(msg.ProbeFinished(obs))
+            self.probes.worker_failed((worker.name or "").removeprefix("probe "), error)
             return
         if worker.group == "apply":
             self.fixes.worker_failed()
