@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import time
+from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable
@@ -29,19 +30,13 @@ from .probes.model import Observation
 from .screens import messages as msg
 from .screens.benchctl import BenchController
 from .screens.commands import PPDoctorCommands
-from .screens.diagnosis import DiagnosisScreen
 from .screens.engine import EngineLoop
 from .screens.fixflow import FixFlow, FixUpdate
 from .screens.probeflow import ProbeFlow, ProbeUpdate
-from .screens.fix import FixScreen
 from .screens.help import HelpScreen
 from .screens.host import APP_BINDINGS, LabLike
 from .screens.modals import ConfirmModal, ErrorModal
-from .screens.probes import ProbesScreen
-from .screens.report import ReportScreen
-from .screens.setup import SetupScreen
 from .screens.start import LabBootScreen, StartScreen
-from .screens.timeline import TimelineScreen
 from .session import IncidentSession, TimelineEvent
 from .widgets.safe import clean
 
@@ -59,11 +54,9 @@ WORKER_TITLES = {
 }
 
 
-def _bench_screen() -> Screen[Any]:
-    """The Bench screen, imported when first opened (its widgets are not needed at start-up)."""
-    from .screens.bench import BenchScreen
-
-    return BenchScreen()
+def _mode(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """A mode's screen, imported when first opened: start-up pays only for the screen it lands on."""
+    return lambda: getattr(import_module(f"ppdoctor.screens.{module}"), name)()
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -75,13 +68,13 @@ class PPDoctorApp(App[int]):
     CSS_PATH = str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
     COMMANDS = App.COMMANDS | {PPDoctorCommands}
     MODES = {
-        "setup": SetupScreen,
-        "probes": ProbesScreen,
-        "diagnosis": DiagnosisScreen,
-        "fix": FixScreen,
-        "report": ReportScreen,
-        "timeline": TimelineScreen,
-        "bench": _bench_screen,
+        "setup": _mode("setup", "SetupScreen"),
+        "probes": _mode("probes", "ProbesScreen"),
+        "diagnosis": _mode("diagnosis", "DiagnosisScreen"),
+        "fix": _mode("fix", "FixScreen"),
+        "report": _mode("report", "ReportScreen"),
+        "timeline": _mode("timeline", "TimelineScreen"),
+        "bench": _mode("bench", "BenchScreen"),
     }
     BINDINGS = APP_BINDINGS
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..widgets.plan import plan_lines, short_value
 from . import messages as msg
 from .modals import ConfirmModal
 
@@ -74,6 +73,8 @@ class FixFlow:
         if not plan.changes:
             app.say(f"{plan.id}: nothing to change — the live state already matches", severity="information")
             return
+        from ..widgets.plan import plan_lines  # the plan widgets load with the Fix screen, not at start-up
+
         n = len(plan.changes)
         app.push_screen(
             ConfirmModal(f"Apply {plan.id} to {app.config.name}?", plan_lines(plan),
@@ -122,6 +123,7 @@ class FixFlow:
             return
         from ..fixes import journal_path, load_journal
         from ..probes.context import ProbeContext
+        from ..widgets.plan import short_value
 
         config = app.config
         entries = await app.engine.run(_in_engine(
