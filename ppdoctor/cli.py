@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="optional",
         help="expect a PROXY header (default: accept with or without)",
     )
-    echo.set_defaults(run=_handler("ppdoctor.lab.echo:run_cli"))
+    echo.set_defaults(run=_handler("ppdoctor.echo.server:run_cli"))
 
     # lab: the embedded AWS NLB + Istio gateway world
     lab = sub.add_parser("lab", help="start, stop or list the embedded lab")
@@ -163,9 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = getattr(args, "run", None)
     if run is None:
         if args.lab:
-            args.run = _handler("ppdoctor.app:run_lab")
+            args.run = _handler("ppdoctor.tui:run_lab")
         else:
-            args.run = _handler("ppdoctor.app:run_default")
+            args.run = _handler("ppdoctor.tui:run_default")
         run = args.run
     try:
         return int(run(args) or 0)
