@@ -222,7 +222,7 @@ class Analysis:
 
     def decide(self) -> list:
         """Findings from the catalogue that the capture decides (docs/pcap.md has the table)."""
-        from ..diagnosis.engine import Finding  # diagnosis is heavy-ish (60 ms); only once the flows are read
+        from ..diagnosis.model import Finding  # diagnosis is heavy-ish; imported once the flows are read
         from ..diagnosis.rules import CATALOGUE
 
         def finding(fid, severity, confidence, explanation, count, flows, fixes):
