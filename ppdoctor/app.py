@@ -398,7 +398,7 @@ class PPDoctorApp(App[int]):
     @on(msg.LabReady)
     def _lab_ready(self, message: msg.LabReady) -> None:
         self.lab_status = ""
-        session = IncidentSession(message.config)
+        session = IncidentSession.open(message.config, by="tui")
         self._adopt(session)
         scenario = message.endpoints.get("scenario", "")
         self.note(f"lab scenario {scenario} is ready", endpoints={k: message.endpoints.get(k) for k in (
@@ -421,7 +421,7 @@ class PPDoctorApp(App[int]):
     def set_config(self, config: TargetConfig) -> None:
         """The Setup screen changed the target: earlier observations no longer describe it."""
         if self.session is None:
-            self._adopt(IncidentSession(config))
+            self._adopt(IncidentSession.open(config, by="tui"))
         elif config == self.config:
             return
         session = self.session
@@ -431,9 +431,7 @@ class PPDoctorApp(App[int]):
             self.cancel_probe(name, quiet=True)
 
         def retarget() -> None:
-            session.config = config
-            session.observations.clear()
-            session.findings = []
+            session.retarget(config)
             session.record("note", f"target changed: {config.name} ({config.nlb.address or config.nlb.arn or 'no NLB address'})")
 
         self.in_engine(retarget)
@@ -605,7 +603,8 @@ class PPDoctorApp(App[int]):
 
     def _apply_confirmed(self, plan: Any, ok: bool) -> None:
         if not ok:
-            self.note(f"{plan.id}: declined by the operator; nothing was changed")
+            if self.session is not None:
+                self.in_engine(self.session.declined, plan, by="user")
             self.say(f"{plan.id} declined: nothing was changed")
             return
         if self.applying:
@@ -663,20 +662,17 @@ class PPDoctorApp(App[int]):
     async def _rollback(self) -> None:
         if self.session is None:
             return
-        from .fixes import journal_path, load_journal
-        from .probes.context import ProbeContext
-
-        config = self.config
-        entries = await self.engine.run(_in_engine(
-            lambda: [e for e in load_journal(journal_path(ProbeContext(config))) if e.get("status") == "applied"]))
+        session = self.session
+        entries = await self.engine.run(_in_engine(session.rollback_candidates))
         if not entries:
-            self.say("nothing to roll back: the change journal has no applied change for this target")
+            self.say("nothing to roll back: this incident has no applied change (`ppdoctor fix --rollback` lists "
+                     "earlier incidents' changes)")
             return
         lines = [f"{e.get('object')}\n   {e.get('field')}: {_short(e.get('after'))} → {_short(e.get('before'))}"
                  for e in reversed(entries)]
         ok = await self.push_screen_wait(ConfirmModal(
             f"Roll back {len(entries)} change(s)?", lines, confirm_label=f"Roll back {len(entries)}",
-            warning="Restores every before-value from the change journal, newest first."))
+            warning="Restores this incident's before-values, newest first; stops if someone changed a value since."))
         if not ok:
             self.note("rollback declined by the operator; nothing was changed")
             return
@@ -694,7 +690,12 @@ class PPDoctorApp(App[int]):
         self.apply_log.append(f"rolled back {len(message.done)} change(s)"
                               + (f"; {len(message.failed)} failed" if message.failed else ""))
         if message.failed:
-            self.show_error("Rollback incomplete", str(message.failed[0].get("error") or message.failed[0]))
+            f = message.failed[0]
+            detail = str(f.get("error") or f)
+            if f.get("status") == "conflict":
+                detail = (f"{f.get('object')} {f.get('field')} was changed by someone else since ppdoctor wrote it:\n"
+                          f"before: {_short(f.get('before'))}\nours:   {_short(f.get('ours'))}\nnow:    {_short(f.get('now'))}")
+            self.show_error("Rollback incomplete", detail)
         else:
             self.say(f"rolled back {len(message.done)} change(s); re-running the probes")
             self.start_probes()
@@ -733,7 +734,9 @@ class PPDoctorApp(App[int]):
         backend = self._report()
         target = Path(path).expanduser()
         if self.is_web:
-            fmt = {".md": "md", ".json": "json", ".html": "html", ".htm": "html"}.get(target.suffix.lower(), "md")
+            from .report import report_format
+
+            fmt = report_format(target)
             text = self.engine.call(backend.render_report, session, fmt).result(timeout=30)
             self.call_from_thread(self.deliver_text, io.StringIO(text), save_filename=target.name)
             self.post_message(msg.ReportWritten(f"download: {target.name}", len(text.encode())))
@@ -827,7 +830,7 @@ def run_default(args: Any) -> int:
     config_path = getattr(args, "config", None)
     config = load_config(config_path)
     if target_configured(config) or aws_credentials_source() is not None:
-        app = PPDoctorApp(IncidentSession(config), landing="setup")
+        app = PPDoctorApp(IncidentSession.open(config, by="tui"), landing="setup")
     else:
         app = PPDoctorApp(start_reason=_missing_target_reason(config, config_path))
     try:
