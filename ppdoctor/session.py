@@ -76,7 +76,8 @@ class IncidentSession:
             self.started_at = self.timeline[0].at
 
     def retarget(self, config: TargetConfig) -> None:
-        """Another target: forget what was observed; follow that target's incident if this session keeps one."""
+        """Point the session at another target: what was observed and concluded no longer describes it; a
+        session that keeps a record follows that target's current incident."""
         self.config = config
         self.observations.clear()
         self.findings = []
@@ -84,6 +85,7 @@ class IncidentSession:
             current = open_current(config, by=self.by)
             if current.path != self.incident.path:
                 self._attach(current)
+        self.record("note", f"target changed: {config.name} ({config.nlb.address or config.nlb.arn or 'no NLB address'})")
 
     def subscribe(self, callback: Callable[[TimelineEvent], None]) -> None:
         """Called for every new timeline event (from whatever thread/loop recorded it)."""

@@ -8,11 +8,10 @@ then says so instead of pretending it checked.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
-from .planner import LiveState, _ns_name
+from .planner import PP_ALLOW_WITHOUT, LiveState, _allows_without_pp, _ns_name
 
 UNKNOWN = object()
 _ANN = re.compile(r'^(spec\.template\.)?metadata\.annotations\["(.+)"\]$')
@@ -43,9 +42,8 @@ def live_value(change: dict[str, Any], st: LiveState) -> Any:
         patches = (found.get("spec") or {}).get("configPatches")
         if field == "spec.configPatches":
             return patches
-        if field == "allow_requests_without_proxy_protocol":
-            text = json.dumps(patches)
-            return '"allow_requests_without_proxy_protocol": true' in text
+        if field == PP_ALLOW_WITHOUT:
+            return _allows_without_pp(patches)
         return UNKNOWN
     m = _ANN.match(field)
     if m:

@@ -32,6 +32,10 @@ VIA_NLB = {
     "in-tree-annotation-ignored": ({"reset", "empty-reply"}, None),
     "envoyfilter-after-tls-inspector": ({"ok"}, "prober"),
     "hairpin": ({"timeout-response"}, None),
+    # Field catalogue, network level (FIELD.md): timeouts from outside the VPC; the NLB's address.
+    "preserve-on-sg-blocks-clients": ({"timeout-response"}, None),
+    "privatelink-preserve-on": ({"ok"}, "nlb"),
+    "dualstack-ipv6-client": ({"ok"}, "nlb"),
 }
 # Health as DescribeTargetHealth reports it (from the emulator's real checks).
 UNHEALTHY = {"pp-on-hc-status-port"}
