@@ -403,12 +403,38 @@ def derive_gateway_settings(
     Deployment's own metadata or on the Service never reach the proxy.
     """
     warnings: list[str] = []
-    sources: list[str] = []
     deployment = deployment or {}
     template = _pod_template(deployment)
     namespace = (deployment.get("metadata") or {}).get("namespace") or ROOT_NAMESPACE
 
-    # ProxyConfig
+    proxy = _proxy_config(deployment, mesh_at_pod_start, warnings)
+    listener_filters = _istiod_listener_filters(proxy.pp_from_topology)
+    sources = list(proxy.sources)
+    _apply_envoy_filters(listener_filters, envoy_filters, namespace, pod_labels, sources, warnings)
+    _check_filter_order(listener_filters, warnings)
+
+    return GatewaySettings(
+        listener_filters=listener_filters,
+        pp_sources=sources,
+        num_trusted_hops=proxy.num_trusted_hops,
+        status_listener_filters=_status_listener_filters(template),
+        direct_routes=_direct_routes(virtual_services or [], warnings),
+        warnings=list(dict.fromkeys(warnings)),  # a patch applied to two listeners warns once
+    )
+
+
+@dataclass(frozen=True)
+class _ProxyConfigOutcome:
+    pp_from_topology: bool
+    num_trusted_hops: int
+    sources: tuple[str, ...]
+
+
+def _proxy_config(
+    deployment: dict[str, Any], mesh_at_pod_start: dict[str, Any] | None, warnings: list[str]
+) -> _ProxyConfigOutcome:
+    """ProxyConfig: mesh defaultConfig merged with the pod template's ``proxy.istio.io/config``."""
+    template = _pod_template(deployment)
     default_config = _get(mesh_at_pod_start or {}, "default_config") or {}
     proxy_config = _deep_merge(default_config, {})
     template_annotations = (template.get("metadata") or {}).get("annotations") or {}
@@ -423,6 +449,7 @@ def derive_gateway_settings(
             "(only spec.template.metadata.annotations reach the proxy)"
         )
 
+    sources: list[str] = []
     topology = _get(proxy_config, "gateway_topology") or {}
     pp_from_topology = _has_message(topology, "proxy_protocol")
     if _has_message(_get(annotation or {}, "gateway_topology"), "proxy_protocol"):
@@ -434,8 +461,11 @@ def derive_gateway_settings(
     except (TypeError, ValueError):
         warnings.append(f"gatewayTopology.numTrustedProxies {_get(topology, 'num_trusted_proxies')!r} is not a number; using 0")
         num_trusted_hops = 0
+    return _ProxyConfigOutcome(pp_from_topology, num_trusted_hops, tuple(sources))
 
-    # Listeners as istiod builds them: PP first, then tls_inspector where SNI matching needs it.
+
+def _istiod_listener_filters(pp_from_topology: bool) -> dict[int, list[ListenerFilter]]:
+    """Listeners as istiod builds them: PP first, then tls_inspector where SNI matching needs it."""
     listener_filters: dict[int, list[ListenerFilter]] = {}
     for port in GATEWAY_LISTENER_PORTS:
         filters: list[ListenerFilter] = []
@@ -444,8 +474,18 @@ def derive_gateway_settings(
         if port == TLS_PORT:
             filters.append(_tls_inspector())
         listener_filters[port] = filters
+    return listener_filters
 
-    # EnvoyFilters
+
+def _apply_envoy_filters(
+    listener_filters: dict[int, list[ListenerFilter]],
+    envoy_filters: list[dict[str, Any]],
+    namespace: str,
+    pod_labels: dict[str, str],
+    sources: list[str],
+    warnings: list[str],
+) -> None:
+    """EnvoyFilters that select the gateway, in istiod's order, patched into ``listener_filters``."""
     selected = sorted(
         (ef for ef in envoy_filters or [] if ef.get("kind") == "EnvoyFilter" and _selects(ef, namespace, pod_labels or {})),
         key=_filter_order_key,
@@ -460,7 +500,7 @@ def derive_gateway_settings(
             match = cp.get("match") or {}
             if not _context_matches(match):
                 continue
-            for port in GATEWAY_LISTENER_PORTS:
+            for port in listener_filters:
                 if not _listener_matches(match, port):
                     continue
                 before = listener_filters[port]
@@ -468,40 +508,35 @@ def derive_gateway_settings(
                 listener_filters[port] = after
                 if any(f.is_proxy_protocol and f.source == source for f in after) and source not in sources:
                     sources.append(source)
-        for port in GATEWAY_LISTENER_PORTS:
-            for f in listener_filters[port]:
+        for port, filters in listener_filters.items():
+            for f in filters:
                 if f.source == source and f.typed_config is None:
                     warnings.append(_untyped_filter_warning(f, port))
 
-    for port in GATEWAY_LISTENER_PORTS:
-        names = [f.name for f in listener_filters[port]]
-        pp_index = next((i for i, f in enumerate(listener_filters[port]) if f.is_proxy_protocol), None)
-        tls_index = next((i for i, f in enumerate(listener_filters[port]) if f.is_tls_inspector), None)
+
+def _check_filter_order(listener_filters: dict[int, list[ListenerFilter]], warnings: list[str]) -> None:
+    for port, filters in listener_filters.items():
+        names = [f.name for f in filters]
+        pp_index = next((i for i, f in enumerate(filters) if f.is_proxy_protocol), None)
+        tls_index = next((i for i, f in enumerate(filters) if f.is_tls_inspector), None)
         if pp_index is not None and tls_index is not None and tls_index < pp_index:
             warnings.append(
                 f"listener 0.0.0.0_{port}: the PROXY-protocol filter comes after tls_inspector ({' → '.join(names)}); "
                 "tls_inspector reads the PROXY header as the first bytes, finds no ClientHello and SNI matching fails"
             )
 
-    # Status listener (static bootstrap)
-    status_filters: list[ListenerFilter] = []
-    if _status_pp_env(template):
-        status_filters.append(
-            ListenerFilter(
-                PP_FILTER_NAME,
-                {"@type": PP_TYPE, "allow_requests_without_proxy_protocol": True},
-                f"env {STATUS_PP_ENV}",
-            )
-        )
 
-    return GatewaySettings(
-        listener_filters=listener_filters,
-        pp_sources=sources,
-        num_trusted_hops=num_trusted_hops,
-        status_listener_filters=status_filters,
-        direct_routes=_direct_routes(virtual_services or [], warnings),
-        warnings=list(dict.fromkeys(warnings)),  # a patch applied to two listeners warns once
-    )
+def _status_listener_filters(template: dict[str, Any]) -> list[ListenerFilter]:
+    """The static status listener (bootstrap): PROXY filter only with the env set at pod start."""
+    if not _status_pp_env(template):
+        return []
+    return [
+        ListenerFilter(
+            PP_FILTER_NAME,
+            {"@type": PP_TYPE, "allow_requests_without_proxy_protocol": True},
+            f"env {STATUS_PP_ENV}",
+        )
+    ]
 
 
 def _untyped_filter_warning(f: ListenerFilter, port: int) -> str:
