@@ -298,3 +298,9 @@ def ppd000(f: FactView) -> Finding | None:
 
 RULES = [ppd000, ppd001, ppd002, ppd003, ppd004, ppd005, ppd006, ppd007, ppd008, ppd009, ppd010, ppd011,
          ppd012, ppd013, ppd014, ppd015]
+
+# Configuration traps (issue 14) live in their own module.
+from . import rules_conf  # noqa: E402
+
+CATALOGUE.update(rules_conf.CATALOGUE)
+RULES += rules_conf.RULES

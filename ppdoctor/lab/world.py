@@ -297,6 +297,8 @@ class LabWorld:
             nlb=cfgmod.NlbTarget(
                 name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
                 listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
+                # what the scenario's client path (a CDN in front) adds to every request
+                client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
             ),
             aws=cfgmod.AwsTarget(
                 region=self.scenario.aws.region, endpoint_url=self.moto.endpoint_url,

@@ -32,7 +32,12 @@ VIA_NLB = {
     "in-tree-annotation-ignored": ({"reset", "empty-reply"}, None),
     "envoyfilter-after-tls-inspector": ({"ok"}, "prober"),
     "hairpin": ({"timeout-response"}, None),
+    # the backend sees the CDN (the lab client's own address), not the viewer behind it
+    "trusted-hops-cdn-too-high": ({"ok"}, "proxy-in-front"),
 }
+# The client the backend should see after the fixes, where it is not the prober itself: the viewer
+# a CDN in front names in X-Forwarded-For (client.extra_headers).
+CLIENT_BEHIND = {"trusted-hops-cdn-too-high": "203.0.113.50"}
 # Health as DescribeTargetHealth reports it (from the emulator's real checks).
 UNHEALTHY = {"pp-on-hc-status-port"}
 # Findings a fix cannot settle from ppdoctor's side (the echo image is the app team's choice).
@@ -84,4 +89,4 @@ def test_scenario_closed_loop(scenario, lab_pool):
     assert final[0].id == "PPD000", [f.as_dict() for f in final]
     after = asyncio.run(run_probes(lab.config, ["http-via-nlb"]))
     assert _fact(after, "via_nlb.client_ip_class") == "prober"
-    assert _fact(after, "via_nlb.client_ip") == lab.config.nlb.client_source
+    assert _fact(after, "via_nlb.client_ip") == CLIENT_BEHIND.get(scenario, lab.config.nlb.client_source)

@@ -1,0 +1,62 @@
+"""Configuration traps operators report again and again (issue 14, ../shared/FIELD.md): one rule per id.
+
+Each rule reads facts and returns a Finding or None, like ``rules.py``; every rule decides from
+whichever of its facts are present and says which probe would confirm the rest.
+"""
+
+from __future__ import annotations
+
+from .engine import Finding, FactView
+
+CATALOGUE = {
+    "PPD023": "numTrustedProxies does not match the proxies in front of the NLB (one too high behind a CDN)",
+}
+
+
+def _finding(fid: str, severity: str, confidence: float, explanation: str, f: FactView, facts: list[str],
+             *, fixes: list[str] = (), confirm: list[str] = (), supersedes: list[str] = ()) -> Finding:
+    return Finding(fid, CATALOGUE[fid], severity, confidence, explanation, f.evidence(*facts),
+                   list(confirm), list(fixes), list(supersedes))
+
+
+def _xff_entries(value: str | None) -> list[str]:
+    return [e.strip() for e in (value or "").split(",") if e.strip()]
+
+
+def ppd023(f: FactView) -> Finding | None:
+    """CDN → NLB → gateway: with PROXY protocol (or preservation) the NLB adds no XFF entry, so
+    numTrustedProxies must be the number of proxies in front of the NLB (istio/istio #31704).
+
+    Measured with Envoy 1.40 (docs/diagnosis.md): XFF ``client`` from a CDN peer with
+    xff_num_trusted_hops 2 gives X-Envoy-External-Address = the CDN's address; with 1 the client's.
+    """
+    hops = f.get("gateway.xff_num_trusted_hops")
+    hops_fact = "gateway.xff_num_trusted_hops"
+    if hops is None:
+        hops, hops_fact = f.get("gateway.num_trusted_proxies"), "gateway.num_trusted_proxies"
+    # Proxies in front: the X-Forwarded-For entries the request reached Envoy with (the backend's view
+    # minus the one Envoy appended itself), else what the client path is configured to add.
+    seen = _xff_entries(f.get("via_nlb.xff"))
+    in_front = len(seen) - 1 if seen else f.get("via_nlb.hops_in_front")
+    if hops is None or not in_front or hops == in_front:
+        return None
+    cls = f.get("via_nlb.client_ip_class")
+    if cls not in ("proxy-in-front", None) and not (hops > in_front and f.get("xff.spoofable")):
+        return None
+    confidence = 0.95 if cls == "proxy-in-front" else 0.7
+    direction = "one too many" if hops == in_front + 1 else ("too many" if hops > in_front else "too few")
+    return _finding(
+        "PPD023", "error", confidence,
+        f"numTrustedProxies is {hops}, but {in_front} prox{'y' if in_front == 1 else 'ies'} (a CDN) append"
+        f"{'s' if in_front == 1 else ''} to X-Forwarded-For in front of the NLB, and the NLB itself adds no entry "
+        "(it passes the client address in the PROXY header, or preserves it): that is "
+        f"{direction}. Envoy then takes {f.get('via_nlb.external_address') or 'the wrong entry'} as the client "
+        f"(X-Envoy-External-Address), the proxy in front rather than the client behind it. Set numTrustedProxies "
+        f"to {in_front}.",
+        f, [hops_fact, "via_nlb.hops_in_front", "via_nlb.xff", "via_nlb.external_address", "via_nlb.client_ip_class",
+            "xff.spoofable", "tg.pp_v2"],
+        fixes=["FIX-TRUSTED-HOPS-CDN"], supersedes=["PPD010"],
+        confirm=f.missing("via_nlb.client_ip_class", "gateway.xff_num_trusted_hops"))
+
+
+RULES = [ppd023]
