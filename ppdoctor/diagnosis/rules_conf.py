@@ -23,6 +23,32 @@ def _xff_entries(value: str | None) -> list[str]:
     return [e.strip() for e in (value or "").split(",") if e.strip()]
 
 
+def status_port_remedy(f: FactView) -> tuple[str, list[str], list[str]]:
+    """PPD005's remedy by proxy release: (sentence, fixes, facts).
+
+    Istio ≥ 1.27 reads ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL at pod start and puts a PROXY filter with
+    allow_requests_without_proxy_protocol on 15021 (istio/istio PR #55986, fixes #39868); older releases
+    ignore it and need the TCP health check (or a second health port through an EnvoyFilter, #39868).
+    """
+    facts = ["gateway.istio_version", "gateway.status_pp_env_supported", "gateway.status_pp_env",
+             "gateway.status_pp_env_running", "gateway.status_pp"]
+    version = f.get("gateway.istio_version") or "of unknown release"
+    supported = f.get("gateway.status_pp_env_supported")
+    if supported is True and f.get("gateway.status_pp_env") and f.get("gateway.status_pp_env_running") is False:
+        return (f"The pod template sets ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL, but pilot-agent reads it at start "
+                "and the running pods started without it: restart them.", ["FIX-GW-ROLLOUT", "FIX-HC-TCP"], facts)
+    if supported is True:
+        return (f"The gateway runs Istio {version} (≥ 1.27): ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL=true on the "
+                "gateway container gives the status port an optional PROXY filter (the pods restart to read it); "
+                "or health-check the traffic port over TCP.", ["FIX-STATUS-PP-ENV", "FIX-HC-TCP"], facts)
+    if supported is False:
+        return (f"The gateway runs Istio {version}, before 1.27: ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL does not "
+                "exist there" + (" (it is set, and ignored)" if f.get("gateway.status_pp_env") else "")
+                + "; health-check the traffic port over TCP, or upgrade to 1.27 and set it.", ["FIX-HC-TCP"], facts)
+    return ("Health-check the traffic port over TCP (from Istio 1.27 on, ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL is "
+            "another way; the proxy's release is not known).", ["FIX-HC-TCP"], facts)
+
+
 def ppd023(f: FactView) -> Finding | None:
     """CDN → NLB → gateway: with PROXY protocol (or preservation) the NLB adds no XFF entry, so
     numTrustedProxies must be the number of proxies in front of the NLB (istio/istio #31704).

@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+from ..istioversion import image_version, supports_status_port_pp
 from .scenario import TLS_PORT, TRAFFIC_PORT
 
 ROOT_NAMESPACE = "istio-system"
@@ -527,8 +528,13 @@ def _check_filter_order(listener_filters: dict[int, list[ListenerFilter]], warni
 
 
 def _status_listener_filters(template: dict[str, Any]) -> list[ListenerFilter]:
-    """The static status listener (bootstrap): PROXY filter only with the env set at pod start."""
+    """The static status listener (bootstrap): a PROXY filter only with the env set at pod start,
+    and only in a release that knows the env (Istio ≥ 1.27, PR #55986); older pilot-agents ignore it."""
     if not _status_pp_env(template):
+        return []
+    image = next((c.get("image") for c in (template.get("spec") or {}).get("containers") or []
+                  if c.get("name") == "istio-proxy"), None)
+    if supports_status_port_pp(image_version(image)) is False:
         return []
     return [
         ListenerFilter(

@@ -183,6 +183,9 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
         pods.append({"name": pod["metadata"]["name"], "ready": ready, "ip": status.get("podIP"),
                      "started": status.get("startTime")})
     obs.fact("gateway.pods", pods)
+    from .proxyversion import add_proxy_facts
+
+    add_proxy_facts(obs, dep, data["pods"])
     if mesh_changed and pods:
         starts = [_time(p["started"]) for p in pods if p["started"]]
         obs.fact("gateway.pods_predate_mesh", bool(starts) and all(s < mesh_changed for s in starts if s))

@@ -34,12 +34,13 @@ VIA_NLB = {
     "hairpin": ({"timeout-response"}, None),
     # the backend sees the CDN (the lab client's own address), not the viewer behind it
     "trusted-hops-cdn-too-high": ({"ok"}, "proxy-in-front"),
+    "status-port-pp-istio-127": ({"ok"}, "prober"),
 }
 # The client the backend should see after the fixes, where it is not the prober itself: the viewer
 # a CDN in front names in X-Forwarded-For (client.extra_headers).
 CLIENT_BEHIND = {"trusted-hops-cdn-too-high": "203.0.113.50"}
 # Health as DescribeTargetHealth reports it (from the emulator's real checks).
-UNHEALTHY = {"pp-on-hc-status-port"}
+UNHEALTHY = {"pp-on-hc-status-port", "status-port-pp-istio-127"}
 # Findings a fix cannot settle from ppdoctor's side (the echo image is the app team's choice).
 NOT_AUTO_FIXABLE = {"echo-drops-xff"}
 

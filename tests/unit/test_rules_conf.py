@@ -61,3 +61,37 @@ def test_ppd023_supersedes_the_forgery_finding():
     findings = diagnose([obs])
     assert findings[0].id == "PPD023"
     assert {f.id: f.superseded_by for f in findings}.get("PPD010") == "PPD023"
+
+
+# --- PPD005 refinement: the remedy follows the proxy's release --------------------------------
+
+from ppdoctor.diagnosis import rules  # noqa: E402
+
+HC_FAILS = {"tg.pp_v2": True, "hc.protocol": "HTTP", "hc.port": "15021", "hc.would_pass": False,
+            "tg.health": [{"state": "unhealthy"}]}
+
+PPD005_CASES = [
+    ("1.27, env unset", {"gateway.istio_version": "1.27.1", "gateway.status_pp_env_supported": True,
+                         "gateway.status_pp_env": False}, ["FIX-STATUS-PP-ENV", "FIX-HC-TCP"]),
+    ("1.28, env set but pods predate it", {"gateway.istio_version": "1.28.0", "gateway.status_pp_env_supported": True,
+                                           "gateway.status_pp_env": True, "gateway.status_pp_env_running": False},
+     ["FIX-GW-ROLLOUT", "FIX-HC-TCP"]),
+    ("1.24, env unset", {"gateway.istio_version": "1.24.2", "gateway.status_pp_env_supported": False,
+                         "gateway.status_pp_env": False}, ["FIX-HC-TCP"]),
+    ("1.26, env set (ignored)", {"gateway.istio_version": "1.26.0", "gateway.status_pp_env_supported": False,
+                                 "gateway.status_pp_env": True}, ["FIX-HC-TCP"]),
+    ("release unknown", {}, ["FIX-HC-TCP"]),
+]
+
+
+@pytest.mark.parametrize("name,given,fixes", PPD005_CASES, ids=[c[0] for c in PPD005_CASES])
+def test_ppd005_remedy_by_release(name, given, fixes):
+    finding = rules.ppd005(view(**facts(**HC_FAILS, **given)))
+    assert finding is not None and finding.fixes == fixes
+
+
+def test_ppd005_not_when_the_status_port_takes_the_header():
+    # env active on 1.27: the check passes and no target is unhealthy
+    given = {**HC_FAILS, "hc.would_pass": True, "tg.health": [{"state": "healthy"}], "gateway.status_pp": True,
+             "gateway.istio_version": "1.27.1", "gateway.status_pp_env_supported": True, "gateway.status_pp_env": True}
+    assert rules.ppd005(view(**facts(**given))) is None
