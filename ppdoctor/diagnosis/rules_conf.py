@@ -9,6 +9,7 @@ from __future__ import annotations
 from .engine import Finding, FactView
 
 CATALOGUE = {
+    "PPD028": "No gateway listener on the target port: no Gateway server lands there",
     "PPD023": "numTrustedProxies does not match the proxies in front of the NLB (one too high behind a CDN)",
 }
 
@@ -85,4 +86,48 @@ def ppd023(f: FactView) -> Finding | None:
         confirm=f.missing("via_nlb.client_ip_class", "gateway.xff_num_trusted_hops"))
 
 
-RULES = [ppd023]
+def _target_ports(f: FactView) -> list[int]:
+    if f.get("tg.target_type") not in ("ip", None):
+        return []  # instance targets: the target port is a NodePort, not the gateway's
+    return sorted({h["port"] for h in f.get("tg.health") or [] if isinstance(h.get("port"), int)})
+
+
+def ppd028(f: FactView) -> Finding | None:
+    """The target port has no listener: no Gateway server selects the pods on it (istio/istio #48492).
+
+    Decided from the running Envoy (gateway.listener_ports) when the admin API answered, else from the
+    Gateways and the Service (gateway.server_container_ports). The symptom is refusal, not a PROXY
+    protocol mismatch: the NLB's connections and its TCP health checks are refused.
+    """
+    ports = _target_ports(f)
+    if not ports:
+        return None
+    if f.has("gateway.listener_ports"):
+        open_ports, source = set(f.get("gateway.listener_ports")), "gateway.listener_ports"
+    elif f.has("gateway.server_container_ports"):
+        open_ports, source = set(f.get("gateway.server_container_ports")), "gateway.server_container_ports"
+    else:
+        return None
+    missing = [p for p in ports if p not in open_ports]
+    if not missing:
+        return None
+    refused = f.get("via_nlb.result") in ("reset", "refused", "empty-reply") or f.get("gateway.plain_result") == "refused"
+    unhealthy = f.has("tg.healthy_count") and f.get("tg.healthy_count") == 0
+    confidence = 0.95 if source == "gateway.listener_ports" and (refused or unhealthy) else 0.8
+    servers = f.get("gateway.servers") or []
+    declared = ", ".join(f"{s['gateway']} port {s['number']} → {s['container_ports']}" for s in servers) or "none"
+    return _finding(
+        "PPD028", "error", confidence,
+        f"The target group sends to port {', '.join(map(str, missing))} of the gateway pods, but Envoy has no "
+        f"listener there (it listens on {', '.join(map(str, sorted(open_ports))) or 'no traffic port'}): istiod opens "
+        "a gateway listener only for a Gateway server that selects the pods, and a server's port lands on the "
+        f"targetPort of the gateway Service port with that number. Servers: {declared}. Connections and TCP health "
+        "checks are refused, so the targets are unhealthy; this is not a PROXY protocol problem. Add a Gateway "
+        "server whose port is the Service port of that target port.",
+        f, [source, "tg.health", "tg.healthy_count", "tg.target_type", "gateway.servers", "svc.port_map",
+            "via_nlb.result", "gateway.plain_result"],
+        fixes=["FIX-GW-SERVER-PORT"], supersedes=["PPD001", "PPD003", "PPD004", "PPD005", "PPD012"],
+        confirm=f.missing("gateway.listener_ports", "gateway.servers"))
+
+
+RULES = [ppd023, ppd028]

@@ -43,6 +43,7 @@ class LiveState:
     envoy_filters: list[dict[str, Any]]
     # X-Forwarded-For entries the client path appends in front of the NLB (target config nlb.client_headers)
     hops_in_front: int = 0
+    gateways: list[dict[str, Any]] | None = None  # Istio Gateways (None: could not be listed)
 
     @property
     def service_annotations(self) -> dict[str, str]:
@@ -72,6 +73,7 @@ def read_state(ctx: ProbeContext) -> LiveState:
         lbc_owned=LBC_TAGS[0] in tags and bool(kube.get("lbc_installed") is not False),
         service=kube["service"], deployment=kube["deployment"], mesh=kube["mesh"], envoy_filters=filters,
         hops_in_front=hops_in_front(ctx.config),
+        gateways=kube["gateways"] if isinstance(kube.get("gateways"), list) else None,
     )
 
 

@@ -75,3 +75,55 @@ def status_pp_env(st: LiveState) -> list[Change]:
 TITLES["FIX-STATUS-PP-ENV"] = "Let the status port accept PROXY headers (ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL, Istio ≥ 1.27)"
 BUILDERS["FIX-STATUS-PP-ENV"] = status_pp_env
 WINDOWS["FIX-STATUS-PP-ENV"] = "the gateway pods roll; targets stay unhealthy until the new pods pass the checks."
+
+
+def gw_server_port(st: LiveState) -> list[Change]:
+    """Add a Gateway server whose port is the Service port of the target port (so istiod opens that listener).
+
+    The server goes on the first Gateway that already selects the gateway pods (HTTP, hosts ``*``, the
+    same VirtualServices then bind); a merge patch replaces ``spec.servers`` with the old list plus it,
+    and the rollback writes the old list back.
+    """
+    from ..probes.gatewayservers import _container_port, selects, server_ports
+
+    if st.gateways is None:
+        raise PlanError("the Istio Gateways could not be listed", hint="grant list on gateways.networking.istio.io")
+    target_ports = {int(st.tg.get("Port") or 0)}
+    labels = (((st.deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    landed = {p for s in server_ports(st.gateways, st.service, st.deployment) for p in s["container_ports"]}
+    missing = target_ports - landed
+    if not missing:
+        return []
+    svc_ports = [p for p in (st.service.get("spec") or {}).get("ports") or []
+                 if _container_port(st.deployment, p.get("targetPort", p.get("port"))) in missing]
+    if not svc_ports:
+        raise PlanError(f"no port of the gateway Service leads to container port {sorted(missing)}",
+                        hint="add a Service port for it (or point the target group at a port the gateway serves)")
+    owner = next((g for g in st.gateways if selects(g, labels)), None)
+    if owner is None:
+        raise PlanError("no Istio Gateway selects the gateway pods",
+                        hint="create a Gateway with selector " + ", ".join(f"{k}={v}" for k, v in labels.items()))
+    meta = owner.get("metadata") or {}
+    ns, name = meta.get("namespace", ""), meta.get("name", "")
+    before = list((owner.get("spec") or {}).get("servers") or [])
+    added = [{"port": {"number": p["port"], "name": f"http-{p['port']}-ppdoctor", "protocol": "HTTP"}, "hosts": ["*"]}
+             for p in svc_ports[:1]]
+    after = before + added
+    group, version = "networking.istio.io", "v1beta1"
+    kwargs = {"group": group, "version": version, "namespace": ns, "plural": "gateways", "name": name}
+    return [Change(
+        kind="k8s-merge-patch", object=f"Gateway {ns}/{name}", field="spec.servers", before=before, after=after,
+        api_call=f"PATCH /apis/{group}/{version}/namespaces/{ns}/gateways/{name} (merge patch)",
+        payload={"api": "CustomObjectsApi", "method": "patch_namespaced_custom_object", "verb": "patch",
+                 "resource": "gateways.networking.istio.io", "kwargs": {**kwargs, "body": {"spec": {"servers": after}}}},
+        rollback_payload={"api": "CustomObjectsApi", "method": "patch_namespaced_custom_object", "verb": "patch",
+                          "resource": "gateways.networking.istio.io",
+                          "kwargs": {**kwargs, "body": {"spec": {"servers": before}}}},
+        verify="client-ip",
+        note=f"HTTP server on Service port {added[0]['port']['number']} (hosts *): istiod pushes the listener, no restart",
+    )]
+
+
+TITLES["FIX-GW-SERVER-PORT"] = "Add a Gateway server for the target port (so the gateway listens there)"
+BUILDERS["FIX-GW-SERVER-PORT"] = gw_server_port
+WINDOWS["FIX-GW-SERVER-PORT"] = "none: the port is refused until the listener exists."

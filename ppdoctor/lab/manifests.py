@@ -254,7 +254,10 @@ def echo_objects(scenario: Scenario, ports: PortMap) -> list[dict[str, Any]]:
         "kind": "Gateway",
         "metadata": {"name": "httpbin-gateway", "namespace": ECHO_NS},
         "spec": {"selector": {"istio": "ingressgateway"},
-                 "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]},
+                 "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]},
+                             # lands on 8443 through the Service's 443 → https; SNI-matched like istiod does
+                             {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*.lab.example"],
+                              "tls": {"mode": "SIMPLE", "credentialName": "lab-gateway-cert"}}]},
     }
     vs = {
         "apiVersion": "networking.istio.io/v1",

@@ -105,6 +105,7 @@ def collect(ctx: ProbeContext) -> dict[str, Any]:
     out["pods"] = api.sanitize_for_serialization(
         ctx.kube_call("CoreV1Api", "list_namespaced_pod", "list", "pods", ns, namespace=ns, label_selector=selector)).get("items", [])
     out["envoy_filters"] = _optional_list(ctx, "envoyfilters", "networking.istio.io", "v1alpha3")
+    out["gateways"] = _optional_list(ctx, "gateways", "networking.istio.io", "v1beta1")
     out["tgbs"] = _optional_list(ctx, "targetgroupbindings", "elbv2.k8s.aws", "v1beta1", namespace=ns)
     try:
         lbc = ctx.kube_call("AppsV1Api", "list_namespaced_deployment", "list", "deployments.apps", "kube-system",
@@ -186,6 +187,9 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     from .proxyversion import add_proxy_facts
 
     add_proxy_facts(obs, dep, data["pods"])
+    from .gatewayservers import add_server_facts
+
+    add_server_facts(obs, data["gateways"], svc, dep)
     if mesh_changed and pods:
         starts = [_time(p["started"]) for p in pods if p["started"]]
         obs.fact("gateway.pods_predate_mesh", bool(starts) and all(s < mesh_changed for s in starts if s))

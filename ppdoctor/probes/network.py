@@ -91,6 +91,9 @@ async def probe_tcp(ctx: ProbeContext) -> Observation:
     except ConnectionRefusedError:
         obs.status, obs.failure_class = Status.FAIL, FailureClass.REFUSED
         obs.summary = f"{host}:{port} refused the connection"
+    except ConnectionResetError:
+        obs.status, obs.failure_class = Status.FAIL, FailureClass.RESET
+        obs.summary = f"{host}:{port} reset the connection right after the handshake"
     except OSError as exc:
         import socket
 

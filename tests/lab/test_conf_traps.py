@@ -72,3 +72,16 @@ def test_istio_124_ignores_the_env_and_is_offered_the_tcp_check_only(lab_pool):
     first = diagnose(asyncio.run(run_probes(lab.config)))[0]
     assert first.id == "PPD005" and first.fixes == ["FIX-HC-TCP"], first.as_dict()
     assert "before 1.27" in first.explanation
+
+
+@pytest.mark.lab
+def test_gateway_server_fix_alone_opens_the_listener_and_rolls_back(lab_pool):
+    lab = lab_pool.get("no-listener-on-port", fresh=True)
+    lab.wait_health("unhealthy", timeout=20.0)
+    journal = Path(tempfile.mkdtemp()) / "journal.json"
+    plan, findings = asyncio.run(_apply_only(lab.config, "FIX-GW-SERVER-PORT", journal))
+    assert plan.changes[0].object == "Gateway default/httpbin-gateway"
+    assert findings[0].id == "PPD000", [f.as_dict() for f in findings]
+    # rolled back: istiod's push removes the listener again, the target port refuses
+    lab.wait_health("unhealthy", timeout=30.0)
+    assert diagnose(asyncio.run(run_probes(lab.config)))[0].id == "PPD028"

@@ -95,3 +95,44 @@ def test_ppd005_not_when_the_status_port_takes_the_header():
     given = {**HC_FAILS, "hc.would_pass": True, "tg.health": [{"state": "healthy"}], "gateway.status_pp": True,
              "gateway.istio_version": "1.27.1", "gateway.status_pp_env_supported": True, "gateway.status_pp_env": True}
     assert rules.ppd005(view(**facts(**given))) is None
+
+
+# --- PPD028: no listener on the target port ----------------------------------------------------
+
+NO_LISTENER = {"tg.target_type": "ip", "tg.health": [{"id": "10.0.0.5", "port": 8080, "state": "unhealthy"}],
+               "tg.healthy_count": 0, "gateway.listener_ports": [8443], "via_nlb.result": "reset",
+               "gateway.servers": [{"gateway": "default/gw", "number": 8081, "container_ports": [8081]}]}
+
+PPD028_CASES = [
+    ("envoy listens elsewhere", NO_LISTENER, True, 0.95),
+    ("no traffic listener at all", {**NO_LISTENER, "gateway.listener_ports": []}, True, 0.95),
+    ("kube only: no server lands on the port",
+     {k: v for k, v in NO_LISTENER.items() if k != "gateway.listener_ports"} | {"gateway.server_container_ports": [8443]},
+     True, 0.8),
+    # near misses
+    ("listener present", {**NO_LISTENER, "gateway.listener_ports": [8080, 8443]}, False, None),
+    ("instance targets (NodePort)", {**NO_LISTENER, "tg.target_type": "instance",
+                                     "tg.health": [{"id": "i-1", "port": 30080, "state": "unhealthy"}]}, False, None),
+    ("nothing known about listeners", {k: v for k, v in NO_LISTENER.items() if k != "gateway.listener_ports"}, False, None),
+    ("no targets", {**NO_LISTENER, "tg.health": []}, False, None),
+]
+
+
+@pytest.mark.parametrize("name,given,fires,confidence", PPD028_CASES, ids=[c[0] for c in PPD028_CASES])
+def test_ppd028(name, given, fires, confidence):
+    finding = rules_conf.ppd028(view(**facts(**given)))
+    assert (finding is not None) == fires, finding
+    if fires:
+        assert finding.confidence == confidence and finding.fixes == ["FIX-GW-SERVER-PORT"]
+        assert "not a PROXY protocol problem" in finding.explanation
+
+
+def test_ppd028_ranks_before_proxy_protocol_blame():
+    obs = Observation("hand-built")
+    # the gateway "requires" PROXY (8443 has the filter) while the target group sends none: PPD004 would blame PP
+    for k, v in {**NO_LISTENER, "tg.pp_v2": False, "tg.preserve_ip": False, "gateway.pp_live": True,
+                 "gateway.pp_allow_without": False}.items():
+        obs.fact(k, v)
+    findings = diagnose([obs])
+    assert findings[0].id == "PPD028"
+    assert {f.id: f.superseded_by for f in findings}.get("PPD004") == "PPD028"
