@@ -108,6 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true")
     bench.set_defaults(run=_handler("ppdoctor.bench.cli:run"))
 
+    # pcap: offline evidence from a capture
+    pcap = sub.add_parser("pcap", help="classify the TCP flows of a pcap/pcapng capture and name the cause "
+                                       "(exit 0 none, 1 findings, 2 unusable file)")
+    pcap.add_argument("file", metavar="FILE", help="capture written by tcpdump -w, tshark or Wireshark")
+    pcap.add_argument("--json", action="store_true", help="print one JSON object")
+    pcap.add_argument("--nlb-ip", action="append", metavar="IP", help="an address of the NLB (repeatable)")
+    pcap.add_argument("--vpc", action="append", metavar="CIDR", help="the VPC's CIDR block (repeatable)")
+    pcap.add_argument("--port", action="append", type=int, metavar="N", help="only flows to this port (repeatable)")
+    pcap.set_defaults(run=_handler("ppdoctor.pcap.cli:run"))
+
     # echo: PP-aware echo server
     echo = sub.add_parser("echo", help="run a PROXY-protocol-aware HTTP echo server")
     echo.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
@@ -117,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="optional",
         help="expect a PROXY header (default: accept with or without)",
     )
-    echo.set_defaults(run=_handler("ppdoctor.lab.echo:run_cli"))
+    echo.set_defaults(run=_handler("ppdoctor.echo.server:run_cli"))
 
     # lab: the embedded AWS NLB + Istio gateway world
     lab = sub.add_parser("lab", help="start, stop or list the embedded lab")
@@ -147,9 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = getattr(args, "run", None)
     if run is None:
         if args.lab:
-            args.run = _handler("ppdoctor.app:run_lab")
+            args.run = _handler("ppdoctor.tui:run_lab")
         else:
-            args.run = _handler("ppdoctor.app:run_default")
+            args.run = _handler("ppdoctor.tui:run_default")
         run = args.run
     try:
         return int(run(args) or 0)

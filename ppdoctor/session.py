@@ -51,6 +51,13 @@ class IncidentSession:
             callback(event)
         return event
 
+    def retarget(self, config: TargetConfig) -> None:
+        """Point the session at another target: what was observed and concluded no longer describes it."""
+        self.config = config
+        self.observations.clear()
+        self.findings = []
+        self.record("note", f"target changed: {config.name} ({config.nlb.address or config.nlb.arn or 'no NLB address'})")
+
     # --- probes ---------------------------------------------------------------------
 
     async def probe(self, name: str) -> Observation:

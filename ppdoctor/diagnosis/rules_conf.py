@@ -6,7 +6,7 @@ whichever of its facts are present and says which probe would confirm the rest.
 
 from __future__ import annotations
 
-from .engine import Finding, FactView
+from .model import FactView, Finding
 
 CATALOGUE = {
     "PPD028": "No gateway listener on the target port: no Gateway server lands there",

@@ -16,15 +16,20 @@ from typing import Any
 import yaml
 
 from ..errors import PPDoctorError
-from ..probes.aws import LBC_TAGS
+from ..constants import (ANN_HC_PATH, ANN_HC_PORT, ANN_HC_PROTOCOL, ANN_PROXY_PROTOCOL, ANN_TG_ATTRIBUTES,
+                         ATTR_PRESERVE_CLIENT_IP, ATTR_PROXY_PROTOCOL_V2, ENVOYFILTER_VERSION, GATEWAY_TOPOLOGY,
+                         HC_TRAFFIC_PORT, ISTIO_NETWORKING_GROUP, LB_ANNOTATION_PREFIX, LBC_TAGS, MESH_DEFAULT_CONFIG,
+                         PP_ALLOW_WITHOUT, PP_FILTER, PP_FILTER_NAMES, TOPOLOGY_NUM_TRUSTED_PROXIES,
+                         TOPOLOGY_PROXY_PROTOCOL)
+from ..constants import PP_TYPE_URL as PP_TYPE_URL
+from ..constants import PROXY_CONFIG_ANNOTATION as PROXY_CONFIG
 from ..probes.context import ProbeContext
-from ..probes.kube import PP_FILTER_NAMES, PROXY_CONFIG, parse_proxy_config
+from ..probes.kube import parse_proxy_config
 from .model import FIX_TITLES, Change, FixPlan
 
-ANN = "service.beta.kubernetes.io/aws-load-balancer-"
-PP_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
+ANN = LB_ANNOTATION_PREFIX
 OPTIONAL_FILTER_NAME = "ppdoctor-proxy-protocol"
-ISTIO_GROUP, ISTIO_VERSION = "networking.istio.io", "v1alpha3"
+ISTIO_GROUP, ISTIO_VERSION = ISTIO_NETWORKING_GROUP, ENVOYFILTER_VERSION
 
 
 class PlanError(PPDoctorError):
@@ -123,39 +128,39 @@ def tg_pp_on(st: LiveState) -> list[Change]:
     # Verified end to end (the echo sees the prober through the NLB), not by reading the
     # attribute back: the NLB takes a moment to act on it.
     if st.lbc_owned:
-        c = _service_annotation(st, ANN + "proxy-protocol", "*", verify="client-ip", note=_LBC_NOTE)
+        c = _service_annotation(st, ANN_PROXY_PROTOCOL, "*", verify="client-ip", note=_LBC_NOTE)
     else:
-        c = _tg_attribute(st, "proxy_protocol_v2.enabled", "true", verify="client-ip", default="false")
+        c = _tg_attribute(st, ATTR_PROXY_PROTOCOL_V2, "true", verify="client-ip", default="false")
     return [c] if c else []
 
 
 def tg_preserve_off(st: LiveState) -> list[Change]:
     if st.lbc_owned:
-        current = st.service_annotations.get(ANN + "target-group-attributes", "")
-        items = [i.strip() for i in current.split(",") if i.strip() and not i.strip().startswith("preserve_client_ip.enabled=")]
-        items.append("preserve_client_ip.enabled=false")
-        c = _service_annotation(st, ANN + "target-group-attributes", ",".join(items), verify="tg-preserve-off", note=_LBC_NOTE)
+        current = st.service_annotations.get(ANN_TG_ATTRIBUTES, "")
+        items = [i.strip() for i in current.split(",") if i.strip() and not i.strip().startswith(ATTR_PRESERVE_CLIENT_IP + "=")]
+        items.append(ATTR_PRESERVE_CLIENT_IP + "=false")
+        c = _service_annotation(st, ANN_TG_ATTRIBUTES, ",".join(items), verify="tg-preserve-off", note=_LBC_NOTE)
     else:
         default = "true" if st.tg.get("TargetType") == "instance" else "false"
-        c = _tg_attribute(st, "preserve_client_ip.enabled", "false", verify="tg-preserve-off", default=default)
+        c = _tg_attribute(st, ATTR_PRESERVE_CLIENT_IP, "false", verify="tg-preserve-off", default=default)
     return [c] if c else []
 
 
 def hc_tcp(st: LiveState) -> list[Change]:
-    if st.tg.get("HealthCheckProtocol") == "TCP" and st.tg.get("HealthCheckPort") == "traffic-port":
+    if st.tg.get("HealthCheckProtocol") == "TCP" and st.tg.get("HealthCheckPort") == HC_TRAFFIC_PORT:
         return []
     if st.lbc_owned:
         out = [
-            _service_annotation(st, ANN + "healthcheck-protocol", "tcp", verify="", note=_LBC_NOTE),
-            _service_annotation(st, ANN + "healthcheck-port", "traffic-port", verify=""),
-            _service_annotation(st, ANN + "healthcheck-path", None, verify=""),
+            _service_annotation(st, ANN_HC_PROTOCOL, "tcp", verify="", note=_LBC_NOTE),
+            _service_annotation(st, ANN_HC_PORT, HC_TRAFFIC_PORT, verify=""),
+            _service_annotation(st, ANN_HC_PATH, None, verify=""),
         ]
         out = [c for c in out if c]
         if out:
             out[-1].verify = "hc-pass"
         return out
     before = {"HealthCheckProtocol": st.tg.get("HealthCheckProtocol"), "HealthCheckPort": st.tg.get("HealthCheckPort")}
-    after = {"HealthCheckProtocol": "TCP", "HealthCheckPort": "traffic-port"}
+    after = {"HealthCheckProtocol": "TCP", "HealthCheckPort": HC_TRAFFIC_PORT}
     return [Change(
         kind="aws-tg-healthcheck", object=st.tg_arn, field="HealthCheckProtocol, HealthCheckPort", before=before,
         after=after, api_call="elbv2:ModifyTargetGroup HealthCheckProtocol=TCP HealthCheckPort=traffic-port",
@@ -190,14 +195,14 @@ def _merged_proxy_config(existing: str | None, update: dict[str, Any], remove: t
         raise PlanError(f"the existing {PROXY_CONFIG} annotation cannot be parsed ({err})",
                         hint="fix or remove it by hand, then plan again")
     cfg = dict(cfg or {})
-    topo = dict(cfg.get("gatewayTopology") or {})
+    topo = dict(cfg.get(GATEWAY_TOPOLOGY) or {})
     topo.update(update)
     for key in remove:
         topo.pop(key, None)
     if topo:
-        cfg["gatewayTopology"] = topo
+        cfg[GATEWAY_TOPOLOGY] = topo
     else:
-        cfg.pop("gatewayTopology", None)
+        cfg.pop(GATEWAY_TOPOLOGY, None)
     return json.dumps(cfg, separators=(",", ":"), sort_keys=True)
 
 
@@ -209,7 +214,7 @@ def gw_pp_on(st: LiveState, extra: str | None = None) -> list[Change]:
     base = existing
     if extra and not existing:
         base = extra
-    after = _merged_proxy_config(base, {"proxyProtocol": {}})
+    after = _merged_proxy_config(base, {TOPOLOGY_PROXY_PROTOCOL: {}})
     if existing and parse_proxy_config(existing)[0] == json.loads(after):
         return []
     c = _template_annotation(st, PROXY_CONFIG, after, verify="gateway-pp", note=_ROLL_NOTE)
@@ -261,22 +266,22 @@ def set_trusted_hops(st: LiveState, hops: int, *, verify: str) -> list[Change]:
     changes: list[Change] = []
     existing = st.template_annotations.get(PROXY_CONFIG)
     cfg, _ = parse_proxy_config(existing)
-    in_template = bool(cfg) and "numTrustedProxies" in (cfg.get("gatewayTopology") or {})
+    in_template = bool(cfg) and TOPOLOGY_NUM_TRUSTED_PROXIES in (cfg.get(GATEWAY_TOPOLOGY) or {})
     mesh_text = ((st.mesh or {}).get("data") or {}).get("mesh") or ""
     mesh = (yaml.safe_load(mesh_text) or {}) if st.mesh else {}
-    topo = ((mesh.get("defaultConfig") or {}).get("gatewayTopology") or {})
-    in_mesh = "numTrustedProxies" in topo
+    topo = ((mesh.get(MESH_DEFAULT_CONFIG) or {}).get(GATEWAY_TOPOLOGY) or {})
+    in_mesh = TOPOLOGY_NUM_TRUSTED_PROXIES in topo
     if in_template or (hops and not in_mesh):
-        after = (_merged_proxy_config(existing, {}, remove=("numTrustedProxies",)) if hops == 0
-                 else _merged_proxy_config(existing, {"numTrustedProxies": hops}))
+        after = (_merged_proxy_config(existing, {}, remove=(TOPOLOGY_NUM_TRUSTED_PROXIES,)) if hops == 0
+                 else _merged_proxy_config(existing, {TOPOLOGY_NUM_TRUSTED_PROXIES: hops}))
         c = _template_annotation(st, PROXY_CONFIG, after, verify=verify, note=_ROLL_NOTE)
         if c:
             changes.append(c)
-    if in_mesh and (topo.get("numTrustedProxies") != hops or hops == 0):
+    if in_mesh and (topo.get(TOPOLOGY_NUM_TRUSTED_PROXIES) != hops or hops == 0):
         if hops == 0:
-            topo.pop("numTrustedProxies")
+            topo.pop(TOPOLOGY_NUM_TRUSTED_PROXIES)
         else:
-            topo["numTrustedProxies"] = hops
+            topo[TOPOLOGY_NUM_TRUSTED_PROXIES] = hops
         after = yaml.safe_dump(mesh, sort_keys=True)
         ns, name = _ns_name(st.mesh)
         changes.append(Change(
@@ -287,17 +292,16 @@ def set_trusted_hops(st: LiveState, hops: int, *, verify: str) -> list[Change]:
             rollback_payload={"api": "CoreV1Api", "method": "patch_namespaced_config_map", "verb": "patch",
                               "resource": "configmaps", "kwargs": {"name": name, "namespace": ns, "body": {"data": {"mesh": mesh_text}}}},
             verify="", note="Istio reads the mesh config at proxy start: a rollout follows"))
-        if not in_template:  # a template change rolls the pods already
-            changes += gw_rollout(st)
-            changes[-1].verify = verify
+        changes += gw_rollout(st)
+        changes[-1].verify = verify
     return changes
 
 
 def _pp_filter_value(allow: bool) -> dict[str, Any]:
     cfg: dict[str, Any] = {"@type": PP_TYPE_URL}
     if allow:
-        cfg["allow_requests_without_proxy_protocol"] = True
-    return {"name": "envoy.filters.listener.proxy_protocol", "typed_config": cfg}
+        cfg[PP_ALLOW_WITHOUT] = True
+    return {"name": PP_FILTER, "typed_config": cfg}
 
 
 def _patch_custom(obj: dict[str, Any], field: str, before: Any, after: Any, body: dict[str, Any],
@@ -313,6 +317,24 @@ def _patch_custom(obj: dict[str, Any], field: str, before: Any, after: Any, body
                           "resource": "envoyfilters.networking.istio.io", "kwargs": {**kwargs, "body": rollback_body}},
         verify=verify, note=note,
     )
+
+
+def _allows_without_pp(node: Any) -> bool:
+    """True when some PROXY filter config in ``node`` (an EnvoyFilter spec, any depth) accepts plain connections."""
+    if isinstance(node, dict):
+        return node.get(PP_ALLOW_WITHOUT) is True or any(_allows_without_pp(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_allows_without_pp(v) for v in node)
+    return False
+
+
+def _require_pp(node: Any) -> Any:
+    """A copy of ``node`` in which every ``allow_requests_without_proxy_protocol: true`` becomes false."""
+    if isinstance(node, dict):
+        return {k: (False if k == PP_ALLOW_WITHOUT and v is True else _require_pp(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_require_pp(v) for v in node]
+    return node
 
 
 def _pp_envoy_filters(st: LiveState) -> list[dict[str, Any]]:
@@ -340,7 +362,7 @@ def filter_order(st: LiveState) -> list[Change]:
                 typed = dict(lfs[0].get("typed_config") or {"@type": PP_TYPE_URL})
                 new.append({"applyTo": "LISTENER_FILTER", "match": {**(patch.get("match") or {}), "context": "GATEWAY"},
                             "patch": {"operation": "INSERT_FIRST",
-                                      "value": {"name": "envoy.filters.listener.proxy_protocol", "typed_config": typed}}})
+                                      "value": {"name": PP_FILTER, "typed_config": typed}}})
                 changed = True
             else:
                 new.append(patch)
@@ -354,14 +376,13 @@ def filter_order(st: LiveState) -> list[Change]:
 def pp_enable(st: LiveState) -> list[Change]:
     """Gateway optional → target group → verify client IP → gateway strict (KNOWLEDGE.md order)."""
     changes: list[Change] = []
-    if st.tg.get("HealthCheckProtocol") in ("HTTP", "HTTPS") and st.tg.get("HealthCheckPort") != "traffic-port":
+    if st.tg.get("HealthCheckProtocol") in ("HTTP", "HTTPS") and st.tg.get("HealthCheckPort") != HC_TRAFFIC_PORT:
         changes += hc_tcp(st)  # the status port never speaks PROXY protocol
     existing = _pp_envoy_filters(st)
-    gw_has_pp = bool(existing) or "proxyProtocol" in ((parse_proxy_config(st.template_annotations.get(PROXY_CONFIG))[0] or {})
-                                                       .get("gatewayTopology") or {})
+    gw_has_pp = bool(existing) or TOPOLOGY_PROXY_PROTOCOL in ((parse_proxy_config(st.template_annotations.get(PROXY_CONFIG))[0] or {})
+                                                       .get(GATEWAY_TOPOLOGY) or {})
     ours = next((f for f in existing if _ns_name(f)[1] == OPTIONAL_FILTER_NAME), None)
-    optional = next((f for f in existing if "allow_requests_without_proxy_protocol" in json.dumps(f.get("spec"))
-                     and '"allow_requests_without_proxy_protocol": true' in json.dumps(f.get("spec"))), None)
+    optional = next((f for f in existing if _allows_without_pp(f.get("spec"))), None)
     if not gw_has_pp:
         ns = _ns_name(st.deployment)[0]
         obj = {"apiVersion": f"{ISTIO_GROUP}/{ISTIO_VERSION}", "kind": "EnvoyFilter",
@@ -389,9 +410,8 @@ def pp_enable(st: LiveState) -> list[Change]:
     strict_target = optional or ours
     if strict_target is not None:
         patches = strict_target["spec"]["configPatches"]
-        strict = json.loads(json.dumps(patches).replace('"allow_requests_without_proxy_protocol": true',
-                                                        '"allow_requests_without_proxy_protocol": false'))
-        changes.append(_patch_custom(strict_target, "allow_requests_without_proxy_protocol", True, False,
+        strict = _require_pp(patches)
+        changes.append(_patch_custom(strict_target, PP_ALLOW_WITHOUT, True, False,
                                      {"spec": {"configPatches": strict}}, {"spec": {"configPatches": patches}},
                                      verify="gateway-required",
                                      note="step 3: the gateway requires PROXY protocol (connections without it are refused)"))

@@ -145,7 +145,7 @@ class LabWorld:
         write_kubeconfig(kubeconfig, self.kube.url, token)
 
         # Pods: echo, then the gateway (Envoy) with the mesh config it starts with.
-        from .echo import start_echo, variant_for_image
+        from ..echo.server import start_echo, variant_for_image
 
         self.echo = await start_echo(addresses.ECHO_POD_IP, self.ports.echo, variant_for_image(sc.kubernetes.echo.image))
         self._mesh_at_pod_start = yaml.safe_load(mesh_at_start["data"]["mesh"]) or {}
@@ -162,7 +162,8 @@ class LabWorld:
         from .nlb import NlbEmulator
 
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
-                               vpc_endpoint_id=sc.client.vpc_endpoint_id)
+                               vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink,
+                               listen_host_v6=_v6_listener(sc.client.source))
         await self.nlb.start()
 
         self.kube.store.subscribe(self._on_kube_event)
@@ -296,7 +297,8 @@ class LabWorld:
     def _write_endpoints(self, kubeconfig: Path) -> LabEndpoints:
         assert self.ports is not None
         gw = addresses.GATEWAY_POD_IP
-        nlb_host, nlb_port = self.nlb.address
+        # An IPv6 client reaches the NLB's IPv6 listener (dualstack: see lab/nlb_family.py).
+        nlb_host, nlb_port = self.nlb.address_v6 or self.nlb.address
         cfg = cfgmod.TargetConfig(
             name=f"lab:{self.scenario.name}",
             lab=True,
@@ -348,6 +350,11 @@ def _elbv2_client(endpoint_url: str, region: str) -> Any:
     return boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
     ).client("elbv2", endpoint_url=endpoint_url)
+
+
+def _v6_listener(client_source: str) -> str | None:
+    """The NLB's IPv6 listen address when the scenario's client is IPv6 (``::1``), else none."""
+    return client_source if ":" in client_source else None
 
 
 def _check_loopback_aliases() -> None:

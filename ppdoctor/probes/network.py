@@ -13,13 +13,13 @@ import random
 import time
 from typing import Any
 
-from ..lab.addresses import TEST_NET_SOURCE
 from .clientpath import client_path_headers, end_client, hops_in_front
 from .context import ProbeContext, run_blocking
 from .echo_view import classify_ip, parse_echo
 from .model import FailureClass, Observation, Status
 from .net import Exchange, http_exchange
 
+TEST_NET_SOURCE = "203.0.113.7"  # TEST-NET-3 (RFC 5737): the source ppdoctor spoofs in its own PROXY headers
 FORGED_XFF = "198.51.100.66"  # TEST-NET-2 (RFC 5737): an address no real client has
 
 

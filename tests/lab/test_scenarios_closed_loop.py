@@ -37,6 +37,10 @@ VIA_NLB = {
     "status-port-pp-istio-127": ({"ok"}, "prober"),
     # nothing listens on the target port: the NLB fails open to the unhealthy target, which refuses
     "no-listener-on-port": ({"reset", "empty-reply"}, None),
+    # Field catalogue, network level (FIELD.md): timeouts from outside the VPC; the NLB's address.
+    "preserve-on-sg-blocks-clients": ({"timeout-response"}, None),
+    "privatelink-preserve-on": ({"ok"}, "nlb"),
+    "dualstack-ipv6-client": ({"ok"}, "nlb"),
 }
 # The client the backend should see after the fixes, where it is not the prober itself: the viewer
 # a CDN in front names in X-Forwarded-For (client.extra_headers).

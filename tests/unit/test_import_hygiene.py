@@ -35,7 +35,7 @@ def test_engine_modules_never_import_textual():
         "ppdoctor.proxyproto", "ppdoctor.probes", "ppdoctor.probes.network", "ppdoctor.probes.aws",
         "ppdoctor.probes.kube", "ppdoctor.probes.envoy", "ppdoctor.probes.health", "ppdoctor.probes.syn",
         "ppdoctor.diagnosis", "ppdoctor.lab.world", "ppdoctor.lab.scenario", "ppdoctor.lab.nlb",
-        "ppdoctor.lab.aws", "ppdoctor.lab.kubeapi", "ppdoctor.lab.gateway", "ppdoctor.lab.echo",
+        "ppdoctor.lab.aws", "ppdoctor.lab.kubeapi", "ppdoctor.lab.gateway", "ppdoctor.echo",
     ]
     loaded = _loaded_after("\n".join(f"import {m}" for m in modules))
     assert "textual" not in loaded
