@@ -10,16 +10,16 @@ from importlib import import_module
 from typing import Any
 
 _WHERE = {
-    "ApplyResult": "apply", "apply_plan": "apply", "journal_path": "apply", "load_journal": "apply",
-    "rollback": "apply", "verify": "apply",
+    "ApplyResult": "apply", "RollbackStep": "apply", "apply_plan": "apply", "rollback_changes": "apply",
+    "verify": "apply",
     "FIX_TITLES": "model", "Change": "model", "FixPlan": "model",
     "BUILDERS": "planner", "LiveState": "planner", "PlanError": "planner", "build_plan": "planner",
     "read_state": "planner",
     "suggest_fixes": "choose",
 }
 
-__all__ = ["ApplyResult", "BUILDERS", "Change", "FIX_TITLES", "FixPlan", "LiveState", "PlanError", "apply_plan",
-           "build_plan", "journal_path", "load_journal", "read_state", "rollback", "suggest_fixes", "verify"]
+__all__ = ["ApplyResult", "BUILDERS", "Change", "FIX_TITLES", "FixPlan", "LiveState", "PlanError", "RollbackStep",
+           "apply_plan", "build_plan", "read_state", "rollback_changes", "suggest_fixes", "verify"]
 
 
 def __getattr__(name: str) -> Any:

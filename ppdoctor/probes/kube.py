@@ -21,7 +21,9 @@ from ..constants import (ANN_PROXY_PROTOCOL, ANN_TARGET_TYPE, ANN_TG_ATTRIBUTES,
                          TOPOLOGY_NUM_TRUSTED_PROXIES, TOPOLOGY_PROXY_PROTOCOL, ENVOYFILTER_VERSION)
 from ..errors import KubeError
 from .context import ProbeContext, run_blocking
+from .gatewayservers import add_server_facts
 from .model import Observation, Status
+from .proxyversion import add_proxy_facts
 
 PROXY_CONFIG = PROXY_CONFIG_ANNOTATION  # kept: fixes/planner.py and others import it from here
 LB_ANN = LB_ANNOTATION_PREFIX
@@ -109,6 +111,8 @@ def collect(ctx: ProbeContext) -> dict[str, Any]:
     out["pods"] = api.sanitize_for_serialization(
         ctx.kube_call("CoreV1Api", "list_namespaced_pod", "list", "pods", ns, namespace=ns, label_selector=selector)).get("items", [])
     out["envoy_filters"] = _optional_list(ctx, "envoyfilters", ISTIO_NETWORKING_GROUP, ENVOYFILTER_VERSION)
+    # v1beta1: served by every Istio release that has v1 too (istiod translates between them)
+    out["gateways"] = _optional_list(ctx, "gateways", ISTIO_NETWORKING_GROUP, "v1beta1")
     out["tgbs"] = _optional_list(ctx, TGB_PLURAL, TGB_GROUP, TGB_VERSION, namespace=ns)
     try:
         lbc = ctx.kube_call("AppsV1Api", "list_namespaced_deployment", "list", "deployments.apps", "kube-system",
@@ -147,6 +151,8 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     tmpl_topo, misplaced = _proxy_config_facts(obs, svc_ann, dep_ann, tmpl_ann)
     mesh_changed = _mesh_facts(obs, data["mesh"], tmpl_topo)
     pods = _pod_facts(obs, data["pods"], mesh_changed)
+    add_proxy_facts(obs, dep, data["pods"])
+    add_server_facts(obs, data["gateways"], svc, dep)
     filters = data["envoy_filters"]
     pp_filters = _envoy_filter_facts(obs, filters)
     _lbc_facts(obs, data)

@@ -30,7 +30,8 @@ def _cli(argv: list[str]) -> str:
 
 def test_help_version_and_pp_do_not_import_heavy_libraries():
     for argv in (["--help"], ["--version"], ["pp", "decode", "0d0a0d0a000d0a515549540a20000000"],
-                 ["pp", "encode", "--src", "1.2.3.4:5", "--dst", "5.6.7.8:80"], ["lab", "list"], ["probe", "--list"]):
+                 ["pp", "encode", "--src", "1.2.3.4:5", "--dst", "5.6.7.8:80"], ["lab", "list"], ["probe", "--list"],
+                 ["pcap", "/nonexistent.pcap"]):
         loaded = _loaded_after(_cli(argv))
         assert not loaded & set(HEAVY), f"ppdoctor {' '.join(argv)} imported {sorted(loaded & set(HEAVY))}"
 
@@ -44,6 +45,7 @@ def test_engine_modules_never_import_textual():
         "ppdoctor.fixes", "ppdoctor.fixes.planner", "ppdoctor.fixes.apply", "ppdoctor.fixes.choose", "ppdoctor.report",
         "ppdoctor.session", "ppdoctor.bench", "ppdoctor.bench.runner", "ppdoctor.bench.engine", "ppdoctor.bench.cli",
         "ppdoctor.config",
+        "ppdoctor.pcap", "ppdoctor.pcap.cli", "ppdoctor.lab.capture",
     ]
     loaded = _loaded_after("\n".join(f"import {m}" for m in modules))
     assert "textual" not in loaded
