@@ -199,7 +199,7 @@ class PPDoctorApp(App[int]):
         if self.fixes.applying:
             self.push_screen(ConfirmModal("Quit while a fix is being applied?",
                                           ["ppdoctor waits up to 20 s for the change in flight to be written and "
-                                           "journalled, then stops; its verification is not shown. "
+                                           "recorded in the incident, then stops; its verification is not shown. "
                                            "`ppdoctor fix --rollback` undoes applied changes."],
                                           confirm_label="Quit anyway"),
                              lambda ok: self.exit(0) if ok else None)
@@ -272,7 +272,7 @@ class PPDoctorApp(App[int]):
     @on(msg.LabReady)
     def _lab_ready(self, message: msg.LabReady) -> None:
         self.lab_status = ""
-        session = IncidentSession(message.config)
+        session = IncidentSession.open(message.config, by="tui")
         self._adopt(session)
         scenario = message.endpoints.get("scenario", "")
         self.note(f"lab scenario {scenario} is ready", endpoints={k: message.endpoints.get(k) for k in (
@@ -295,7 +295,7 @@ class PPDoctorApp(App[int]):
     def set_config(self, config: TargetConfig) -> None:
         """The Setup screen changed the target: earlier observations no longer describe it."""
         if self.session is None:
-            self._adopt(IncidentSession(config))
+            self._adopt(IncidentSession.open(config, by="tui"))
         elif config == self.config:
             return
         assert self.session is not None
@@ -360,7 +360,9 @@ class PPDoctorApp(App[int]):
         backend = self._report()
         target = Path(path).expanduser()
         if self.is_web:
-            fmt = {".md": "md", ".json": "json", ".html": "html", ".htm": "html"}.get(target.suffix.lower(), "md")
+            from .report import report_format
+
+            fmt = report_format(target)
             text = self.engine.call(backend.render_report, session, fmt).result(timeout=30)
             self.call_from_thread(self.deliver_text, io.StringIO(text), save_filename=target.name)
             self.post_message(msg.ReportWritten(f"download: {target.name}", len(text.encode())))

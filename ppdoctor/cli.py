@@ -81,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("id", nargs="?", help="fix id, e.g. FIX-TG-PP-ON")
     fix.add_argument("--list", action="store_true", help="fixes for the current findings")
     fix.add_argument("--all", action="store_true", help="apply the fixes of each finding until healthy")
-    fix.add_argument("--rollback", action="store_true", help="restore every before-value from the journal")
+    fix.add_argument("--rollback", action="store_true",
+                     help="undo the current incident's changes, newest first (each checked against the live value)")
+    fix.add_argument("--incident", metavar="ID", help="with --rollback: undo that (earlier) incident's changes instead")
     fix.add_argument("--yes", action="store_true", help="confirm without asking (headless)")
     fix.add_argument("--json", action="store_true")
     fix.set_defaults(run=_handler("ppdoctor.fixes.cli:run"))
@@ -89,7 +91,29 @@ def build_parser() -> argparse.ArgumentParser:
     # report: incident report
     rep = sub.add_parser("report", help="probe, diagnose and write an incident report (.md, .json or .html)")
     rep.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.md, FILE.json or FILE.html")
+    rep.add_argument("--incident", metavar="ID", help="report that incident (default: the current one)")
     rep.set_defaults(run=_handler("ppdoctor.report:run_cli"))
+
+    # incident: the record every process appends to
+    inc = sub.add_parser("incident", help="the incident record of the target: list, show, new, close, note")
+    inc_sub = inc.add_subparsers(dest="incident_command", metavar="ACTION", required=True)
+    inc_list = inc_sub.add_parser("list", help="incidents of the target (--all: of every target)")
+    inc_list.add_argument("--all", action="store_true", help="every target with an incident record")
+    inc_list.add_argument("--json", action="store_true")
+    inc_list.set_defaults(run=_handler("ppdoctor.incident.cli:run_list"))
+    inc_show = inc_sub.add_parser("show", help="the entries of an incident (default: the current one)")
+    inc_show.add_argument("id", nargs="?", metavar="ID")
+    inc_show.add_argument("--json", action="store_true", help="one JSON entry per line")
+    inc_show.set_defaults(run=_handler("ppdoctor.incident.cli:run_show"))
+    inc_new = inc_sub.add_parser("new", help="close the current incident and start a new one")
+    inc_new.add_argument("--note", metavar="TEXT", default="")
+    inc_new.set_defaults(run=_handler("ppdoctor.incident.cli:run_new"))
+    inc_close = inc_sub.add_parser("close", help="close the current incident")
+    inc_close.add_argument("--note", metavar="TEXT", default="")
+    inc_close.set_defaults(run=_handler("ppdoctor.incident.cli:run_close"))
+    inc_note = inc_sub.add_parser("note", help="add an operator note to the current incident")
+    inc_note.add_argument("text", nargs="+", metavar="TEXT")
+    inc_note.set_defaults(run=_handler("ppdoctor.incident.cli:run_note"))
 
     # bench: PROXY protocol latency cost, open loop
     bench = sub.add_parser("bench", help="open-loop load test: latency with PROXY protocol v2 off vs on")

@@ -23,7 +23,7 @@ def run_default(args: Any) -> int:
     config = load_config(config_path)
     reason = missing_target_reason(config, config_path)
     if reason is None:
-        app = PPDoctorApp(IncidentSession(config), landing="setup")
+        app = PPDoctorApp(IncidentSession.open(config, by="tui"), landing="setup")
     else:
         app = PPDoctorApp(start_reason=reason)
     return _run(app)

@@ -107,7 +107,7 @@ class FlowTracker:
     def feed(self, segs: Iterable[tuple]) -> None:
         flows = self.flows
         ports = self.ports
-        for ts, src, dst, sport, dport, seq, ack, flags, payload, cut in segs:
+        for ts, src, dst, sport, dport, seq, _ack, flags, payload, cut in segs:
             hit = flows.get((src, sport, dst, dport))
             if hit is None:
                 if flags & SYN and not flags & ACK:
