@@ -31,8 +31,12 @@ def _confirmation_text(c: dict[str, Any] | None) -> str:
     return f"{word} by {c['by']} at {c['when']} ({_t(c['t'])})"
 
 
+def _value(value: Any) -> str:
+    return "(absent)" if value is None else _cell(value)
+
+
 def _change_text(c: dict[str, Any]) -> str:
-    return f"{_cell(c.get('before'))} → {_cell(c.get('after'))}"
+    return f"{_value(c.get('before'))} → {_value(c.get('after'))}"
 
 
 def _verification_text(c: dict[str, Any]) -> str:
