@@ -122,3 +122,13 @@ def test_target_identity_is_stable_across_addresses_and_differs_by_listener():
     assert target_identity(from_arn)[0] == k1
     assert target_identity(TargetConfig(path="/etc/x.toml"))[1] == "config /etc/x.toml"
     assert os.sep not in k1
+
+
+def test_incident_and_report_stay_light():
+    """The record and the report are engine: no textual/rich; `incident list` loads no AWS/Kubernetes client."""
+    from tests.unit.test_import_hygiene import HEAVY, _cli, _loaded_after
+
+    loaded = _loaded_after("import ppdoctor.incident, ppdoctor.incident.cli, ppdoctor.report, ppdoctor.session")
+    assert not {"textual", "rich"} & loaded
+    loaded = _loaded_after(_cli(["incident", "list"]))
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
