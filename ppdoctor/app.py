@@ -66,6 +66,13 @@ def _bench_screen() -> Screen[Any]:
     return BenchScreen()
 
 
+def _pcap_screen() -> Screen[Any]:
+    """The Pcap screen (offline capture analysis), imported when first opened."""
+    from .screens.pcap import PcapScreen
+
+    return PcapScreen()
+
+
 def _css_path() -> str:
     return str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
 
@@ -86,6 +93,7 @@ class PPDoctorApp(App[int]):
         "report": ReportScreen,
         "timeline": TimelineScreen,
         "bench": _bench_screen,
+        "pcap": _pcap_screen,
     }
     BINDINGS = APP_BINDINGS
 
@@ -172,11 +180,11 @@ class PPDoctorApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "go":
-            return self.session is not None and not isinstance(self.screen, ModalScreen)
+            return (self.session is not None or parameters == ("pcap",)) and not isinstance(self.screen, ModalScreen)
         return True
 
     def action_go(self, mode: str) -> None:
-        if self.session is None:
+        if self.session is None and mode != "pcap":  # a capture needs no target
             self.say("start the lab (l) or configure a target first", severity="warning")
             return
         if isinstance(self.screen, ModalScreen):

@@ -172,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state-dir", metavar="DIR")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=_handler("ppdoctor.lab.cli:run_status"))
+    cap = lab_sub.add_parser("capture", help="tcpdump the lab's loopback traffic while the probes run")
+    cap.add_argument("--scenario", metavar="NAME", help="scenario to start (default: the running lab's)")
+    cap.add_argument("-o", "--output", required=True, metavar="FILE", help="pcap file to write")
+    cap.add_argument("--state-dir", metavar="DIR", help="use the lab running from here")
+    cap.add_argument("--json", action="store_true")
+    cap.set_defaults(run=_handler("ppdoctor.lab.cli:run_capture"))
     return parser
 
 

@@ -36,6 +36,9 @@ class NlbTarget:
     address: str = ""  # HOST:PORT clients connect to (the NLB DNS name and listener port)
     listener_port: int = 80
     client_source: str = ""  # bind probes to this source address (lab: the "internet" client)
+    # "Name: value" headers the client path adds before the NLB (what a CDN in front adds, its
+    # X-Forwarded-For entry included): probes through the NLB send them as that hop would.
+    client_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ class Analysis:
             src = parsed.header.src if first == "ppv2-proxy" and not isinstance(parsed, str) else None
             if src is not None and not hc:
                 src_ip = src.address
-                if src_ip in self.nlb_ips or src_ip in self.local_sources:
+                if src_ip in (self.nlb_ips or self.local_sources):
                     rec = self._put("pp-src", src_ip, flow.sport, rec, flow, classes, client_data, hc)
         elif first == "http" and not hc:
             if answer == "reset" or answer == "empty":
@@ -200,8 +200,9 @@ class Analysis:
     # --- deciding ------------------------------------------------------------------------
 
     def nlb(self) -> set[str]:
-        """The NLB's addresses: given with --nlb-ip, plus the sources of PPv2 LOCAL (health-check) headers."""
-        return self.nlb_ips | self.local_sources
+        """The NLB's addresses: given with --nlb-ip; else the sources of PPv2 LOCAL (health-check) headers
+        (a prober that sends LOCAL headers too would be taken for the NLB: --nlb-ip avoids that)."""
+        return self.nlb_ips or self.local_sources
 
     def _in_vpc(self, ip: str) -> bool:
         try:
@@ -221,7 +222,7 @@ class Analysis:
 
     def decide(self) -> list:
         """Findings from the catalogue that the capture decides (docs/pcap.md has the table)."""
-        from ..diagnosis.engine import Finding  # diagnosis is heavy-ish (60 ms); only once the flows are read
+        from ..diagnosis.model import Finding  # diagnosis is heavy-ish; imported once the flows are read
         from ..diagnosis.rules import CATALOGUE
 
         def finding(fid, severity, confidence, explanation, count, flows, fixes):
@@ -289,9 +290,9 @@ class Analysis:
                        "early with what was seen")
         if self.buckets_dropped:
             out.append(f"{self.buckets_dropped} flow(s) beyond {_MAX_BUCKETS} address/port groups not kept as evidence")
-        if self.local_sources - self.nlb_ips:
+        if self.local_sources and not self.nlb_ips:
             out.append("NLB addresses taken from PPv2 LOCAL health-check headers: "
-                       + ", ".join(sorted(self.local_sources - self.nlb_ips)))
+                       + ", ".join(sorted(self.local_sources)) + " (give --nlb-ip to be sure)")
         if self.ports and not self.flows:
             out.append(f"no TCP flow to port {', '.join(map(str, self.ports))}")
         return out

@@ -99,6 +99,7 @@ class FlowTracker:
         self.flows: dict[tuple, tuple[Flow, bool]] = {}  # 4-tuple (either direction) → (flow, from client)
         self.pending: dict[tuple, Flow] = {}  # (client, cport, sport) → flow waiting for its SYN-ACK
         self.closed: OrderedDict[tuple, None] = OrderedDict()
+        self.servers: set[tuple[bytes, int]] = set()  # endpoints SYNs went to (bounded)
         self.open_count = 0
         self.peak_open = 0
         self.evicted = 0
@@ -106,7 +107,7 @@ class FlowTracker:
     def feed(self, segs: Iterable[tuple]) -> None:
         flows = self.flows
         ports = self.ports
-        for ts, src, dst, sport, dport, seq, ack, flags, payload, cut in segs:
+        for ts, src, dst, sport, dport, seq, _ack, flags, payload, cut in segs:
             hit = flows.get((src, sport, dst, dport))
             if hit is None:
                 if flags & SYN and not flags & ACK:
@@ -122,9 +123,14 @@ class FlowTracker:
                 key = (src, sport, dst, dport)
                 if key in self.closed or flags & RST:
                     continue
-                # No SYN seen: the capture started mid-connection. The server is the --port side,
-                # else the lower port (ephemeral ports are high).
-                if ports is not None:
+                # No SYN seen: the capture started mid-connection. The server is the --port side, else
+                # an endpoint that received SYNs, else the lower port (ephemeral ports are high).
+                servers = self.servers
+                if ports is None and (dst, dport) in servers:
+                    flow = self._new(src, sport, dst, dport, ts)
+                elif ports is None and (src, sport) in servers:
+                    flow = self._new(dst, dport, src, sport, ts)
+                elif ports is not None:
                     if dport in ports:
                         flow = self._new(src, sport, dst, dport, ts)
                     elif sport in ports:
@@ -219,6 +225,8 @@ class FlowTracker:
         flow.c_base = (seq + 1) & 0xFFFFFFFF
         flow.packets = 1
         self.pending[(src, sport, dport)] = flow
+        if len(self.servers) < 65536:
+            self.servers.add((dst, dport))
 
     def _evict(self) -> None:
         # dicts keep insertion order: the first entry is the oldest open flow
