@@ -19,28 +19,40 @@ PP = "service.beta.kubernetes.io/aws-load-balancer-proxy-protocol"
 
 def state(*, svc_ann=None, tpl_ann=None, attrs=None, lbc=True, filters=()) -> LiveState:
     return LiveState(
-        tg_arn=ARN, tg={"TargetGroupArn": ARN, "HealthCheckProtocol": "HTTP", "HealthCheckPort": "15021",
-                        "TargetType": "ip"},
-        attributes=dict(attrs or {"proxy_protocol_v2.enabled": "false"}), lbc_owned=lbc,
+        tg_arn=ARN,
+        tg={"TargetGroupArn": ARN, "HealthCheckProtocol": "HTTP", "HealthCheckPort": "15021", "TargetType": "ip"},
+        attributes=dict(attrs or {"proxy_protocol_v2.enabled": "false"}),
+        lbc_owned=lbc,
         service={"metadata": {"namespace": "istio-system", "name": "gw", "annotations": dict(svc_ann or {})}},
-        deployment={"metadata": {"namespace": "istio-system", "name": "gw", "annotations": {}},
-                    "spec": {"template": {"metadata": {"annotations": dict(tpl_ann or {})}}}},
-        mesh=None, envoy_filters=list(filters))
+        deployment={
+            "metadata": {"namespace": "istio-system", "name": "gw", "annotations": {}},
+            "spec": {"template": {"metadata": {"annotations": dict(tpl_ann or {})}}},
+        },
+        mesh=None,
+        envoy_filters=list(filters),
+    )
 
 
-@pytest.mark.parametrize("fix, before, after_state, ours", [
-    # LBC-owned: the Service annotation; the value after our write reads back as ours
-    ("FIX-TG-PP-ON", state(), state(svc_ann={PP: "*"}), True),
-    ("FIX-TG-PP-ON", state(), state(svc_ann={PP: "someone-else"}), False),
-    ("FIX-TG-PP-ON", state(), state(), False),  # removed since
-    # no controller: the target group attribute itself
-    ("FIX-TG-PP-ON", state(lbc=False), state(lbc=False, attrs={"proxy_protocol_v2.enabled": "true"}), True),
-    ("FIX-TG-PP-ON", state(lbc=False), state(lbc=False, attrs={"proxy_protocol_v2.enabled": "false"}), False),
-    ("FIX-HC-TCP", state(lbc=False), state(lbc=False), False),
-    ("FIX-GW-PP-ON", state(), state(tpl_ann={"proxy.istio.io/config": '{"gatewayTopology":{"proxyProtocol":{}}}'}),
-     True),
-    ("FIX-GW-PP-ON", state(), state(tpl_ann={"proxy.istio.io/config": '{"gatewayTopology":{}}'}), False),
-])
+@pytest.mark.parametrize(
+    "fix, before, after_state, ours",
+    [
+        # LBC-owned: the Service annotation; the value after our write reads back as ours
+        ("FIX-TG-PP-ON", state(), state(svc_ann={PP: "*"}), True),
+        ("FIX-TG-PP-ON", state(), state(svc_ann={PP: "someone-else"}), False),
+        ("FIX-TG-PP-ON", state(), state(), False),  # removed since
+        # no controller: the target group attribute itself
+        ("FIX-TG-PP-ON", state(lbc=False), state(lbc=False, attrs={"proxy_protocol_v2.enabled": "true"}), True),
+        ("FIX-TG-PP-ON", state(lbc=False), state(lbc=False, attrs={"proxy_protocol_v2.enabled": "false"}), False),
+        ("FIX-HC-TCP", state(lbc=False), state(lbc=False), False),
+        (
+            "FIX-GW-PP-ON",
+            state(),
+            state(tpl_ann={"proxy.istio.io/config": '{"gatewayTopology":{"proxyProtocol":{}}}'}),
+            True,
+        ),
+        ("FIX-GW-PP-ON", state(), state(tpl_ann={"proxy.istio.io/config": '{"gatewayTopology":{}}'}), False),
+    ],
+)
 def test_live_value_reads_back_the_changed_field(fix, before, after_state, ours):
     change = build_plan(fix, before).changes[-1].as_dict()
     now = live_value(change, after_state)
@@ -55,14 +67,26 @@ def test_unknown_object_is_unknown_not_ours():
 
 
 def _change(cid, status="applied"):
-    return {"at": 1.0, "kind": "change", "summary": "", "data": {"cid": cid, "fix": "F", "change": {
-        "object": "o", "field": cid, "before": None, "after": "x", "status": status}}}
+    return {
+        "at": 1.0,
+        "kind": "change",
+        "summary": "",
+        "data": {
+            "cid": cid,
+            "fix": "F",
+            "change": {"object": "o", "field": cid, "before": None, "after": "x", "status": status},
+        },
+    }
 
 
 def test_outstanding_changes_skip_failed_and_undone():
-    entries = [_change("a"), _change("b", "failed"), _change("c"),
-               {"at": 2.0, "kind": "rollback", "data": {"step": {"cid": "c", "status": "rolled-back"}}},
-               {"at": 3.0, "kind": "rollback", "data": {"step": {"cid": "a", "status": "conflict"}}}]
+    entries = [
+        _change("a"),
+        _change("b", "failed"),
+        _change("c"),
+        {"at": 2.0, "kind": "rollback", "data": {"step": {"cid": "c", "status": "rolled-back"}}},
+        {"at": 3.0, "kind": "rollback", "data": {"step": {"cid": "a", "status": "conflict"}}},
+    ]
     assert [c["cid"] for c in outstanding_changes(entries)] == ["a"]  # a conflict leaves the change in place
 
 

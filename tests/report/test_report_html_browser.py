@@ -14,8 +14,16 @@ from ppdoctor.session import IncidentSession
 from tests.tui.support import demo_config, demo_observations, demo_plan
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--hide-scrollbars",
+]
 
 
 def _tags(html: str) -> list[tuple[str, dict[str, str]]]:
@@ -41,8 +49,13 @@ def _incident_html(tmp_path: Path) -> tuple[Path, IncidentSession]:
     change = plan.changes[0]
     change.status = "applied"
     session.record("change", "applied", fix=plan.id, cid="c1", index=0, change=change.as_dict())
-    session.record("verify", "gateway-pp: passed after 4.2 s", fix=plan.id, cid="c1",
-                   verification={"check": "gateway-pp", "passed": True, "seconds": 4.2, "observations": []})
+    session.record(
+        "verify",
+        "gateway-pp: passed after 4.2 s",
+        fix=plan.id,
+        cid="c1",
+        verification={"check": "gateway-pp", "passed": True, "seconds": 4.2, "observations": []},
+    )
     session.note("operator: <b>not markup</b>")
     from ppdoctor.report import write_report
 
@@ -55,8 +68,10 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
     tags = _tags(page.read_text())
     assert [a for t, a in tags if t == "script"] == [{"type": "application/json", "id": "ppdoctor-report"}]  # none runs
     assert not [(t, a) for t, a in tags if {"src", "href", "srcset", "data"} & a.keys() or t in ("link", "iframe")]
-    assert any(t == "meta" and a.get("http-equiv") == "Content-Security-Policy" and "default-src 'none'" in a["content"]
-               for t, a in tags)  # and the browser is told to fetch nothing
+    assert any(
+        t == "meta" and a.get("http-equiv") == "Content-Security-Policy" and "default-src 'none'" in a["content"]
+        for t, a in tags
+    )  # and the browser is told to fetch nothing
 
     png = tmp_path / "shot.png"
     profile = tmp_path / "profile"
@@ -78,8 +93,8 @@ def test_html_report_renders_in_headless_chromium(tmp_path):
     top = session.findings[0]
     text = dom.stdout
     assert f"{top.id} — {top.title}" in text  # the verdict, as the browser holds it
-    assert "id=\"verdict-before\"" in text and "id=\"verdict-after\"" in text
-    assert "flowchart LR" in text and "class=\"mermaid\"" in text  # the diagram as readable text
+    assert 'id="verdict-before"' in text and 'id="verdict-after"' in text
+    assert "flowchart LR" in text and 'class="mermaid"' in text  # the diagram as readable text
     assert "&lt;b&gt;not markup&lt;/b&gt;" in text  # operator text stays text
 
 
