@@ -111,6 +111,15 @@ class IncidentLog:
         self, kind: str, summary: str, data: dict[str, Any] | None = None, *, by: str = "", at: float | None = None
     ) -> dict[str, Any]:
         """Append one entry atomically (locked, flushed, fsynced); returns it with its final time."""
+        try:
+            return self._append(kind, summary, data, by=by, at=at)
+        except OSError as exc:
+            raise IncidentError(
+                f"cannot write the incident record {self.path}: {exc.strerror or exc}",
+                hint="make $XDG_STATE_HOME/ppdoctor writable (or point XDG_STATE_HOME elsewhere)",
+            ) from exc
+
+    def _append(self, kind: str, summary: str, data: dict[str, Any] | None, *, by: str, at: float | None) -> dict[str, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         entry = {
             "v": ENTRY_VERSION,
@@ -372,8 +381,14 @@ class _DirLock:
         self.fd = -1
 
     def __enter__(self) -> "_DirLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise IncidentError(
+                f"cannot write the incident records in {self.path.parent}: {exc.strerror or exc}",
+                hint="make $XDG_STATE_HOME/ppdoctor writable (or point XDG_STATE_HOME elsewhere)",
+            ) from exc
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 

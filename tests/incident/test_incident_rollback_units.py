@@ -107,3 +107,15 @@ def test_incident_show_prints_what_is_readable_and_names_the_bad_line(tmp_path, 
     assert main(["--config", str(path), "incident", "close", "--note", "done"]) == 2  # needs a sound record
     assert "damaged at line 3" in capsys.readouterr().err
     assert incidents_for(config).infos()[0].open
+
+
+def test_unwritable_state_dir_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("XDG_STATE_HOME", str(blocker))
+    config = TargetConfig(name="t", nlb=NlbTarget(address="10.0.0.1:80"))
+    path = tmp_path / "t.toml"
+    write_config(config, path)
+    assert main(["--config", str(path), "incident", "note", "hello"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the incident record" in err and "XDG_STATE_HOME" in err and "Traceback" not in err
