@@ -54,14 +54,14 @@ async def test_tui_continues_the_incident_and_reports_the_same_content(
         rows = [" ".join(c.plain for c in table.get_row_at(i)) for i in range(table.row_count)]
         assert any(handover in r and "cli incident" in r for r in rows), rows  # the shell's entry, earlier
 
-        app.start_probes()
+        app.probes.start_all()
         await _until(
-            pilot, lambda: bool(app.findings) and not app.running and not app.diagnosis_stale, 60, "the diagnosis"
+            pilot, lambda: bool(app.findings) and not app.probes.running and not app.probes.stale, 60, "the diagnosis"
         )
         assert app.findings[0].id == "PPD004"
-        app.plan_fix("FIX-TG-PP-ON")
-        await _until(pilot, lambda: getattr(app.plan, "id", None) == "FIX-TG-PP-ON", 30, "the plan")
-        app.request_apply()
+        app.fixes.plan_fix("FIX-TG-PP-ON")
+        await _until(pilot, lambda: getattr(app.fixes.plan, "id", None) == "FIX-TG-PP-ON", 30, "the plan")
+        app.fixes.request_apply()
         await _until(
             pilot,
             lambda: isinstance(app.screen, ConfirmModal) and bool(app.screen.query("#confirm")),
@@ -69,12 +69,12 @@ async def test_tui_continues_the_incident_and_reports_the_same_content(
             "the confirmation",
         )
         await pilot.click("#confirm")
-        await _until(pilot, lambda: app.apply_result is not None, 90, "the fix")
-        assert app.apply_result.completed, app.apply_result.error
+        await _until(pilot, lambda: app.fixes.apply_result is not None, 90, "the fix")
+        assert app.fixes.apply_result.completed, app.fixes.apply_result.error
         await _until(
             pilot,
             lambda: (
-                not app.running and not app.diagnosis_stale and bool(app.findings) and app.findings[0].id == "PPD000"
+                not app.probes.running and not app.probes.stale and bool(app.findings) and app.findings[0].id == "PPD000"
             ),
             60,
             "the re-probe after the fix",
