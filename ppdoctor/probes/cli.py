@@ -23,6 +23,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     names = list(PROBES) if args.all else [args.name]
     observations = asyncio.run(run_probes(config, names))
+    from ..session import IncidentSession
+
+    IncidentSession.open(config, by="cli probe").adopt_observations(observations)  # the run joins the incident
     if args.json:
         print(json.dumps({"observations": [o.as_dict() for o in observations]}, indent=2, default=str))
     else:
