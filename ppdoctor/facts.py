@@ -180,3 +180,6 @@ _d("ipv6.client", bool, "ipv6", "the probed client (nlb.client_source) is an IPv
 _d("ipv6.client_scope", str, "ipv6", "kind of IPv6 client address: loopback / link-local / unique-local / ipv4-mapped / documentation / global")
 _d("lb.ip_address_type", str, "ipv6", "the load balancer's IpAddressType: ipv4 / dualstack / dualstack-without-public-ipv4")
 _d("tg.ip_address_type", str, "ipv6", "the target group's IpAddressType: ipv4 / ipv6")
+_d("idle.timeout_s", int, "idle", "the NLB listener's tcp.idle_timeout.seconds (AWS default 350)")
+_d("idle.waited_s", _num, "idle", "seconds of silence the idle probe kept on its connection")
+_d("idle.result", str, "idle", "failure class of the request sent after the silence (ok / reset / …)")

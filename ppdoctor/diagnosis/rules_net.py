@@ -11,12 +11,14 @@ from .model import FactView, Finding
 CATALOGUE = {
     "PPD017": "Client IP preservation on, and the targets' security groups drop clients",
     "PPD019": "IPv6 clients on a dualstack NLB with IPv4 targets: preservation cannot carry their address",
+    "PPD020": "The NLB resets connections left idle longer than its idle timeout",
     "PPD022": "PrivateLink clients with client IP preservation on: preservation cannot carry their address",
 }
 
 # Sources the explanations cite (FIELD.md; stored copies via the search tool).
 SG_SOURCES = "aws-load-balancer-controller #3521, #4632, #3935, #3771"
 IPV6_SOURCES = 'AWS "Target groups for your Network Load Balancers" (client IP preservation table)'
+IDLE_SOURCES = 'istio/istio #16572, #28879, #52143; AWS "Network Load Balancers" (connection idle timeout)'
 PRIVATELINK_SOURCES = 'AWS "Target groups for your Network Load Balancers" (client IP preservation); hashicorp/vault #9450'
 
 
@@ -87,6 +89,23 @@ def ppd019(f: FactView) -> Finding | None:
         fixes=fixes, supersedes=["PPD001", "PPD012"], confirm=f.missing("via_nlb.client_ip_class", "lb.ip_address_type"))
 
 
+def ppd020(f: FactView) -> Finding | None:
+    result = f.get("idle.result")
+    if result not in ("reset", "empty-reply"):
+        return None
+    timeout_s = f.get("idle.timeout_s") or 350
+    return _finding(
+        "PPD020", "error", 0.9,
+        f"A connection that stayed silent longer than the NLB listener's idle timeout ({timeout_s} s) was reset "
+        "on its next request: the NLB forgets idle flows. Long-lived idle connections through the gateway "
+        "(database pools, gRPC streams, websockets) see resets after ~" + f"{timeout_s} s. No automatic fix: "
+        "turn TCP keepalive on for the gateway listener with an EnvoyFilter (LISTENER patch, socket_options "
+        "SO_KEEPALIVE=1, TCP_KEEPIDLE below the idle timeout, e.g. 60 s, with TCP_KEEPINTVL/TCP_KEEPCNT), "
+        "and keepalive on the clients; or raise the listener's tcp.idle_timeout.seconds (ModifyListenerAttributes, "
+        f"60-6000 s), which only postpones the reset ({IDLE_SOURCES}).",
+        f, ["idle.result", "idle.timeout_s", "idle.waited_s"])
+
+
 def ppd022(f: FactView) -> Finding | None:
     services = f.get("privatelink.services")
     if not services or f.get("tg.preserve_ip") is not True:
@@ -110,4 +129,4 @@ def ppd022(f: FactView) -> Finding | None:
         confirm=f.missing("via_nlb.client_ip_class"))
 
 
-RULES = [ppd017, ppd019, ppd022]
+RULES = [ppd017, ppd019, ppd020, ppd022]

@@ -28,6 +28,7 @@ class ProbeInfo:
     description: str
     target: str  # "module:function"
     needs: str  # what in the target config it uses
+    on_demand: bool = False  # slow by nature (waits out an AWS timeout): run only when named, never in --all
 
     def load(self):
         module, _, func = self.target.partition(":")
@@ -62,6 +63,8 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.privatelink:probe_privatelink", "aws.*"),
     ProbeInfo("ipv6", "IPv6 client? dualstack NLB? IPv4 targets? (preservation cannot carry IPv6 to IPv4 targets)",
               "ppdoctor.probes.ipv6:probe_ipv6", "aws.*, nlb.client_source"),
+    ProbeInfo("idle", "one request, silence past the NLB's idle timeout, another request: is the flow reset? (on demand)",
+              "ppdoctor.probes.idle:probe_idle", "nlb.address, aws.*, nlb.time_scale", on_demand=True),
     ProbeInfo("syn", "raw SYN to the NLB with scapy: who answers? (needs CAP_NET_RAW)",
               "ppdoctor.probes.syn:probe_syn", "nlb.address"),
 )}
@@ -97,7 +100,7 @@ async def run_probe(name: str, ctx: ProbeContext, *, deadline: float | None = No
 async def run_probes(config: TargetConfig, names: Iterable[str] | None = None,
                      ctx: ProbeContext | None = None) -> list[Observation]:
     """Run probes concurrently (they are independent); results in the order asked."""
-    names = list(names or PROBES)
+    names = list(names or [n for n, p in PROBES.items() if not p.on_demand])
     own = ctx is None
     ctx = ctx or ProbeContext(config)
     try:

@@ -36,11 +36,15 @@ VIA_NLB = {
     "preserve-on-sg-blocks-clients": ({"timeout-response"}, None),
     "privatelink-preserve-on": ({"ok"}, "nlb"),
     "dualstack-ipv6-client": ({"ok"}, "nlb"),
+    "idle-timeout-reset": ({"ok"}, "prober"),
 }
 # Health as DescribeTargetHealth reports it (from the emulator's real checks).
 UNHEALTHY = {"pp-on-hc-status-port"}
 # Findings a fix cannot settle from ppdoctor's side (the echo image is the app team's choice).
-NOT_AUTO_FIXABLE = {"echo-drops-xff"}
+# (TCP keepalive on the gateway listener cannot be seen by the lab's user-space NLB: guidance only.)
+NOT_AUTO_FIXABLE = {"echo-drops-xff", "idle-timeout-reset"}
+# On-demand probes (they wait out an AWS timeout) a scenario's symptom needs besides the default set.
+EXTRA_PROBES = {"idle-timeout-reset": ["idle"]}
 
 SCENARIOS = sorted(s.name for s in list_scenarios())
 
@@ -67,7 +71,10 @@ def test_scenario_closed_loop(scenario, lab_pool):
     if want == "unhealthy":
         assert all(s["Reason"] in ("Target.FailedHealthChecks", "Target.ResponseCodeMismatch") for s in states), states
 
-    observations = asyncio.run(run_probes(lab.config))
+    from ppdoctor.probes import PROBES
+
+    default = [n for n, p in PROBES.items() if not p.on_demand]
+    observations = asyncio.run(run_probes(lab.config, default + EXTRA_PROBES.get(scenario, [])))
     results, ip_class = VIA_NLB[scenario]
     assert _fact(observations, "via_nlb.result") in results, [o.as_dict() for o in observations if o.probe == "http-via-nlb"]
     if ip_class:
