@@ -51,6 +51,7 @@ from .aws import (
 )
 from .nlb_family import ipv6_flow_mode
 from .nlb_idle import idle_expired
+from .nlb_placement import header_on_connect
 from .nlb_security import nlb_admits, target_admits
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ class _Flow:
         self.client_addr: tuple[str, int] = ("", 0)
         self.listener_addr: tuple[str, int] = ("", 0)  # the NLB address the client connected to
         self.last_activity = 0.0  # loop time of the last data either way (idle timeout)
+        self.pending_header: bytes | None = None  # PROXY header waiting for the client's first data
         self.task: asyncio.Task[None] | None = None
         self.cap_timer: asyncio.TimerHandle | None = None
         self.finished = False
@@ -211,6 +213,8 @@ class _Flow:
             return
         self.last_activity = now
         other = self.other(side)
+        if side is self.client and self.pending_header is not None:
+            data, self.pending_header = self.pending_header + data, None
         if other is not None and other.transport is not None and not other.lost:
             other.transport.write(data)
 
@@ -219,6 +223,9 @@ class _Flow:
             self.finish()
             return
         other = self.other(side)
+        if side is self.client and self.pending_header is not None and other is not None and other.transport is not None:
+            other.transport.write(self.pending_header)  # a FIN before any data: the header still goes first
+            self.pending_header = None
         if other is not None and other.transport is not None and not other.lost:
             if other.transport.can_write_eof():
                 with contextlib.suppress(OSError):
@@ -624,7 +631,10 @@ class NlbEmulator:
             assert self._address is not None
             header = proxy_v2(flow.client_addr, flow.listener_addr, vpce_id=self._flow_vpce_id(state))
             assert side.transport is not None
-            side.transport.write(header)
+            if header_on_connect(state.attributes):
+                side.transport.write(header)
+            else:  # the default placement: with the client's first data (lab/nlb_placement.py)
+                flow.pending_header = header
             self._stats.pp_headers_sent += 1
         client_transport = flow.client.transport
         if client_transport is not None and not client_transport.is_closing():

@@ -151,6 +151,7 @@ _BOOL_ATTRIBUTES = {
 }
 _KNOWN_ATTRIBUTES = _BOOL_ATTRIBUTES | {
     "deregistration_delay.timeout_seconds",
+    "proxy_protocol_v2.client_to_server.header_placement",
     "stickiness.type",
     "target_health_state.unhealthy.connection_termination.enabled",
 }

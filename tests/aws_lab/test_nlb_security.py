@@ -122,3 +122,32 @@ async def test_a_flow_idle_past_the_listener_timeout_is_reset_and_a_busy_one_is_
         data = b""
     writer.close()
     assert data == b"" and lab.nlb.stats.idle_resets == 1
+
+
+async def _greeter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen) -> None:
+    """A server-first service behind a PROXY-expecting receiver: the greeting goes out once the header is in.
+
+    LoopbackTarget has parsed the header before this runs (it waits for it, like Envoy's filter)."""
+    writer.write(b"220 lab ESMTP\r\n")
+    await writer.drain()
+    while data := await reader.read(4096):
+        writer.write(data)
+
+
+async def _greeting(address, timeout: float) -> bytes:
+    reader, writer = await asyncio.open_connection(*address, local_addr=(addresses.CLIENT_IP, 0))
+    try:
+        return await asyncio.wait_for(reader.readline(), timeout)
+    except TimeoutError:
+        return b""
+    finally:
+        writer.transport.abort()
+
+
+async def test_default_header_placement_hides_a_server_first_greeting_until_on_first_ack(make_lab) -> None:
+    lab = await make_lab(_spec("false", ingress=("0.0.0.0/0",)), gateway=_greeter)
+    assert await _greeting(lab.nlb.address, 1.0) == b""  # on_first_ack_with_payload: the client waits forever
+    await lab.elb("modify_target_group_attributes", TargetGroupArn=lab.world.tg_arn, Attributes=[
+        {"Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack"}])
+    await _poll(lambda: "header_placement" in str(lab.nlb.state.attributes), 2, "the placement read")
+    assert await _greeting(lab.nlb.address, 2.0) == b"220 lab ESMTP\r\n"
