@@ -65,6 +65,9 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.ipv6:probe_ipv6", "aws.*, nlb.client_source"),
     ProbeInfo("idle", "one request, silence past the NLB's idle timeout, another request: is the flow reset? (on demand)",
               "ppdoctor.probes.idle:probe_idle", "nlb.address, aws.*, nlb.time_scale", on_demand=True),
+    ProbeInfo("server-first", "connect without sending: does a server-first service greet, through the NLB and "
+              "directly with/without a PROXY header? (on demand)",
+              "ppdoctor.probes.server_first:probe_server_first", "nlb.address, aws.*", on_demand=True),
     ProbeInfo("syn", "raw SYN to the NLB with scapy: who answers? (needs CAP_NET_RAW)",
               "ppdoctor.probes.syn:probe_syn", "nlb.address"),
 )}

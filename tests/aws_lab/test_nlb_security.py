@@ -151,3 +151,16 @@ async def test_default_header_placement_hides_a_server_first_greeting_until_on_f
         {"Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack"}])
     await _poll(lambda: "header_placement" in str(lab.nlb.state.attributes), 2, "the placement read")
     assert await _greeting(lab.nlb.address, 2.0) == b"220 lab ESMTP\r\n"
+
+
+async def test_server_first_probe_paths_tell_the_placement_apart(make_lab) -> None:
+    from ppdoctor.lab.addresses import TEST_NET_SOURCE
+    from ppdoctor.probes.server_first import first_bytes
+    from ppdoctor.proxyproto import proxy_v2
+
+    lab = await make_lab(_spec("false", ingress=("0.0.0.0/0",)), gateway=_greeter)
+    target = (addresses.GATEWAY_POD_IP, lab.gateway.port)
+    via = await first_bytes(*lab.nlb.address, source=addresses.CLIENT_IP, wait=1.0)
+    direct_pp = await first_bytes(*target, prefix=proxy_v2((TEST_NET_SOURCE, 40000), target), wait=1.0)
+    direct_plain = await first_bytes(*target, wait=1.0)
+    assert via is None and direct_pp == b"220 lab ESMTP\r\n" and direct_plain is None

@@ -192,3 +192,27 @@ def test_ppd020(result, fires):
     assert (finding is not None) == fires
     if fires:
         assert finding.fixes == [] and "SO_KEEPALIVE" in finding.explanation and "60 s" in finding.explanation
+
+
+# --- PPD018 (server-first protocol, header placement) -------------------------------------
+
+SF = dict(server_first__via_nlb_greeting=False, server_first__direct_pp_greeting=True,
+          server_first__direct_plain_greeting=False, tg__pp_v2=True)
+
+
+@pytest.mark.parametrize("case, facts, confidence", [
+    ("default placement", SF, 0.95),
+    ("placement attribute read as the default", {**SF, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    ("on_first_ack and still silent: a listener filter waits", {**SF, "server_first__header_placement": "on_first_ack"}, 0.75),
+    ("near miss: the greeting arrives through the NLB", {**SF, "server_first__via_nlb_greeting": True}, None),
+    ("near miss: no greeting even with a header", {**SF, "server_first__direct_pp_greeting": False}, None),
+    ("near miss: the target group sends no header", {**SF, "tg__pp_v2": False}, None),
+    ("near miss: probe not run", {"tg__pp_v2": True}, None),
+])
+def test_ppd018(case, facts, confidence):
+    from ppdoctor.diagnosis.rules_net import ppd018
+
+    finding = ppd018(_view(**facts))
+    assert (finding is not None) == (confidence is not None), case
+    if finding is not None:
+        assert finding.confidence == confidence and finding.fixes == [] and "on_first_ack" in finding.explanation
