@@ -28,7 +28,7 @@ from textual.worker import Worker, WorkerState
 
 from .config import TargetConfig, load_config
 from .errors import LabError, PPDoctorError
-from .probes import PROBES
+from .probes import PROBES, default_probes
 from .probes.model import Observation, Status
 from .screens import messages as msg
 from .screens.benchctl import BenchController
@@ -463,7 +463,7 @@ class PPDoctorApp(App[int]):
 
     def start_probes(self, names: list[str] | None = None) -> int:
         """Run several probes concurrently; diagnose when the last of them ends."""
-        started = [n for n in (names or list(PROBES)) if n not in self.running and self.start_probe(n)]
+        started = [n for n in (names or default_probes()) if n not in self.running and self.start_probe(n)]
         self._batch.update(started)
         if started:
             self.say(f"running {len(started)} probe(s)")

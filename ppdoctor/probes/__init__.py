@@ -18,7 +18,7 @@ from ..errors import PPDoctorError
 from .context import ProbeContext
 from .model import Fact, FailureClass, Observation, Status
 
-__all__ = ["PROBES", "ProbeInfo", "ProbeContext", "Observation", "Fact", "FailureClass", "Status",
+__all__ = ["PROBES", "ProbeInfo", "default_probes", "ProbeContext", "Observation", "Fact", "FailureClass", "Status",
            "run_probe", "run_probes"]
 
 
@@ -73,6 +73,11 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
 )}
 
 
+def default_probes() -> list[str]:
+    """What "all probes" means (``probe --all``, the TUI's run-all): every probe but the on-demand ones."""
+    return [n for n, p in PROBES.items() if not p.on_demand]
+
+
 async def run_probe(name: str, ctx: ProbeContext, *, deadline: float | None = None) -> Observation:
     """Run one probe under a deadline; every failure becomes a classified Observation."""
     info = PROBES.get(name)
@@ -103,7 +108,7 @@ async def run_probe(name: str, ctx: ProbeContext, *, deadline: float | None = No
 async def run_probes(config: TargetConfig, names: Iterable[str] | None = None,
                      ctx: ProbeContext | None = None) -> list[Observation]:
     """Run probes concurrently (they are independent); results in the order asked."""
-    names = list(names or [n for n, p in PROBES.items() if not p.on_demand])
+    names = list(names or default_probes())
     own = ctx is None
     ctx = ctx or ProbeContext(config)
     try:
