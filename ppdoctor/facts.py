@@ -148,7 +148,7 @@ _d("nlb.handshake_ms", _num, "tcp", "TCP handshake time with the NLB listener (m
 _d("via_nlb.result", str, "http-via-nlb", "failure class of a GET through the NLB (ok, http-4xx, reset, …)")
 _d("via_nlb.status", int, "http-via-nlb", "HTTP status of that GET")
 _d("via_nlb.prober_ip", str, "http-via-nlb", "the local address ppdoctor sent from")
-_d("via_nlb.client_ip_class", str, "http-via-nlb", "who the backend thinks the client is: prober / external / nlb / vpc-internal / unknown")
+_d("via_nlb.client_ip_class", str, "http-via-nlb", "who the backend thinks the client is: prober / external / nlb / vpc-internal / proxy-in-front / unknown")
 _d("xff.spoofable", bool, "xff-forge", "a forged X-Forwarded-For entry became the client address")
 
 # --- direct-* (straight to a gateway pod) ---------------------------------------------------
@@ -187,3 +187,14 @@ _d("server_first.header_placement", str, "server-first", "proxy_protocol_v2.clie
 _d("server_first.via_nlb_greeting", bool, "server-first", "a silent client got the service's greeting through the NLB")
 _d("server_first.direct_pp_greeting", bool, "server-first", "a silent client behind a PPv2 header got the greeting straight from a target")
 _d("server_first.direct_plain_greeting", bool, "server-first", "a silent client without a header got the greeting straight from a target")
+
+# --- configuration traps (rules_conf.py, issue 14) -----------------------------------------
+_d("via_nlb.hops_in_front", int, "http-via-nlb", "X-Forwarded-For entries the client path adds before the NLB (nlb.client_headers)")
+_d("gateway.istio_version", str, "kube", "the gateway proxy's Istio release, from the istio-proxy image tag (oldest pod)")
+_d("gateway.status_pp_env_supported", bool, "kube", "that release honours ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL (>= 1.27)")
+_d("gateway.status_pp_env", bool, "kube", "the pod template sets ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL=true")
+_d("gateway.status_pp_env_running", bool, "kube", "every running gateway pod started with that env")
+_d("gateway.servers", list, "kube", "Istio Gateway servers selecting the pods: [{gateway, number, protocol, hosts, tls_mode, https_redirect, container_ports}]")
+_d("gateway.server_container_ports", list, "kube", "container ports the Gateway servers land on (through the Service's ports)")
+_d("svc.port_map", list, "kube", "the gateway Service's ports: [{port, name, container_port}]")
+_d("gateway.listener_ports", list, "envoy", "ports of the running gateway's traffic listeners")

@@ -11,6 +11,7 @@ the key and what is allowed.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,6 +29,8 @@ TLS_PORT = 8443
 STATUS_PORT = 15021
 ADMIN_PORT = 15000
 PORT_ALIASES = {"traffic-port": "traffic-port", "status-port": str(STATUS_PORT)}
+# The Istio release of the lab's gateway image (docker.io/istio/proxyv2:<version>) unless a scenario says otherwise.
+DEFAULT_ISTIO_VERSION = "1.24.2"
 
 
 class ScenarioError(LabError):
@@ -96,6 +99,7 @@ class GatewaySpec:
     service_annotations: dict[str, str] = field(default_factory=dict)
     external_traffic_policy: str = "Cluster"
     env: dict[str, str] = field(default_factory=dict)
+    istio_version: str = DEFAULT_ISTIO_VERSION  # tag of the istio-proxy image; decides what the proxy supports
 
 
 @dataclass(frozen=True)
@@ -315,7 +319,10 @@ def _kubernetes(r: _Reader) -> KubernetesSpec:
         service_annotations=g.strings("service_annotations"),
         external_traffic_policy=g.take("external_traffic_policy", str, "Cluster"),
         env=g.strings("env"),
+        istio_version=g.take("istio_version", str, DEFAULT_ISTIO_VERSION),
     )
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?([-.][A-Za-z0-9.-]+)?", gateway.istio_version):
+        raise g.fail("istio_version", f"is {gateway.istio_version!r}; allowed: an Istio release such as 1.27.1")
     g.done()
     m = r.sub("mesh")
     mesh = MeshSpec(

@@ -145,7 +145,7 @@ class LabWorld:
         write_kubeconfig(kubeconfig, self.kube.url, token)
 
         # Pods: echo, then the gateway (Envoy) with the mesh config it starts with.
-        from .echo import start_echo, variant_for_image
+        from ..echo.server import start_echo, variant_for_image
 
         self.echo = await start_echo(addresses.ECHO_POD_IP, self.ports.echo, variant_for_image(sc.kubernetes.echo.image))
         self._mesh_at_pod_start = yaml.safe_load(mesh_at_start["data"]["mesh"]) or {}
@@ -214,7 +214,11 @@ class LabWorld:
         filters = [o for o in store.list("envoyfilters") if o]
         services = [o for o in store.list("virtualservices") if o]
         labels = deployment["spec"]["template"]["metadata"].get("labels", {})
-        return derive_gateway_settings(deployment, self._mesh_at_pod_start, filters, services, labels)
+        # istiod opens listeners only where Gateway servers land (through the gateway Service's ports)
+        gateways = [o for o in store.list("gateways") if o]
+        service = store.get("services", manifests.GATEWAY_NS, manifests.GATEWAY_NAME)
+        return derive_gateway_settings(deployment, self._mesh_at_pod_start, filters, services, labels,
+                                       gateways=gateways, service=service)
 
     def _resolve_pod_port(self, namespace: str, pod_name: str, port: int) -> tuple[str, int]:
         pod = self.kube.store.get("pods", namespace, pod_name)
@@ -236,9 +240,11 @@ class LabWorld:
         if kind == "Deployment" and (ns, name) == (manifests.GATEWAY_NS, manifests.GATEWAY_NAME):
             if old is None or old.get("spec", {}).get("template") != obj.get("spec", {}).get("template"):
                 self._spawn(self._rollout_gateway())
-        elif kind in ("EnvoyFilter", "VirtualService"):
+        elif kind in ("EnvoyFilter", "VirtualService", "Gateway"):
             self._spawn(self._push_listeners())
         elif kind == "Service" and (ns, name) == (manifests.GATEWAY_NS, manifests.GATEWAY_NAME):
+            if old is not None and old.get("spec", {}).get("ports") != obj.get("spec", {}).get("ports"):
+                self._spawn(self._push_listeners())  # Gateway server ports resolve through the Service's ports
             if lbc.managed_by_controller(obj, controller_installed=self.scenario.kubernetes.lbc_installed):
                 self._spawn(self._reconcile_lbc())
 
@@ -302,6 +308,8 @@ class LabWorld:
                 name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
                 listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
                 time_scale=self.nlb.idle_timeout_scale,
+                # what the scenario's client path (a CDN in front) adds to every request
+                client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
             ),
             aws=cfgmod.AwsTarget(
                 region=self.scenario.aws.region, endpoint_url=self.moto.endpoint_url,

@@ -10,7 +10,7 @@ from ppdoctor.diagnosis import diagnose
 from ppdoctor.diagnosis.model import FactView
 from ppdoctor.diagnosis.rules_net import ppd017, ppd022
 from ppdoctor.probes.model import Observation
-from ppdoctor.probes.security_groups import SAMPLE_PUBLIC_SOURCE, evaluate
+from ppdoctor.probes.security_groups import evaluate
 
 
 def _view(**facts) -> FactView:
