@@ -55,6 +55,8 @@ PROBE_ERRORS = {"no-listener-on-port": {"direct-plain", "direct-ppv2", "direct-p
 NOT_AUTO_FIXABLE = {"echo-drops-xff", "idle-timeout-reset"}
 # On-demand probes (they wait out an AWS timeout) a scenario's symptom needs besides the default set.
 EXTRA_PROBES = {"idle-timeout-reset": ["idle"]}
+# Scenarios whose fixes are also rolled back here: the starting state's first finding must come back.
+ROLLED_BACK = {"preserve-on-sg-blocks-clients", "privatelink-preserve-on", "dualstack-ipv6-client"}
 
 SCENARIOS = sorted(s.name for s in list_scenarios())
 
@@ -96,13 +98,17 @@ def test_scenario_closed_loop(scenario, lab_pool):
     assert findings, "no finding"
     assert findings[0].id == expected[0], [f.as_dict() for f in findings]
 
-    from tests.lab.fixloop import fix_all
+    from tests.lab.fixloop import fix_all, roll_back
 
     if scenario in NOT_AUTO_FIXABLE:
         assert all(not f.fixes for f in findings if f.id == expected[0])
         return
-    final = fix_all(lab.config)
+    changes: list = []
+    final = fix_all(lab.config, changes)
     assert final[0].id == "PPD000", [f.as_dict() for f in final]
     after = asyncio.run(run_probes(lab.config, ["http-via-nlb"]))
     assert _fact(after, "via_nlb.client_ip_class") == "prober"
     assert _fact(after, "via_nlb.client_ip") == CLIENT_BEHIND.get(scenario, lab.config.nlb.client_source)
+    if scenario in ROLLED_BACK:
+        restored = roll_back(lab.config, changes)
+        assert restored[0].id == expected[0], [f.as_dict() for f in restored]
