@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from ..lab.addresses import TEST_NET_SOURCE
+from .network import TEST_NET_SOURCE
 from ..proxyproto import proxy_v2
 from .context import ProbeContext, run_blocking
 from .model import Observation, Status

@@ -154,7 +154,7 @@ async def test_default_header_placement_hides_a_server_first_greeting_until_on_f
 
 
 async def test_server_first_probe_paths_tell_the_placement_apart(make_lab) -> None:
-    from ppdoctor.lab.addresses import TEST_NET_SOURCE
+    from ppdoctor.probes.network import TEST_NET_SOURCE
     from ppdoctor.probes.server_first import first_bytes
     from ppdoctor.proxyproto import proxy_v2
 
