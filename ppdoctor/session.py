@@ -21,7 +21,7 @@ from .diagnosis.engine import Finding, diagnose
 from .errors import PPDoctorError
 from .incident import IncidentLog, incidents_for, open_current
 from .incident.journal import outstanding_changes
-from .probes import PROBES, run_probe
+from .probes import default_probes, run_probe
 from .probes.context import ProbeContext
 from .probes.model import Observation
 
@@ -132,7 +132,7 @@ class IncidentSession:
         return obs
 
     async def probe_all(self, names: list[str] | None = None) -> list[Observation]:
-        names = names or list(PROBES)
+        names = names or default_probes()
         ctx = ProbeContext(self.config)
         try:
             results = await asyncio.gather(*(run_probe(n, ctx) for n in names))

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 from ..config import load_config
-from . import PROBES, Status, run_probes
+from . import PROBES, Status, default_probes, run_probes
 
 _MARK = {Status.OK: "ok  ", Status.FAIL: "FAIL", Status.SKIPPED: "skip", Status.ERROR: "ERR "}
 
@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
         print("ppdoctor probe: name a probe or pass --all (`ppdoctor probe --list` shows them)")
         return 2
     config = load_config(args.config)
-    names = list(PROBES) if args.all else [args.name]
+    names = default_probes() if args.all else [args.name]
     observations = asyncio.run(run_probes(config, names))
     from ..session import IncidentSession
 
