@@ -265,12 +265,13 @@ def run_cli(args: Any) -> int:
     """``ppdoctor report -o FILE``: probe, diagnose and write the report (with the change journal)."""
     import asyncio
 
-    from .config import load_config
     from .fixes.apply import journal_path, load_journal
     from .probes.context import ProbeContext
     from .session import IncidentSession
 
-    config = load_config(args.config)
+    from .discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
     session = IncidentSession(config)
     asyncio.run(session.probe_all())
     session.diagnose()

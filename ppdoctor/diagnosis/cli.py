@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 
-from ..config import load_config
 from ..probes import run_probes
 from ..probes.model import Status
 from ..text import clean
@@ -41,7 +40,9 @@ def print_findings(findings, *, verbose: bool = False, observations=()) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
     observations = asyncio.run(run_probes(config))
     findings = diagnose(observations)
     if args.json:

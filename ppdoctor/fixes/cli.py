@@ -8,7 +8,6 @@ import json
 import sys
 from typing import Any
 
-from ..config import load_config
 from ..diagnosis.engine import diagnose
 from ..probes import run_probes
 from ..probes.context import ProbeContext
@@ -73,7 +72,9 @@ async def _run_plan(ctx: ProbeContext, fix_id: str, args: argparse.Namespace, ou
 
 
 async def _fix(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
     ctx = ProbeContext(config)
     out: list[dict[str, Any]] = []
     try:

@@ -515,7 +515,10 @@ def seed_aws(
             Type="network",
             Tags=_tags(lb_tags),
         )["LoadBalancers"][0]
-        lb_arn = lb["LoadBalancerArn"]
+        from .awsshape import make_nlb_real
+
+        # moto's ARN/DNS name read like an ALB's; a real NLB's read loadbalancer/net/… and …elb.<region>…
+        lb_arn, lb_dns_name = make_nlb_real(lb["LoadBalancerArn"], lb["DNSName"])
     with _Step("NLB network interface"):
         # moto creates no ENI for a network load balancer; AWS creates one per subnet,
         # requester-managed, with this description (InterfaceType stays "interface" in moto).
@@ -580,7 +583,7 @@ def seed_aws(
         private_route_table_id=private_rt,
         lb_arn=lb_arn,
         lb_name=spec.load_balancer_name,
-        lb_dns_name=lb["DNSName"],
+        lb_dns_name=lb_dns_name,
         listener_arn=listener_arn,
         listener_port=spec.listener_port,
         tg_arn=tg_arn,
