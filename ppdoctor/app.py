@@ -827,7 +827,11 @@ def run_default(args: Any) -> int:
     config_path = getattr(args, "config", None)
     config = load_config(config_path)
     if target_configured(config) or aws_credentials_source() is not None:
+        from .discovery.target import discover_for_tui
+
+        config, discovery = discover_for_tui(config_path, config)  # one path: used; several: Setup's picker
         app = PPDoctorApp(IncidentSession(config), landing="setup")
+        app.discovery = discovery
     else:
         app = PPDoctorApp(start_reason=_missing_target_reason(config, config_path))
     try:

@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--aws", action="store_true", help="only the IAM policy (JSON)")
     which.add_argument("--kube", action="store_true", help="only the Kubernetes ClusterRole (YAML)")
     perm.add_argument("--with-fixes", action="store_true", help="also what the fixes change")
-    perm.set_defaults(run=_handler("ppdoctor.permissions:run_cli"))
+    perm.set_defaults(run=_handler("ppdoctor.probes.permissions:run_cli"))
 
     # echo: PP-aware echo server
     echo = sub.add_parser("echo", help="run a PROXY-protocol-aware HTTP echo server")

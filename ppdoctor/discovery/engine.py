@@ -62,7 +62,7 @@ class _Discoverer:
         try:
             res = self.kube_ctx.kube_call("CoreV1Api", "list_service_for_all_namespaces", "list", "services")
         except KubeError as exc:
-            if "RBAC forbids" not in str(exc):
+            if getattr(exc, "status", None) != 403:
                 raise
             ns = self.config.kubernetes.namespace
             self.result.notes.append(
@@ -81,7 +81,7 @@ class _Discoverer:
         except KubeError as exc:
             if getattr(exc, "status", None) == 404:
                 return {}  # Gateway API CRDs not installed
-            if "RBAC forbids" not in str(exc):
+            if getattr(exc, "status", None) != 403:
                 raise
             ns = self.config.kubernetes.namespace
             self.result.notes.append(f"RBAC forbids listing Gateway API Gateways cluster-wide; looked in {ns} only")

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..config import KubeTarget, NlbTarget, TargetConfig, default_config_path, load_config, parse_config
 from ..errors import ConfigError
-from .model import Discovery, PathCandidate
+from .model import Discovery, PathCandidate, Problem
 
 EXIT_CHOOSE = 2
 
@@ -137,6 +137,22 @@ def resolve_config(path: str | os.PathLike[str] | None = None, *, gateway: str |
                                        region=merged.aws.region or cfg.aws.region,
                                        endpoint_url=merged.aws.endpoint_url or cfg.aws.endpoint_url),
                    kubernetes=replace(merged.kubernetes, kubeconfig=merged.kubernetes.kubeconfig or cfg.kubernetes.kubeconfig))
+
+
+def discover_for_tui(path: str | os.PathLike[str] | None, cfg: TargetConfig) -> tuple[TargetConfig, Discovery | None]:
+    """The TUI's start: a complete config as is; else discovery — one path is used, several wait for the picker."""
+    if is_complete(cfg):
+        return cfg, None
+    from ..errors import PPDoctorError
+    from .engine import discover
+
+    try:
+        result = discover(cfg)
+    except PPDoctorError as exc:
+        return cfg, Discovery(problems=[Problem("discovery", exc.message, exc.hint or "")])
+    if len(result.paths) == 1:
+        return resolve_config(path, discovered=result), result
+    return cfg, result
 
 
 def config_for_args(args: Any) -> TargetConfig:
