@@ -37,6 +37,7 @@ log = logging.getLogger("ppdoctor.lab")
 ENDPOINTS_FILE = "lab.json"
 CONFIG_FILE = "ppdoctor.toml"
 KUBECONFIG_FILE = "kubeconfig"
+KUBE_REQUESTS_FILE = "kube-requests.json"
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ class LabWorld:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        self._dump_kube_requests()
         if self.gwapi is not None:
             try:
                 await self.gwapi.stop()
@@ -217,6 +219,17 @@ class LabWorld:
         if self.moto is not None:
             await asyncio.to_thread(self.moto.stop)
             self.moto = None
+
+    def _dump_kube_requests(self) -> None:
+        """The lab API's request log (verb, resource per request) for tests of the printed RBAC: kube-requests.json."""
+        if self.kube is None:
+            return
+        try:
+            records = [{"method": r.method, "path": r.path, "verb": r.verb, "resource": r.resource,
+                        "namespace": r.namespace, "status": r.status} for r in list(self.kube.requests)]
+            (self.state_dir / KUBE_REQUESTS_FILE).write_text(json.dumps(records), encoding="utf-8")
+        except OSError as exc:
+            log.warning("writing the request log failed: %s", exc)
 
     # --- derived state ----------------------------------------------------------------
 
