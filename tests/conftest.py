@@ -1,4 +1,4 @@
-"""Suite-wide: never touch the user's ~/.config or ~/.local/state (fix journals, lab state)."""
+"""Suite-wide: never touch the user's ~/.config or ~/.local/state (fix journals, lab state); strict fact names."""
 
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ def pytest_configure(config):
     os.environ["XDG_CONFIG_HOME"] = os.path.join(home, "config")
     for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "KUBECONFIG"):
         os.environ.pop(var, None)
+    # a fact name not declared in ppdoctor/facts.py (a typo on the probe or the rule side) fails the test
+    os.environ["PPDOCTOR_STRICT_FACTS"] = "1"
+    from ppdoctor import facts
+
+    facts.set_strict(True)
 
 
 @pytest.fixture(scope="session")

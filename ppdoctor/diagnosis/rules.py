@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from .engine import Finding, FactView, gateway_mode
+from ..constants import ATTR_PRESERVE_CLIENT_IP, ATTR_PROXY_PROTOCOL_V2, HC_TRAFFIC_PORT
+
+from .model import Finding, FactView, gateway_mode
 
 CATALOGUE = {
     "PPD000": "Healthy: PROXY protocol v2 end to end, client IP correct, health checks pass",
@@ -118,7 +120,7 @@ def ppd004(f: FactView) -> Finding | None:
 def ppd005(f: FactView) -> Finding | None:
     if f.get("tg.pp_v2") is not True or f.get("hc.protocol") not in ("HTTP", "HTTPS"):
         return None
-    if f.get("hc.port") == "traffic-port":
+    if f.get("hc.port") == HC_TRAFFIC_PORT:
         return None
     health = f.get("tg.health") or []
     unhealthy = [h for h in health if h.get("state") == "unhealthy"]
@@ -184,11 +186,11 @@ def ppd009(f: FactView) -> Finding | None:
         return None
     drift = []
     if f.get("svc.pp_annotation") != f.get("tg.pp_v2"):
-        drift.append("proxy_protocol_v2.enabled")
+        drift.append(ATTR_PROXY_PROTOCOL_V2)
     attrs = f.get("svc.tg_attributes_annotation") or ""
     for item in attrs.split(","):
         key, _, value = item.strip().partition("=")
-        if key == "preserve_client_ip.enabled" and f.has("tg.preserve_ip") and (value == "true") != f.get("tg.preserve_ip"):
+        if key == ATTR_PRESERVE_CLIENT_IP and f.has("tg.preserve_ip") and (value == "true") != f.get("tg.preserve_ip"):
             drift.append(key)
     if not drift:
         return None

@@ -16,15 +16,20 @@ from typing import Any
 import yaml
 
 from ..errors import PPDoctorError
-from ..probes.aws import LBC_TAGS
+from ..constants import (ANN_HC_PATH, ANN_HC_PORT, ANN_HC_PROTOCOL, ANN_PROXY_PROTOCOL, ANN_TG_ATTRIBUTES,
+                         ATTR_PRESERVE_CLIENT_IP, ATTR_PROXY_PROTOCOL_V2, ENVOYFILTER_VERSION, GATEWAY_TOPOLOGY,
+                         HC_TRAFFIC_PORT, ISTIO_NETWORKING_GROUP, LB_ANNOTATION_PREFIX, LBC_TAGS, MESH_DEFAULT_CONFIG,
+                         PP_ALLOW_WITHOUT, PP_FILTER, PP_FILTER_NAMES, TOPOLOGY_NUM_TRUSTED_PROXIES,
+                         TOPOLOGY_PROXY_PROTOCOL)
+from ..constants import PP_TYPE_URL as PP_TYPE_URL
+from ..constants import PROXY_CONFIG_ANNOTATION as PROXY_CONFIG
 from ..probes.context import ProbeContext
-from ..probes.kube import PP_FILTER_NAMES, PROXY_CONFIG, parse_proxy_config
+from ..probes.kube import parse_proxy_config
 from .model import FIX_TITLES, Change, FixPlan
 
-ANN = "service.beta.kubernetes.io/aws-load-balancer-"
-PP_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
+ANN = LB_ANNOTATION_PREFIX
 OPTIONAL_FILTER_NAME = "ppdoctor-proxy-protocol"
-ISTIO_GROUP, ISTIO_VERSION = "networking.istio.io", "v1alpha3"
+ISTIO_GROUP, ISTIO_VERSION = ISTIO_NETWORKING_GROUP, ENVOYFILTER_VERSION
 
 
 class PlanError(PPDoctorError):
@@ -117,39 +122,39 @@ def tg_pp_on(st: LiveState) -> list[Change]:
     # Verified end to end (the echo sees the prober through the NLB), not by reading the
     # attribute back: the NLB takes a moment to act on it.
     if st.lbc_owned:
-        c = _service_annotation(st, ANN + "proxy-protocol", "*", verify="client-ip", note=_LBC_NOTE)
+        c = _service_annotation(st, ANN_PROXY_PROTOCOL, "*", verify="client-ip", note=_LBC_NOTE)
     else:
-        c = _tg_attribute(st, "proxy_protocol_v2.enabled", "true", verify="client-ip", default="false")
+        c = _tg_attribute(st, ATTR_PROXY_PROTOCOL_V2, "true", verify="client-ip", default="false")
     return [c] if c else []
 
 
 def tg_preserve_off(st: LiveState) -> list[Change]:
     if st.lbc_owned:
-        current = st.service_annotations.get(ANN + "target-group-attributes", "")
-        items = [i.strip() for i in current.split(",") if i.strip() and not i.strip().startswith("preserve_client_ip.enabled=")]
-        items.append("preserve_client_ip.enabled=false")
-        c = _service_annotation(st, ANN + "target-group-attributes", ",".join(items), verify="tg-preserve-off", note=_LBC_NOTE)
+        current = st.service_annotations.get(ANN_TG_ATTRIBUTES, "")
+        items = [i.strip() for i in current.split(",") if i.strip() and not i.strip().startswith(ATTR_PRESERVE_CLIENT_IP + "=")]
+        items.append(ATTR_PRESERVE_CLIENT_IP + "=false")
+        c = _service_annotation(st, ANN_TG_ATTRIBUTES, ",".join(items), verify="tg-preserve-off", note=_LBC_NOTE)
     else:
         default = "true" if st.tg.get("TargetType") == "instance" else "false"
-        c = _tg_attribute(st, "preserve_client_ip.enabled", "false", verify="tg-preserve-off", default=default)
+        c = _tg_attribute(st, ATTR_PRESERVE_CLIENT_IP, "false", verify="tg-preserve-off", default=default)
     return [c] if c else []
 
 
 def hc_tcp(st: LiveState) -> list[Change]:
-    if st.tg.get("HealthCheckProtocol") == "TCP" and st.tg.get("HealthCheckPort") == "traffic-port":
+    if st.tg.get("HealthCheckProtocol") == "TCP" and st.tg.get("HealthCheckPort") == HC_TRAFFIC_PORT:
         return []
     if st.lbc_owned:
         out = [
-            _service_annotation(st, ANN + "healthcheck-protocol", "tcp", verify="", note=_LBC_NOTE),
-            _service_annotation(st, ANN + "healthcheck-port", "traffic-port", verify=""),
-            _service_annotation(st, ANN + "healthcheck-path", None, verify=""),
+            _service_annotation(st, ANN_HC_PROTOCOL, "tcp", verify="", note=_LBC_NOTE),
+            _service_annotation(st, ANN_HC_PORT, HC_TRAFFIC_PORT, verify=""),
+            _service_annotation(st, ANN_HC_PATH, None, verify=""),
         ]
         out = [c for c in out if c]
         if out:
             out[-1].verify = "hc-pass"
         return out
     before = {"HealthCheckProtocol": st.tg.get("HealthCheckProtocol"), "HealthCheckPort": st.tg.get("HealthCheckPort")}
-    after = {"HealthCheckProtocol": "TCP", "HealthCheckPort": "traffic-port"}
+    after = {"HealthCheckProtocol": "TCP", "HealthCheckPort": HC_TRAFFIC_PORT}
     return [Change(
         kind="aws-tg-healthcheck", object=st.tg_arn, field="HealthCheckProtocol, HealthCheckPort", before=before,
         after=after, api_call="elbv2:ModifyTargetGroup HealthCheckProtocol=TCP HealthCheckPort=traffic-port",
@@ -184,14 +189,14 @@ def _merged_proxy_config(existing: str | None, update: dict[str, Any], remove: t
         raise PlanError(f"the existing {PROXY_CONFIG} annotation cannot be parsed ({err})",
                         hint="fix or remove it by hand, then plan again")
     cfg = dict(cfg or {})
-    topo = dict(cfg.get("gatewayTopology") or {})
+    topo = dict(cfg.get(GATEWAY_TOPOLOGY) or {})
     topo.update(update)
     for key in remove:
         topo.pop(key, None)
     if topo:
-        cfg["gatewayTopology"] = topo
+        cfg[GATEWAY_TOPOLOGY] = topo
     else:
-        cfg.pop("gatewayTopology", None)
+        cfg.pop(GATEWAY_TOPOLOGY, None)
     return json.dumps(cfg, separators=(",", ":"), sort_keys=True)
 
 
@@ -203,7 +208,7 @@ def gw_pp_on(st: LiveState, extra: str | None = None) -> list[Change]:
     base = existing
     if extra and not existing:
         base = extra
-    after = _merged_proxy_config(base, {"proxyProtocol": {}})
+    after = _merged_proxy_config(base, {TOPOLOGY_PROXY_PROTOCOL: {}})
     if existing and parse_proxy_config(existing)[0] == json.loads(after):
         return []
     c = _template_annotation(st, PROXY_CONFIG, after, verify="gateway-pp", note=_ROLL_NOTE)
@@ -247,17 +252,17 @@ def trusted_hops(st: LiveState) -> list[Change]:
     changes: list[Change] = []
     existing = st.template_annotations.get(PROXY_CONFIG)
     cfg, _ = parse_proxy_config(existing)
-    if cfg and "numTrustedProxies" in (cfg.get("gatewayTopology") or {}):
-        c = _template_annotation(st, PROXY_CONFIG, _merged_proxy_config(existing, {}, remove=("numTrustedProxies",)),
+    if cfg and TOPOLOGY_NUM_TRUSTED_PROXIES in (cfg.get(GATEWAY_TOPOLOGY) or {}):
+        c = _template_annotation(st, PROXY_CONFIG, _merged_proxy_config(existing, {}, remove=(TOPOLOGY_NUM_TRUSTED_PROXIES,)),
                                  verify="no-spoof", note=_ROLL_NOTE)
         if c:
             changes.append(c)
     if st.mesh:
         text = (st.mesh.get("data") or {}).get("mesh") or ""
         mesh = yaml.safe_load(text) or {}
-        topo = ((mesh.get("defaultConfig") or {}).get("gatewayTopology") or {})
-        if "numTrustedProxies" in topo:
-            topo.pop("numTrustedProxies")
+        topo = ((mesh.get(MESH_DEFAULT_CONFIG) or {}).get(GATEWAY_TOPOLOGY) or {})
+        if TOPOLOGY_NUM_TRUSTED_PROXIES in topo:
+            topo.pop(TOPOLOGY_NUM_TRUSTED_PROXIES)
             after = yaml.safe_dump(mesh, sort_keys=True)
             ns, name = _ns_name(st.mesh)
             changes.append(Change(
@@ -276,8 +281,8 @@ def trusted_hops(st: LiveState) -> list[Change]:
 def _pp_filter_value(allow: bool) -> dict[str, Any]:
     cfg: dict[str, Any] = {"@type": PP_TYPE_URL}
     if allow:
-        cfg["allow_requests_without_proxy_protocol"] = True
-    return {"name": "envoy.filters.listener.proxy_protocol", "typed_config": cfg}
+        cfg[PP_ALLOW_WITHOUT] = True
+    return {"name": PP_FILTER, "typed_config": cfg}
 
 
 def _patch_custom(obj: dict[str, Any], field: str, before: Any, after: Any, body: dict[str, Any],
@@ -320,7 +325,7 @@ def filter_order(st: LiveState) -> list[Change]:
                 typed = dict(lfs[0].get("typed_config") or {"@type": PP_TYPE_URL})
                 new.append({"applyTo": "LISTENER_FILTER", "match": {**(patch.get("match") or {}), "context": "GATEWAY"},
                             "patch": {"operation": "INSERT_FIRST",
-                                      "value": {"name": "envoy.filters.listener.proxy_protocol", "typed_config": typed}}})
+                                      "value": {"name": PP_FILTER, "typed_config": typed}}})
                 changed = True
             else:
                 new.append(patch)
@@ -334,11 +339,11 @@ def filter_order(st: LiveState) -> list[Change]:
 def pp_enable(st: LiveState) -> list[Change]:
     """Gateway optional → target group → verify client IP → gateway strict (KNOWLEDGE.md order)."""
     changes: list[Change] = []
-    if st.tg.get("HealthCheckProtocol") in ("HTTP", "HTTPS") and st.tg.get("HealthCheckPort") != "traffic-port":
+    if st.tg.get("HealthCheckProtocol") in ("HTTP", "HTTPS") and st.tg.get("HealthCheckPort") != HC_TRAFFIC_PORT:
         changes += hc_tcp(st)  # the status port never speaks PROXY protocol
     existing = _pp_envoy_filters(st)
-    gw_has_pp = bool(existing) or "proxyProtocol" in ((parse_proxy_config(st.template_annotations.get(PROXY_CONFIG))[0] or {})
-                                                       .get("gatewayTopology") or {})
+    gw_has_pp = bool(existing) or TOPOLOGY_PROXY_PROTOCOL in ((parse_proxy_config(st.template_annotations.get(PROXY_CONFIG))[0] or {})
+                                                       .get(GATEWAY_TOPOLOGY) or {})
     ours = next((f for f in existing if _ns_name(f)[1] == OPTIONAL_FILTER_NAME), None)
     optional = next((f for f in existing if "allow_requests_without_proxy_protocol" in json.dumps(f.get("spec"))
                      and '"allow_requests_without_proxy_protocol": true' in json.dumps(f.get("spec"))), None)

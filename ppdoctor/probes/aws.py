@@ -11,11 +11,11 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from ..constants import ATTR_PRESERVE_CLIENT_IP, ATTR_PROXY_PROTOCOL_V2, LBC_TAGS
 from ..errors import AwsError, ConfigError
 from .context import ProbeContext, run_blocking
 from .model import Observation, Status
 
-LBC_TAGS = ("elbv2.k8s.aws/cluster", "service.k8s.aws/stack", "service.k8s.aws/resource")
 
 
 def preserve_client_ip_default(target_type: str, protocol: str) -> bool:
@@ -137,12 +137,12 @@ async def probe_aws(ctx: ProbeContext) -> Observation:
         tg, attrs = group["tg"], group["attributes"]
         target_type, protocol = tg.get("TargetType", "instance"), tg.get("Protocol", "TCP")
         suffix = "" if i == 0 else f"[{i}]"
-        pp_raw = attrs.get("proxy_protocol_v2.enabled")
+        pp_raw = attrs.get(ATTR_PROXY_PROTOCOL_V2)
         obs.fact(f"tg{suffix}.arn", tg["TargetGroupArn"])
         obs.fact(f"tg{suffix}.target_type", target_type)
         obs.fact(f"tg{suffix}.protocol", protocol)
         obs.fact(f"tg{suffix}.pp_v2", pp_raw == "true", "" if pp_raw is not None else "AWS default: attribute absent")
-        preserve_raw = attrs.get("preserve_client_ip.enabled")
+        preserve_raw = attrs.get(ATTR_PRESERVE_CLIENT_IP)
         if preserve_raw is None:
             obs.fact(f"tg{suffix}.preserve_ip", preserve_client_ip_default(target_type, protocol),
                      f"AWS default for {target_type} targets over {protocol}: attribute absent")

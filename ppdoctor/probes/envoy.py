@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..constants import PP_FILTER_NAMES, PP_TYPE, STATUS_PORTS, TLS_INSPECTOR_NAMES
 from ..errors import ProbeError
 from .context import ProbeContext
 from .model import Observation, Status
 
-PP_FILTER_NAMES = ("envoy.filters.listener.proxy_protocol", "envoy.listener.proxy_protocol")
-PP_TYPE = "envoy.extensions.filters.listener.proxy_protocol.v3.ProxyProtocol"
-TLS_INSPECTOR = ("envoy.filters.listener.tls_inspector", "envoy.listener.tls_inspector")
+TLS_INSPECTOR = TLS_INSPECTOR_NAMES
 
 
 def _is_pp(f: dict[str, Any]) -> bool:
@@ -55,8 +54,7 @@ def listeners_from_config_dump(dump: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-# Istio's static listeners: status (/healthz/ready) and Prometheus merge; never traffic.
-STATUS_PORTS = (15021, 15090, 15020)
+# Istio's static listeners (constants.STATUS_PORTS): status (/healthz/ready) and Prometheus merge; never traffic.
 
 
 def _is_status(listener: dict[str, Any]) -> bool:

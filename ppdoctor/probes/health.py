@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from ..constants import ATTR_PROXY_PROTOCOL_V2, HC_DEFAULT_MATCHER, HC_TRAFFIC_PORT
 from .context import ProbeContext, run_blocking
 from .model import FailureClass, Observation, Status
 from .net import http_exchange
@@ -36,11 +37,11 @@ async def probe_health(ctx: ProbeContext) -> Observation:
     data = await ctx.cached("aws", lambda: run_blocking(collect, ctx))
     group = data["target_groups"][0]
     tg, attrs = group["tg"], group["attributes"]
-    pp_on = attrs.get("proxy_protocol_v2.enabled") == "true"
+    pp_on = attrs.get(ATTR_PROXY_PROTOCOL_V2) == "true"
     protocol = tg.get("HealthCheckProtocol", "TCP")
-    hc_port = tg.get("HealthCheckPort", "traffic-port")
+    hc_port = tg.get("HealthCheckPort", HC_TRAFFIC_PORT)
     path = tg.get("HealthCheckPath") or "/"
-    matcher = (tg.get("Matcher") or {}).get("HttpCode") or "200-399"
+    matcher = (tg.get("Matcher") or {}).get("HttpCode") or HC_DEFAULT_MATCHER
     timeout = float(tg.get("HealthCheckTimeoutSeconds") or 6)
     targets = [(h["Target"]["Id"], h["Target"].get("Port") or tg.get("Port")) for h in group["health"]]
     if not targets:
@@ -50,7 +51,7 @@ async def probe_health(ctx: ProbeContext) -> Observation:
     results = []
     prefix = proxyproto.local_v2() if pp_on else b""
     for target_ip, target_port in targets:
-        port = int(target_port) if hc_port == "traffic-port" else int(hc_port)
+        port = int(target_port) if hc_port == HC_TRAFFIC_PORT else int(hc_port)
         if protocol == "TCP":
             t0 = time.perf_counter()
             try:

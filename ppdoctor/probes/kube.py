@@ -14,13 +14,17 @@ from typing import Any
 
 import yaml
 
+from ..constants import (ANN_PROXY_PROTOCOL, ANN_TARGET_TYPE, ANN_TG_ATTRIBUTES, ANN_TYPE,
+                         GATEWAY_TOPOLOGY, ISTIO_NETWORKING_GROUP, LB_ANNOTATION_PREFIX, LBC_DEPLOYMENT_SELECTOR,
+                         MESH_CONFIGMAP_KEY, MESH_DEFAULT_CONFIG, PP_ALLOW_WITHOUT, PP_FILTER_DEPRECATED,
+                         PP_FILTER_NAMES, PROXY_CONFIG_ANNOTATION, TGB_GROUP, TGB_PLURAL, TGB_VERSION,
+                         TOPOLOGY_NUM_TRUSTED_PROXIES, TOPOLOGY_PROXY_PROTOCOL, ENVOYFILTER_VERSION)
 from ..errors import KubeError
 from .context import ProbeContext, run_blocking
 from .model import Observation, Status
 
-PROXY_CONFIG = "proxy.istio.io/config"
-PP_FILTER_NAMES = ("envoy.filters.listener.proxy_protocol", "envoy.listener.proxy_protocol")
-LB_ANN = "service.beta.kubernetes.io/aws-load-balancer-"
+PROXY_CONFIG = PROXY_CONFIG_ANNOTATION  # kept: fixes/planner.py and others import it from here
+LB_ANN = LB_ANNOTATION_PREFIX
 
 
 def parse_proxy_config(text: str | None) -> tuple[dict[str, Any] | None, str | None]:
@@ -37,7 +41,7 @@ def parse_proxy_config(text: str | None) -> tuple[dict[str, Any] | None, str | N
 
 
 def _gateway_topology(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
-    topo = (cfg or {}).get("gatewayTopology")
+    topo = (cfg or {}).get(GATEWAY_TOPOLOGY)
     return topo if isinstance(topo, dict) else None
 
 
@@ -75,8 +79,8 @@ def _pp_patches(envoy_filter: dict[str, Any]) -> list[dict[str, Any]]:
                 "apply_to": patch.get("applyTo"),
                 "operation": (patch.get("patch") or {}).get("operation"),
                 "filter_name": filt.get("name"),
-                "deprecated_name": filt.get("name") == "envoy.listener.proxy_protocol",
-                "allow_without_pp": bool(typed.get("allow_requests_without_proxy_protocol")),
+                "deprecated_name": filt.get("name") == PP_FILTER_DEPRECATED,
+                "allow_without_pp": bool(typed.get(PP_ALLOW_WITHOUT)),
                 "port": ((patch.get("match") or {}).get("listener") or {}).get("portNumber"),
             })
     return found
@@ -104,11 +108,11 @@ def collect(ctx: ProbeContext) -> dict[str, Any]:
                         ((out["deployment"].get("spec") or {}).get("selector") or {}).get("matchLabels", {}).items())
     out["pods"] = api.sanitize_for_serialization(
         ctx.kube_call("CoreV1Api", "list_namespaced_pod", "list", "pods", ns, namespace=ns, label_selector=selector)).get("items", [])
-    out["envoy_filters"] = _optional_list(ctx, "envoyfilters", "networking.istio.io", "v1alpha3")
-    out["tgbs"] = _optional_list(ctx, "targetgroupbindings", "elbv2.k8s.aws", "v1beta1", namespace=ns)
+    out["envoy_filters"] = _optional_list(ctx, "envoyfilters", ISTIO_NETWORKING_GROUP, ENVOYFILTER_VERSION)
+    out["tgbs"] = _optional_list(ctx, TGB_PLURAL, TGB_GROUP, TGB_VERSION, namespace=ns)
     try:
         lbc = ctx.kube_call("AppsV1Api", "list_namespaced_deployment", "list", "deployments.apps", "kube-system",
-                            namespace="kube-system", label_selector="app.kubernetes.io/name=aws-load-balancer-controller")
+                            namespace="kube-system", label_selector=LBC_DEPLOYMENT_SELECTOR)
         out["lbc_installed"] = bool(lbc.items)
     except KubeError as exc:
         out["lbc_installed"] = None
@@ -141,16 +145,16 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
 
     lb_ann = {k: v for k, v in svc_ann.items() if k.startswith(LB_ANN)}
     obs.evidence["service_annotations"] = lb_ann
-    obs.fact("svc.lb_type", lb_ann.get(LB_ANN + "type"))
-    obs.fact("svc.pp_annotation", lb_ann.get(LB_ANN + "proxy-protocol") == "*")
-    obs.fact("svc.tg_attributes_annotation", lb_ann.get(LB_ANN + "target-group-attributes"))
+    obs.fact("svc.lb_type", lb_ann.get(ANN_TYPE))
+    obs.fact("svc.pp_annotation", lb_ann.get(ANN_PROXY_PROTOCOL) == "*")
+    obs.fact("svc.tg_attributes_annotation", lb_ann.get(ANN_TG_ATTRIBUTES))
     obs.fact("svc.hc_annotations", {k.removeprefix(LB_ANN): v for k, v in lb_ann.items() if "healthcheck" in k})
     obs.fact("svc.external_traffic_policy", (svc.get("spec") or {}).get("externalTrafficPolicy"))
-    obs.fact("svc.target_type_annotation", lb_ann.get(LB_ANN + "nlb-target-type"))
+    obs.fact("svc.target_type_annotation", lb_ann.get(ANN_TARGET_TYPE))
 
     tmpl_cfg, tmpl_err = parse_proxy_config(tmpl_ann.get(PROXY_CONFIG))
     tmpl_topo = _gateway_topology(tmpl_cfg)
-    obs.fact("gateway.pp_pod_template", tmpl_topo is not None and "proxyProtocol" in tmpl_topo)
+    obs.fact("gateway.pp_pod_template", tmpl_topo is not None and TOPOLOGY_PROXY_PROTOCOL in tmpl_topo)
     if tmpl_err:
         obs.fact("gateway.proxy_config_error", tmpl_err)
     misplaced = []
@@ -163,18 +167,18 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     mesh_topo = None
     mesh_changed = None
     if data["mesh"]:
-        mesh_text = (data["mesh"].get("data") or {}).get("mesh") or ""
+        mesh_text = (data["mesh"].get("data") or {}).get(MESH_CONFIGMAP_KEY) or ""
         try:
             mesh = yaml.safe_load(mesh_text) or {}
         except yaml.YAMLError:
             mesh = {}
             obs.fact("mesh.error", "the mesh config is not valid YAML")
-        mesh_topo = _gateway_topology((mesh or {}).get("defaultConfig"))
+        mesh_topo = _gateway_topology((mesh or {}).get(MESH_DEFAULT_CONFIG))
         mesh_changed = _last_change(data["mesh"].get("metadata") or {})
-    obs.fact("mesh.pp", mesh_topo is not None and "proxyProtocol" in mesh_topo)
+    obs.fact("mesh.pp", mesh_topo is not None and TOPOLOGY_PROXY_PROTOCOL in mesh_topo)
     obs.fact("mesh.changed_at", mesh_changed.isoformat() if mesh_changed else None)
     effective_topo = {**(mesh_topo or {}), **(tmpl_topo or {})}
-    obs.fact("gateway.num_trusted_proxies", int(effective_topo.get("numTrustedProxies", 0) or 0))
+    obs.fact("gateway.num_trusted_proxies", int(effective_topo.get(TOPOLOGY_NUM_TRUSTED_PROXIES, 0) or 0))
 
     pods = []
     for pod in data["pods"]:
@@ -190,7 +194,7 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     filters = data["envoy_filters"]
     pp_filters = []
     if isinstance(filters, str):
-        obs.fact("envoyfilters.error", filters)  # unknown (e.g. RBAC), not "none": envoyfilter.pp stays absent
+        obs.fact("envoyfilter.error", filters)  # unknown (e.g. RBAC), not "none": envoyfilter.pp stays absent
     else:
         for f in filters:
             for patch in _pp_patches(f):

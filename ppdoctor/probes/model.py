@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from .. import facts as registry
+
 
 class Status(str, Enum):
     OK = "ok"  # the probe ran and what it tested works
@@ -60,6 +62,7 @@ class Observation:
     error: dict[str, str] | None = None
 
     def fact(self, name: str, value: Any, note: str = "", *, source: str | None = None) -> None:
+        registry.check(name, value, with_value=True)  # declared in ppdoctor/facts.py (strict in tests)
         self.facts[name] = Fact(name, value, source or self.probe, note)
 
     def as_dict(self) -> dict[str, Any]:

@@ -146,7 +146,7 @@ def test_envoyfilter_crd_missing(api):
     obs = run_kube(path)
     assert obs.status == Status.OK, obs.as_dict()
     assert obs.facts["envoyfilter.pp"].value == []
-    assert "envoyfilters.error" not in obs.facts
+    assert "envoyfilter.error" not in obs.facts
     assert obs.facts["gateway.pp_configured"].value == ["mesh config"]
 
 
@@ -156,7 +156,7 @@ def test_envoyfilters_forbidden_is_unknown_not_empty(api):
     server.forbid("list", "envoyfilters.networking.istio.io")
     obs = run_kube(path)
     assert obs.status == Status.OK, obs.as_dict()
-    assert "RBAC forbids list envoyfilters.networking.istio.io" in obs.facts["envoyfilters.error"].value
+    assert "RBAC forbids list envoyfilters.networking.istio.io" in obs.facts["envoyfilter.error"].value
     assert "envoyfilter.pp" not in obs.facts
     assert obs.facts["gateway.pp_configured"].value == ["mesh config"]
     assert obs.facts["gateway.pp_configured"].note.startswith("EnvoyFilters unknown: RBAC forbids")

@@ -1,0 +1,170 @@
+"""The fact-name registry: every fact a probe may establish, declared once with its type, meaning and probe.
+
+Probes set facts with ``Observation.fact(name, value)``; rules read them with
+``FactView.get/has``. Both go through :func:`check`, so a name that is not declared here
+(a typo, a rename on one side only) fails a test instead of silently reading ``None``:
+strict checking is on when ``PPDOCTOR_STRICT_FACTS=1`` (``tests/conftest.py`` sets it) or
+after :func:`set_strict`. In production an unknown name is tolerated (a probe must not
+crash on it), but it still fails the registry test.
+
+To add a fact: one ``_d(name, type, probe, meaning)`` line in the block of the probe that
+establishes it (or ``declare`` from your own module, imported before use). A fact a probe
+sets per target group beyond the first is written ``tg[1].pp_v2`` and checked as
+``tg.pp_v2``. ``probe_for(name)`` answers "which probe would establish this?" for the
+"run `probe` to confirm" lines of findings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+
+class UnknownFact(KeyError):
+    """A fact name that is not declared in the registry (strict mode only)."""
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    type: type | tuple[type, ...]  # of the value; None is always allowed (unknown)
+    probe: str  # the probe that establishes it
+    meaning: str
+
+
+REGISTRY: dict[str, FactSpec] = {}
+_strict = os.environ.get("PPDOCTOR_STRICT_FACTS") == "1"
+_INDEX = re.compile(r"^([a-z_]+)\[\d+\]\.")
+
+
+def set_strict(on: bool = True) -> None:
+    global _strict
+    _strict = on
+
+
+def strict() -> bool:
+    return _strict
+
+
+def declare(name: str, type_: type | tuple[type, ...], probe: str, meaning: str) -> FactSpec:
+    existing = REGISTRY.get(name)
+    if existing is not None and (existing.probe, existing.type) != (probe, type_):
+        raise ValueError(f"fact {name!r} is already declared by probe {existing.probe}")
+    spec = REGISTRY[name] = FactSpec(name, type_, probe, meaning)
+    return spec
+
+
+def canonical(name: str) -> str:
+    """``tg[1].pp_v2`` → ``tg.pp_v2`` (facts of further target groups share the first one's declaration)."""
+    return _INDEX.sub(r"\1.", name)
+
+
+def spec(name: str) -> FactSpec | None:
+    return REGISTRY.get(canonical(name))
+
+
+def check(name: str, value: Any = None, *, with_value: bool = False) -> None:
+    """In strict mode: raise UnknownFact for an undeclared name, TypeError for a value of the wrong type."""
+    if not _strict:
+        return
+    s = spec(name)
+    if s is None:
+        raise UnknownFact(f"fact {name!r} is not declared in ppdoctor/facts.py")
+    if with_value and value is not None and not isinstance(value, s.type):
+        raise TypeError(f"fact {name!r} = {value!r}: declared type {s.type}, got {type(value).__name__}")
+
+
+def probe_for(name: str) -> str:
+    s = spec(name)
+    return s.probe if s else "all probes"
+
+
+def _d(name: str, type_: type | tuple[type, ...], probe: str, meaning: str) -> None:
+    declare(name, type_, probe, meaning)
+
+
+_num = (int, float)
+
+# --- aws (ELBv2/EC2 describe calls) ---------------------------------------------------------
+_d("lb.arn", str, "aws", "the load balancer's ARN")
+_d("lb.type", str, "aws", "load balancer type (network / application)")
+_d("nlb.private_ips", list, "aws", "the NLB's private ENI addresses (what targets see without PROXY/preservation)")
+_d("vpc.cidrs", list, "aws", "the NLB's VPC CIDR blocks")
+_d("tg.arn", str, "aws", "the target group behind the probed listener")
+_d("tg.target_type", str, "aws", "ip / instance / alb")
+_d("tg.protocol", str, "aws", "TCP / TLS / UDP / TCP_UDP")
+_d("tg.pp_v2", bool, "aws", "proxy_protocol_v2.enabled (AWS default false when absent)")
+_d("tg.preserve_ip", bool, "aws", "preserve_client_ip.enabled (AWS default by target type/protocol when absent)")
+_d("tg.health", list, "aws", "DescribeTargetHealth: [{id, port, state, reason, description}]")
+_d("tg.healthy_count", int, "aws", "number of targets in state healthy")
+_d("tg.lbc_managed", bool, "aws", "the target group carries the AWS Load Balancer Controller's tags")
+_d("hc.protocol", str, "aws", "health check protocol (TCP / HTTP / HTTPS)")
+_d("hc.port", str, "aws", "health check port, or 'traffic-port'")
+_d("hc.path", str, "aws", "health check path (HTTP/HTTPS checks only)")
+_d("routes.private_default", str, "aws", "where the targets' subnet sends 0.0.0.0/0: igw / nat / tgw / other / none")
+
+# --- health (an NLB-style health check done by ppdoctor) ------------------------------------
+_d("hc.would_pass", bool, "health", "the NLB's health check, done the NLB's way, passes on every target")
+_d("hc.sends_local_header", bool, "health", "health checks carry a PPv2 LOCAL header (PROXY protocol on)")
+
+# --- kube (Service, Deployment, mesh config, EnvoyFilters, pods, LBC) -----------------------
+_d("svc.lb_type", str, "kube", "aws-load-balancer-type annotation (nlb / external / nlb-ip)")
+_d("svc.pp_annotation", bool, "kube", "aws-load-balancer-proxy-protocol: \"*\" on the gateway Service")
+_d("svc.tg_attributes_annotation", str, "kube", "aws-load-balancer-target-group-attributes annotation text")
+_d("svc.hc_annotations", dict, "kube", "aws-load-balancer-healthcheck-* annotations (prefix removed)")
+_d("svc.external_traffic_policy", str, "kube", "the gateway Service's externalTrafficPolicy")
+_d("svc.target_type_annotation", str, "kube", "aws-load-balancer-nlb-target-type annotation")
+_d("gateway.pp_pod_template", bool, "kube", "proxy.istio.io/config on the pod template asks for PROXY protocol")
+_d("gateway.proxy_config_error", str, "kube", "the pod template's proxy.istio.io/config cannot be parsed")
+_d("gateway.proxy_config_misplaced", list, "kube", "objects whose own metadata carries proxy.istio.io/config")
+_d("gateway.num_trusted_proxies", int, "kube", "numTrustedProxies in effect (pod template over mesh config)")
+_d("gateway.pods", list, "kube", "gateway pods: [{name, ready, ip, started}]")
+_d("gateway.pods_predate_mesh", bool, "kube", "every gateway pod started before the mesh config's last change")
+_d("gateway.pp_configured", list, "kube", "where the cluster asks for PROXY protocol (template / mesh / EnvoyFilter)")
+_d("mesh.pp", bool, "kube", "the mesh config's defaultConfig.gatewayTopology asks for PROXY protocol")
+_d("mesh.changed_at", str, "kube", "when the istio ConfigMap last changed (ISO 8601)")
+_d("mesh.error", str, "kube", "the mesh config cannot be parsed")
+_d("envoyfilter.pp", list, "kube", "EnvoyFilter patches that add the proxy_protocol listener filter")
+_d("envoyfilter.error", str, "kube", "EnvoyFilters could not be listed (e.g. RBAC): unknown, not none")
+_d("lbc.tgbs", list, "kube", "TargetGroupBinding target group ARNs")
+_d("lbc.installed", bool, "kube", "an AWS Load Balancer Controller Deployment runs in kube-system")
+
+# --- envoy (the running gateway's admin API) ------------------------------------------------
+_d("gateway.pp_live", bool, "envoy", "every traffic listener has the proxy_protocol listener filter")
+_d("gateway.pp_live_partial", bool, "envoy", "some traffic listeners have it, others not")
+_d("gateway.pp_allow_without", bool, "envoy", "allow_requests_without_proxy_protocol on a traffic listener")
+_d("gateway.listener_filters", dict, "envoy", "listener filter names per traffic listener, in order")
+_d("gateway.pp_after_tls_inspector", bool, "envoy", "the proxy_protocol filter runs after tls_inspector")
+_d("gateway.xff_num_trusted_hops", int, "envoy", "the HTTP connection manager's xff_num_trusted_hops (max)")
+_d("gateway.use_remote_address", bool, "envoy", "use_remote_address on every traffic listener")
+_d("gateway.status_pp", bool, "envoy", "a status listener (15021 …) has the proxy_protocol filter")
+_d("gateway.lds_rejected", int, "envoy", "listener_manager.lds.update_rejected counter")
+
+# --- tcp / http-via-nlb / xff-forge (through the NLB) ---------------------------------------
+_d("nlb.reachable", bool, "tcp", "a TCP handshake with the NLB listener completes")
+_d("nlb.handshake_ms", _num, "tcp", "TCP handshake time with the NLB listener (ms)")
+_d("via_nlb.result", str, "http-via-nlb", "failure class of a GET through the NLB (ok, http-4xx, reset, …)")
+_d("via_nlb.status", int, "http-via-nlb", "HTTP status of that GET")
+_d("via_nlb.prober_ip", str, "http-via-nlb", "the local address ppdoctor sent from")
+_d("via_nlb.client_ip_class", str, "http-via-nlb", "who the backend thinks the client is: prober / external / nlb / vpc-internal / unknown")
+_d("xff.spoofable", bool, "xff-forge", "a forged X-Forwarded-For entry became the client address")
+
+# --- direct-* (straight to a gateway pod) ---------------------------------------------------
+_d("gateway.honours_pp_source", bool, "direct-ppv2", "the backend saw the PROXY header's source address")
+for _kind in ("plain", "ppv2", "ppv1", "local"):
+    _d(f"gateway.{_kind}_result", str, f"direct-{_kind}", f"failure class of a GET straight to the gateway ({_kind})")
+    _d(f"gateway.{_kind}_status", int, f"direct-{_kind}", f"HTTP status of that GET ({_kind})")
+
+# --- what an echo backend reported (http-via-nlb, xff-forge, direct-*) ----------------------
+for _prefix, _probe in (("via_nlb", "http-via-nlb"), ("forge", "xff-forge"), ("gateway.plain", "direct-plain"),
+                        ("gateway.ppv2", "direct-ppv2"), ("gateway.ppv1", "direct-ppv1"), ("gateway.local", "direct-local")):
+    _d(f"{_prefix}.client_ip", str, _probe, "the client address the echo backend reported")
+    _d(f"{_prefix}.xff", str, _probe, "X-Forwarded-For as the echo backend saw it")
+    _d(f"{_prefix}.external_address", str, _probe, "X-Envoy-External-Address as the echo backend saw it")
+    _d(f"{_prefix}.echo_shows_xff", bool, _probe, "the echo's answer shows an X-Forwarded-For header")
+
+# --- syn (raw SYN with scapy) ---------------------------------------------------------------
+_d("syn.answer", str, "syn", "who answered a raw SYN to the NLB: nlb / foreign / none")
+_d("syn.answer_from", str, "syn", "the address a foreign SYN-ACK came from")
