@@ -300,3 +300,9 @@ def ppd000(f: FactView) -> Finding | None:
 
 RULES = [ppd000, ppd001, ppd002, ppd003, ppd004, ppd005, ppd006, ppd007, ppd008, ppd009, ppd010, ppd011,
          ppd012, ppd013, ppd014, ppd015]
+
+# Catalogue ids of other modules (one line each).
+from .rules_disc import CATALOGUE as _DISC_CATALOGUE, RULES as _DISC_RULES  # noqa: E402
+
+CATALOGUE.update(_DISC_CATALOGUE)
+RULES += _DISC_RULES

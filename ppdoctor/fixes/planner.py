@@ -26,6 +26,7 @@ from ..constants import PROXY_CONFIG_ANNOTATION as PROXY_CONFIG
 from ..probes.context import ProbeContext
 from ..probes.kube import parse_proxy_config
 from .model import FIX_TITLES, Change, FixPlan
+from .plans_disc import BUILDERS as _DISC_BUILDERS, TITLES as _DISC_TITLES, WINDOWS as _DISC_WINDOWS, read_gateway
 
 ANN = LB_ANNOTATION_PREFIX
 OPTIONAL_FILTER_NAME = "ppdoctor-proxy-protocol"
@@ -46,6 +47,7 @@ class LiveState:
     deployment: dict[str, Any]
     mesh: dict[str, Any] | None
     envoy_filters: list[dict[str, Any]]
+    gateway_api: dict[str, Any] | None = None  # the Gateway API Gateway the Deployment comes from (plans_disc)
 
     @property
     def service_annotations(self) -> dict[str, str]:
@@ -73,6 +75,7 @@ def read_state(ctx: ProbeContext) -> LiveState:
         tg_arn=group["tg"]["TargetGroupArn"], tg=group["tg"], attributes=group["attributes"],
         lbc_owned=LBC_TAGS[0] in tags and bool(kube.get("lbc_installed") is not False),
         service=kube["service"], deployment=kube["deployment"], mesh=kube["mesh"], envoy_filters=filters,
+        gateway_api=read_gateway(ctx, kube["deployment"]),
     )
 
 
@@ -403,6 +406,11 @@ WINDOWS = {
     "FIX-TG-PP-ON": "none if the gateway already expects PROXY protocol; otherwise 400s until it does.",
     "FIX-GW-ROLLOUT": "the gateway pods roll.",
 }
+
+
+BUILDERS.update(_DISC_BUILDERS)
+WINDOWS.update(_DISC_WINDOWS)
+FIX_TITLES.update(_DISC_TITLES)
 
 
 def build_plan(fix_id: str, st: LiveState) -> FixPlan:

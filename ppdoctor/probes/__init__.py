@@ -56,6 +56,8 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.envoy:probe_envoy", "gateway.admin"),
     ProbeInfo("health", "do what the NLB health checker does (LOCAL header when PROXY protocol is on)",
               "ppdoctor.probes.health:probe_health", "aws.*"),
+    ProbeInfo("gatewayapi", "Gateway API Gateways: annotations istiod drops when spec.infrastructure.annotations is set",
+              "ppdoctor.probes.gatewayapi:probe_gatewayapi", "kubernetes.*"),
     ProbeInfo("syn", "raw SYN to the NLB with scapy: who answers? (needs CAP_NET_RAW)",
               "ppdoctor.probes.syn:probe_syn", "nlb.address"),
 )}
