@@ -30,8 +30,8 @@ class ChoiceNeeded(ConfigError):
 
 
 def is_complete(cfg: TargetConfig) -> bool:
-    """A config naming the NLB, its address and the target group needs no discovery."""
-    return bool(cfg.nlb.address and (cfg.nlb.arn or cfg.nlb.name) and cfg.aws.target_group_arns)
+    """A config naming the NLB and its address needs no discovery (the aws probe follows its listener to the TG)."""
+    return bool(cfg.nlb.address and (cfg.nlb.arn or cfg.nlb.name))
 
 
 def _matches_gateway(c: PathCandidate, want: str) -> bool:

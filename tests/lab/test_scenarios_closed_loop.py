@@ -33,6 +33,7 @@ VIA_NLB = {
     "in-tree-annotation-ignored": ({"reset", "empty-reply"}, None),
     "envoyfilter-after-tls-inspector": ({"ok"}, "prober"),
     "hairpin": ({"timeout-response"}, None),
+    "gateway-api-annotations-dropped": ({"http-4xx"}, None),
 }
 # Health as DescribeTargetHealth reports it (from the emulator's real checks).
 UNHEALTHY = {"pp-on-hc-status-port"}
