@@ -89,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("id", nargs="?", help="fix id, e.g. FIX-TG-PP-ON")
     fix.add_argument("--list", action="store_true", help="fixes for the current findings")
     fix.add_argument("--all", action="store_true", help="apply the fixes of each finding until healthy")
-    fix.add_argument("--rollback", action="store_true", help="restore every before-value from the journal")
+    fix.add_argument("--rollback", action="store_true",
+                     help="undo the current incident's changes, newest first (each checked against the live value)")
+    fix.add_argument("--incident", metavar="ID", help="with --rollback: undo that (earlier) incident's changes instead")
     fix.add_argument("--yes", action="store_true", help="confirm without asking (headless)")
     fix.add_argument("--json", action="store_true")
     _target_choice(fix)
@@ -99,7 +101,29 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="probe, diagnose and write an incident report (.md, .json or .html)")
     rep.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.md, FILE.json or FILE.html")
     _target_choice(rep)
+    rep.add_argument("--incident", metavar="ID", help="report that incident (default: the current one)")
     rep.set_defaults(run=_handler("ppdoctor.report:run_cli"))
+
+    # incident: the record every process appends to
+    inc = sub.add_parser("incident", help="the incident record of the target: list, show, new, close, note")
+    inc_sub = inc.add_subparsers(dest="incident_command", metavar="ACTION", required=True)
+    inc_list = inc_sub.add_parser("list", help="incidents of the target (--all: of every target)")
+    inc_list.add_argument("--all", action="store_true", help="every target with an incident record")
+    inc_list.add_argument("--json", action="store_true")
+    inc_list.set_defaults(run=_handler("ppdoctor.incident.cli:run_list"))
+    inc_show = inc_sub.add_parser("show", help="the entries of an incident (default: the current one)")
+    inc_show.add_argument("id", nargs="?", metavar="ID")
+    inc_show.add_argument("--json", action="store_true", help="one JSON entry per line")
+    inc_show.set_defaults(run=_handler("ppdoctor.incident.cli:run_show"))
+    inc_new = inc_sub.add_parser("new", help="close the current incident and start a new one")
+    inc_new.add_argument("--note", metavar="TEXT", default="")
+    inc_new.set_defaults(run=_handler("ppdoctor.incident.cli:run_new"))
+    inc_close = inc_sub.add_parser("close", help="close the current incident")
+    inc_close.add_argument("--note", metavar="TEXT", default="")
+    inc_close.set_defaults(run=_handler("ppdoctor.incident.cli:run_close"))
+    inc_note = inc_sub.add_parser("note", help="add an operator note to the current incident")
+    inc_note.add_argument("text", nargs="+", metavar="TEXT")
+    inc_note.set_defaults(run=_handler("ppdoctor.incident.cli:run_note"))
 
     # bench: PROXY protocol latency cost, open loop
     bench = sub.add_parser("bench", help="open-loop load test: latency with PROXY protocol v2 off vs on")
@@ -133,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--kube", action="store_true", help="only the Kubernetes ClusterRole (YAML)")
     perm.add_argument("--with-fixes", action="store_true", help="also what the fixes change")
     perm.set_defaults(run=_handler("ppdoctor.probes.permissions:run_cli"))
+    # pcap: offline evidence from a capture
+    pcap = sub.add_parser("pcap", help="classify the TCP flows of a pcap/pcapng capture and name the cause "
+                                       "(exit 0 none, 1 findings, 2 unusable file)")
+    pcap.add_argument("file", metavar="FILE", help="capture written by tcpdump -w, tshark or Wireshark")
+    pcap.add_argument("--json", action="store_true", help="print one JSON object")
+    pcap.add_argument("--nlb-ip", action="append", metavar="IP", help="an address of the NLB (repeatable)")
+    pcap.add_argument("--vpc", action="append", metavar="CIDR", help="the VPC's CIDR block (repeatable)")
+    pcap.add_argument("--port", action="append", type=int, metavar="N", help="only flows to this port (repeatable)")
+    pcap.set_defaults(run=_handler("ppdoctor.pcap.cli:run"))
 
     # echo: PP-aware echo server
     echo = sub.add_parser("echo", help="run a PROXY-protocol-aware HTTP echo server")
@@ -143,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="optional",
         help="expect a PROXY header (default: accept with or without)",
     )
-    echo.set_defaults(run=_handler("ppdoctor.lab.echo:run_cli"))
+    echo.set_defaults(run=_handler("ppdoctor.echo.server:run_cli"))
 
     # lab: the embedded AWS NLB + Istio gateway world
     lab = sub.add_parser("lab", help="start, stop or list the embedded lab")
@@ -164,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state-dir", metavar="DIR")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=_handler("ppdoctor.lab.cli:run_status"))
+    cap = lab_sub.add_parser("capture", help="tcpdump the lab's loopback traffic while the probes run")
+    cap.add_argument("--scenario", metavar="NAME", help="scenario to start (default: the running lab's)")
+    cap.add_argument("-o", "--output", required=True, metavar="FILE", help="pcap file to write")
+    cap.add_argument("--state-dir", metavar="DIR", help="use the lab running from here")
+    cap.add_argument("--json", action="store_true")
+    cap.set_defaults(run=_handler("ppdoctor.lab.cli:run_capture"))
     return parser
 
 
@@ -173,9 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = getattr(args, "run", None)
     if run is None:
         if args.lab:
-            args.run = _handler("ppdoctor.app:run_lab")
+            args.run = _handler("ppdoctor.tui:run_lab")
         else:
-            args.run = _handler("ppdoctor.app:run_default")
+            args.run = _handler("ppdoctor.tui:run_default")
         run = args.run
     try:
         return int(run(args) or 0)

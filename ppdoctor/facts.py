@@ -156,7 +156,7 @@ _d("nlb.handshake_ms", _num, "tcp", "TCP handshake time with the NLB listener (m
 _d("via_nlb.result", str, "http-via-nlb", "failure class of a GET through the NLB (ok, http-4xx, reset, …)")
 _d("via_nlb.status", int, "http-via-nlb", "HTTP status of that GET")
 _d("via_nlb.prober_ip", str, "http-via-nlb", "the local address ppdoctor sent from")
-_d("via_nlb.client_ip_class", str, "http-via-nlb", "who the backend thinks the client is: prober / external / nlb / vpc-internal / unknown")
+_d("via_nlb.client_ip_class", str, "http-via-nlb", "who the backend thinks the client is: prober / external / nlb / vpc-internal / proxy-in-front / unknown")
 _d("xff.spoofable", bool, "xff-forge", "a forged X-Forwarded-For entry became the client address")
 
 # --- direct-* (straight to a gateway pod) ---------------------------------------------------
@@ -176,3 +176,26 @@ for _prefix, _probe in (("via_nlb", "http-via-nlb"), ("forge", "xff-forge"), ("g
 # --- syn (raw SYN with scapy) ---------------------------------------------------------------
 _d("syn.answer", str, "syn", "who answered a raw SYN to the NLB: nlb / foreign / none")
 _d("syn.answer_from", str, "syn", "the address a foreign SYN-ACK came from")
+
+# --- sg / privatelink (network-level field catalogue, rules_net.py) ------------------------
+_d("sg.target_groups", list, "sg", "security groups on the ENIs that hold the targets' addresses")
+_d("sg.nlb_groups", list, "sg", "the NLB's own security groups (none: an NLB created without them)")
+_d("sg.target_ingress_cidrs", list, "sg", "every source CIDR the targets' groups admit")
+_d("sg.prober_allowed", bool, "sg", "the groups admit the prober's address as the target would see it")
+_d("sg.public_allowed", bool, "sg", "the groups admit a sample public address (TEST-NET-3) as the target would see it")
+_d("privatelink.services", list, "privatelink", "VPC endpoint services whose NLB is this one")
+_d("ipv6.client", bool, "ipv6", "the probed client (nlb.client_source) is an IPv6 address")
+_d("ipv6.client_scope", str, "ipv6", "kind of IPv6 client address: loopback / link-local / unique-local / ipv4-mapped / documentation / global")
+_d("lb.ip_address_type", str, "ipv6", "the load balancer's IpAddressType: ipv4 / dualstack / dualstack-without-public-ipv4")
+_d("tg.ip_address_type", str, "ipv6", "the target group's IpAddressType: ipv4 / ipv6")
+
+# --- configuration traps (rules_conf.py, issue 14) -----------------------------------------
+_d("via_nlb.hops_in_front", int, "http-via-nlb", "X-Forwarded-For entries the client path adds before the NLB (nlb.client_headers)")
+_d("gateway.istio_version", str, "kube", "the gateway proxy's Istio release, from the istio-proxy image tag (oldest pod)")
+_d("gateway.status_pp_env_supported", bool, "kube", "that release honours ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL (>= 1.27)")
+_d("gateway.status_pp_env", bool, "kube", "the pod template sets ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL=true")
+_d("gateway.status_pp_env_running", bool, "kube", "every running gateway pod started with that env")
+_d("gateway.servers", list, "kube", "Istio Gateway servers selecting the pods: [{gateway, number, protocol, hosts, tls_mode, https_redirect, container_ports}]")
+_d("gateway.server_container_ports", list, "kube", "container ports the Gateway servers land on (through the Service's ports)")
+_d("svc.port_map", list, "kube", "the gateway Service's ports: [{port, name, container_port}]")
+_d("gateway.listener_ports", list, "envoy", "ports of the running gateway's traffic listeners")

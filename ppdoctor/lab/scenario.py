@@ -11,6 +11,7 @@ the key and what is allowed.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
@@ -28,6 +29,8 @@ TLS_PORT = 8443
 STATUS_PORT = 15021
 ADMIN_PORT = 15000
 PORT_ALIASES = {"traffic-port": "traffic-port", "status-port": str(STATUS_PORT)}
+# The Istio release of the lab's gateway image (docker.io/istio/proxyv2:<version>) unless a scenario says otherwise.
+DEFAULT_ISTIO_VERSION = "1.24.2"
 
 
 class ScenarioError(LabError):
@@ -41,6 +44,9 @@ class ClientSpec:
     source: str = addresses.CLIENT_IP
     extra_headers: dict[str, str] = field(default_factory=dict)
     vpc_endpoint_id: str | None = None  # arrives over PrivateLink: NLB adds TLV 0xEA
+    # Arrives through the interface endpoint the lab seeds for the NLB's endpoint service
+    # (aws.endpoint_service): the TLV carries that endpoint's id as moto holds it.
+    privatelink: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,14 @@ class AwsSpec:
     private_default_route: str = "nat"
     # A second listener 443 → the gateway's 8443 (its own target group, same ownership tags' style).
     tls_listener: bool = True
+    # Inbound sources of the security group on the targets' ENIs (all protocols and ports).
+    # "0.0.0.0/0": nothing is filtered; the VPC CIDR alone is what LBC >= 2.6 manages for an
+    # NLB without security groups (aws-load-balancer-controller #3521, #4632).
+    target_sg_ingress: tuple[str, ...] = ("0.0.0.0/0",)
+    # A VPC endpoint service (PrivateLink) in front of the NLB, with one consumer endpoint.
+    endpoint_service: bool = False
+    # "dualstack": the NLB has IPv6 addresses too (the lab's on ::1); target groups stay IPv4.
+    ip_address_type: str = "ipv4"
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,7 @@ class GatewaySpec:
     service_annotations: dict[str, str] = field(default_factory=dict)
     external_traffic_policy: str = "Cluster"
     env: dict[str, str] = field(default_factory=dict)
+    istio_version: str = DEFAULT_ISTIO_VERSION  # tag of the istio-proxy image; decides what the proxy supports
 
 
 @dataclass(frozen=True)
@@ -154,6 +169,7 @@ class Scenario:
 _CHOICES = {
     ("aws", "scheme"): ("internet-facing", "internal"),
     ("aws", "private_default_route"): ("nat", "igw"),
+    ("aws", "ip_address_type"): ("ipv4", "dualstack"),
     ("aws", "target_group", "target_type"): ("ip", "instance"),
     ("aws", "target_group", "protocol"): ("TCP", "TLS", "TCP_UDP"),
     ("aws", "target_group", "health_check", "protocol"): ("TCP", "HTTP", "HTTPS"),
@@ -290,9 +306,22 @@ def _aws(r: _Reader) -> AwsSpec:
         target_group=_target_group(r.sub("target_group")),
         private_default_route=r.take("private_default_route", str, d.private_default_route),
         tls_listener=r.take("tls_listener", bool, d.tls_listener),
+        target_sg_ingress=_cidrs(r, "target_sg_ingress", d.target_sg_ingress),
+        endpoint_service=r.take("endpoint_service", bool, d.endpoint_service),
+        ip_address_type=r.take("ip_address_type", str, d.ip_address_type),
     )
     r.done()
     return spec
+
+
+def _cidrs(r: _Reader, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    values = r.take(key, list, list(default))
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except (TypeError, ValueError):
+            raise r.fail(key, f"holds {value!r}; allowed: CIDR blocks such as \"127.1.0.0/16\" or \"0.0.0.0/0\"") from None
+    return tuple(values)
 
 
 def _kubernetes(r: _Reader) -> KubernetesSpec:
@@ -303,7 +332,10 @@ def _kubernetes(r: _Reader) -> KubernetesSpec:
         service_annotations=g.strings("service_annotations"),
         external_traffic_policy=g.take("external_traffic_policy", str, "Cluster"),
         env=g.strings("env"),
+        istio_version=g.take("istio_version", str, DEFAULT_ISTIO_VERSION),
     )
+    if not re.fullmatch(r"\d+\.\d+(\.\d+)?([-.][A-Za-z0-9.-]+)?", gateway.istio_version):
+        raise g.fail("istio_version", f"is {gateway.istio_version!r}; allowed: an Istio release such as 1.27.1")
     g.done()
     m = r.sub("mesh")
     mesh = MeshSpec(
@@ -376,15 +408,18 @@ def parse_scenario(data: dict[str, Any], source: str, path: Path | None = None) 
         source=_loopback(c, "source", c.take("source", str, addresses.CLIENT_IP)),
         extra_headers=c.strings("extra_headers"),
         vpc_endpoint_id=c.take("vpc_endpoint_id", str, None),
+        privatelink=c.take("privatelink", bool, False),
     )
     c.done()
     aws = _aws(r.sub("aws"))
+    if client.privatelink and not aws.endpoint_service:
+        raise c.fail("privatelink", "needs aws.endpoint_service = true: the client reaches the NLB through its endpoint")
     kubernetes = _kubernetes(r.sub("kubernetes"))
     gateway_api = _gateway_api(r.sub("gateway_api"))
     expected = r.take("expected_findings", list, [])
     for item in expected:
         if not (isinstance(item, str) and item.startswith("PPD") and item[3:].isdigit() and len(item) == 6):
-            raise r.fail("expected_findings", f"holds {item!r}; allowed: catalogue ids PPD000–PPD015")
+            raise r.fail("expected_findings", f"holds {item!r}; allowed: catalogue ids PPD000–PPD099")
     r.done()
     return Scenario(
         name=name,

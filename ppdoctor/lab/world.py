@@ -149,7 +149,7 @@ class LabWorld:
         write_kubeconfig(kubeconfig, self.kube.url, token)
 
         # Pods: echo, then the gateway (Envoy) with the mesh config it starts with.
-        from .echo import start_echo, variant_for_image
+        from ..echo.server import start_echo, variant_for_image
 
         self.echo = await start_echo(addresses.ECHO_POD_IP, self.ports.echo, variant_for_image(sc.kubernetes.echo.image))
         self._mesh_at_pod_start = yaml.safe_load(mesh_at_start["data"]["mesh"]) or {}
@@ -166,7 +166,8 @@ class LabWorld:
         from .nlb import NlbEmulator
 
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
-                               vpc_endpoint_id=sc.client.vpc_endpoint_id)
+                               vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink,
+                               listen_host_v6=_v6_listener(sc.client.source))
         await self.nlb.start()
         await self._start_discovery_topology()
 
@@ -257,7 +258,11 @@ class LabWorld:
         filters = [o for o in store.list("envoyfilters") if o]
         services = [o for o in store.list("virtualservices") if o]
         labels = deployment["spec"]["template"]["metadata"].get("labels", {})
-        return derive_gateway_settings(deployment, self._mesh_at_pod_start, filters, services, labels)
+        # istiod opens listeners only where Gateway servers land (through the gateway Service's ports)
+        gateways = [o for o in store.list("gateways") if o]
+        service = store.get("services", manifests.GATEWAY_NS, manifests.GATEWAY_NAME)
+        return derive_gateway_settings(deployment, self._mesh_at_pod_start, filters, services, labels,
+                                       gateways=gateways, service=service)
 
     def _resolve_pod_port(self, namespace: str, pod_name: str, port: int) -> tuple[str, int]:
         pod = self.kube.store.get("pods", namespace, pod_name)
@@ -283,9 +288,11 @@ class LabWorld:
         if kind == "Deployment" and (ns, name) == (manifests.GATEWAY_NS, manifests.GATEWAY_NAME):
             if old is None or old.get("spec", {}).get("template") != obj.get("spec", {}).get("template"):
                 self._spawn(self._rollout_gateway())
-        elif kind in ("EnvoyFilter", "VirtualService"):
+        elif kind in ("EnvoyFilter", "VirtualService", "Gateway"):
             self._spawn(self._push_listeners())
         elif kind == "Service" and (ns, name) == (manifests.GATEWAY_NS, manifests.GATEWAY_NAME):
+            if old is not None and old.get("spec", {}).get("ports") != obj.get("spec", {}).get("ports"):
+                self._spawn(self._push_listeners())  # Gateway server ports resolve through the Service's ports
             if lbc.managed_by_controller(obj, controller_installed=self.scenario.kubernetes.lbc_installed):
                 self._spawn(self._reconcile_lbc())
 
@@ -357,7 +364,8 @@ class LabWorld:
     def _write_endpoints(self, kubeconfig: Path) -> LabEndpoints:
         assert self.ports is not None
         gw = addresses.GATEWAY_POD_IP
-        nlb_host, nlb_port = self.nlb.address
+        # An IPv6 client reaches the NLB's IPv6 listener (dualstack: see lab/nlb_family.py).
+        nlb_host, nlb_port = self.nlb.address_v6 or self.nlb.address
         # How each NLB DNS name and listener port reaches its emulator on loopback (lab config only:
         # on a real cluster the name resolves with DNS).
         resolve = [f"{self.aws.lb_dns_name}:{self.scenario.aws.listener_port}={_host_port(nlb_host, nlb_port)}"]
@@ -371,6 +379,8 @@ class LabWorld:
             nlb=cfgmod.NlbTarget(
                 name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
                 listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
+                # what the scenario's client path (a CDN in front) adds to every request
+                client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
             ),
             aws=cfgmod.AwsTarget(
                 region=self.scenario.aws.region, endpoint_url=self.moto.endpoint_url,
@@ -417,6 +427,11 @@ def _elbv2_client(endpoint_url: str, region: str) -> Any:
     return boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
     ).client("elbv2", endpoint_url=endpoint_url)
+
+
+def _v6_listener(client_source: str) -> str | None:
+    """The NLB's IPv6 listen address when the scenario's client is IPv6 (``::1``), else none."""
+    return client_source if ":" in client_source else None
 
 
 def _check_loopback_aliases() -> None:

@@ -58,6 +58,12 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.health:probe_health", "aws.*"),
     ProbeInfo("gatewayapi", "Gateway API Gateways: annotations istiod drops when spec.infrastructure.annotations is set",
               "ppdoctor.probes.gatewayapi:probe_gatewayapi", "kubernetes.*"),
+    ProbeInfo("sg", "security groups of the targets' ENIs and of the NLB: do they admit the prober and a public client?",
+              "ppdoctor.probes.security_groups:probe_sg", "aws.*"),
+    ProbeInfo("privatelink", "is the NLB behind a VPC endpoint service (PrivateLink)?",
+              "ppdoctor.probes.privatelink:probe_privatelink", "aws.*"),
+    ProbeInfo("ipv6", "IPv6 client? dualstack NLB? IPv4 targets? (preservation cannot carry IPv6 to IPv4 targets)",
+              "ppdoctor.probes.ipv6:probe_ipv6", "aws.*, nlb.client_source"),
     ProbeInfo("syn", "raw SYN to the NLB with scapy: who answers? (needs CAP_NET_RAW)",
               "ppdoctor.probes.syn:probe_syn", "nlb.address"),
 )}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ppdoctor import app as app_module
-from ppdoctor.app import PPDoctorApp, run_default
+from ppdoctor import tui as tui_module
+from ppdoctor.app import PPDoctorApp
+from ppdoctor.tui import run_default
 from ppdoctor.discovery.model import Discovery, GatewayRef, PathCandidate
 from ppdoctor.session import IncidentSession
 from ppdoctor.widgets.pathpicker import PathPickerModal
@@ -60,8 +61,8 @@ async def test_escape_keeps_the_current_target():
 def test_run_default_discovers_when_the_config_names_no_nlb(monkeypatch):
     apps: list[PPDoctorApp] = []
     monkeypatch.setattr(PPDoctorApp, "run", lambda self, *a, **k: apps.append(self) or 0)
-    monkeypatch.setattr(app_module, "aws_credentials_source", lambda env=None: "$AWS_PROFILE")
-    monkeypatch.setattr(app_module, "load_config", lambda path: demo_config())
+    monkeypatch.setattr(tui_module, "missing_target_reason", lambda config, path: None)
+    monkeypatch.setattr(tui_module, "load_config", lambda path: demo_config())
     seen: list[Any] = []
 
     def fake(path, cfg):
