@@ -92,6 +92,15 @@ def candidate_config(c: PathCandidate, base: TargetConfig) -> TargetConfig:
     )
 
 
+def _plain(value: Any) -> Any:
+    """Config values as TOML would hold them (tuples → lists), so parse_config reads them back."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _deep_merge(low: dict[str, Any], high: dict[str, Any]) -> dict[str, Any]:
     out = dict(low)
     for key, value in high.items():
@@ -132,7 +141,7 @@ def resolve_config(path: str | os.PathLike[str] | None = None, *, gateway: str |
                               ("aws", ("target_group_arns",)),
                               ("kubernetes", ("namespace", "gateway_deployment", "gateway_service"))):
             raw = {**raw, section: {k: v for k, v in (raw.get(section) or {}).items() if k not in keys}}
-    merged = parse_config(_deep_merge(filled.as_dict(), raw), source)
+    merged = parse_config(_deep_merge(_plain(filled.as_dict()), raw), source)
     return replace(merged, aws=replace(merged.aws, profile=merged.aws.profile or cfg.aws.profile,
                                        region=merged.aws.region or cfg.aws.region,
                                        endpoint_url=merged.aws.endpoint_url or cfg.aws.endpoint_url),
