@@ -165,6 +165,23 @@ def discover_for_tui(path: str | os.PathLike[str] | None, cfg: TargetConfig) -> 
 
 
 def config_for_args(args: Any) -> TargetConfig:
-    """What a headless command's ``--config``, ``--gateway`` and ``--port`` resolve to."""
-    return resolve_config(getattr(args, "config", None), gateway=getattr(args, "gateway", None),
-                          port=getattr(args, "port", None))
+    """What a headless command's ``--config``, ``--gateway`` and ``--port`` resolve to.
+
+    When discovery ran, what it chose and its notes (e.g. an RBAC fallback) go to stderr: stdout stays
+    the command's own output (JSON for scripts).
+    """
+    import sys
+
+    from ..text import clean
+    from .engine import discover
+
+    path, gateway, port = getattr(args, "config", None), getattr(args, "gateway", None), getattr(args, "port", None)
+    cfg = load_config(path)
+    if is_complete(cfg) and gateway is None and port is None:
+        return cfg
+    result = discover(cfg)
+    resolved = resolve_config(path, gateway=gateway, port=port, discovered=result)
+    for note in result.notes:
+        print(f"ppdoctor: note: {clean(note)}", file=sys.stderr)
+    print(f"ppdoctor: target discovered: {clean(resolved.name)}", file=sys.stderr)
+    return resolved
