@@ -102,7 +102,9 @@ def parse_duration(value: Any) -> float:
 
 
 def spec_from_args(args: argparse.Namespace) -> BenchSpec:
-    cfg = load_config(getattr(args, "config", None))
+    from ..discovery.target import config_for_args
+
+    cfg = config_for_args(args)  # no complete config file: discover the path
     off_path = getattr(args, "off_config", None)
     off_cfg = load_config(off_path) if off_path else None
     pp = getattr(args, "pp", None) or "both"

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 
-from ..config import load_config
 from . import PROBES, Status, default_probes, run_probes
 
 _MARK = {Status.OK: "ok  ", Status.FAIL: "FAIL", Status.SKIPPED: "skip", Status.ERROR: "ERR "}
@@ -20,7 +19,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.all and not args.name:
         print("ppdoctor probe: name a probe or pass --all (`ppdoctor probe --list` shows them)")
         return 2
-    config = load_config(args.config)
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
     names = default_probes() if args.all else [args.name]
     observations = asyncio.run(run_probes(config, names))
     from ..session import IncidentSession

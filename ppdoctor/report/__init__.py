@@ -115,12 +115,13 @@ def run_cli(args: Any) -> int:
     import asyncio
     import sys
 
-    from ..config import load_config
     from ..incident import incidents_for
     from ..session import IncidentSession
 
     fmt = report_format(args.output)  # a bad suffix fails before any probe runs
-    config = load_config(args.config)
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
     if getattr(args, "incident", None):
         session = IncidentSession(config, incident=incidents_for(config).find(args.incident))
     else:
