@@ -14,7 +14,7 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..probes import PROBES
+from ..probes import PROBES, default_probes
 from ..probes.model import Observation, Status
 from . import messages as msg
 
@@ -73,7 +73,7 @@ class ProbeFlow:
 
     def start_all(self, names: list[str] | None = None) -> int:
         """Run several probes concurrently; diagnose when the last of them ends."""
-        started = [n for n in (names or list(PROBES)) if n not in self.running and self.start(n)]
+        started = [n for n in (names or default_probes()) if n not in self.running and self.start(n)]
         self._batch.update(started)
         if started:
             self.app.say(f"running {len(started)} probe(s)")
