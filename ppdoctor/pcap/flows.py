@@ -94,6 +94,7 @@ class FlowTracker:
         self.on_done = on_done
         self.ports = frozenset(ports) if ports else None
         self.max_open = max_open
+        self.closed_kept = min(CLOSED_KEPT, max_open)
         self.flows: dict[tuple, tuple[Flow, bool]] = {}  # 4-tuple (either direction) → (flow, from client)
         self.pending: dict[tuple, Flow] = {}  # (client, cport, sport) → flow waiting for its SYN-ACK
         self.closed: OrderedDict[tuple, None] = OrderedDict()
@@ -254,7 +255,7 @@ class FlowTracker:
         self.open_count -= 1
         closed = self.closed
         closed[a] = None  # the client → server direction only; a stray packet is looked up both ways
-        if len(closed) > CLOSED_KEPT:
+        if len(closed) > self.closed_kept:
             closed.popitem(last=False)
         self.on_done(flow)
 
