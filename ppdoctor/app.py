@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import time
+from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable
@@ -23,25 +24,19 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from .config import TargetConfig
-from .diagnosis.engine import Finding
+from .diagnosis.model import Finding
 from .errors import PPDoctorError
-from .probes.model import Observation, Status
+from .probes.model import Observation
 from .screens import messages as msg
 from .screens.benchctl import BenchController
 from .screens.commands import PPDoctorCommands
-from .screens.diagnosis import DiagnosisScreen
 from .screens.engine import EngineLoop
 from .screens.fixflow import FixFlow, FixUpdate
 from .screens.probeflow import ProbeFlow, ProbeUpdate
-from .screens.fix import FixScreen
 from .screens.help import HelpScreen
 from .screens.host import APP_BINDINGS, LabLike
 from .screens.modals import ConfirmModal, ErrorModal
-from .screens.probes import ProbesScreen
-from .screens.report import ReportScreen
-from .screens.setup import SetupScreen
 from .screens.start import LabBootScreen, StartScreen
-from .screens.timeline import TimelineScreen
 from .session import IncidentSession, TimelineEvent
 from .widgets.safe import clean
 
@@ -59,22 +54,9 @@ WORKER_TITLES = {
 }
 
 
-def _bench_screen() -> Screen[Any]:
-    """The Bench screen, imported when first opened (its widgets are not needed at start-up)."""
-    from .screens.bench import BenchScreen
-
-    return BenchScreen()
-
-
-def _pcap_screen() -> Screen[Any]:
-    """The Pcap screen (offline capture analysis), imported when first opened."""
-    from .screens.pcap import PcapScreen
-
-    return PcapScreen()
-
-
-def _css_path() -> str:
-    return str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
+def _mode(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """A mode's screen, imported when first opened: start-up pays only for the screen it lands on."""
+    return lambda: getattr(import_module(f"ppdoctor.screens.{module}"), name)()
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -83,17 +65,17 @@ class PPDoctorApp(App[int]):
     """ppdoctor's TUI. Pass a session to open on a target, or a lab (``LabLike``) to start/attach first."""
 
     TITLE = "ppdoctor"
-    CSS_PATH = _css_path()
+    CSS_PATH = str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
     COMMANDS = App.COMMANDS | {PPDoctorCommands}
     MODES = {
-        "setup": SetupScreen,
-        "probes": ProbesScreen,
-        "diagnosis": DiagnosisScreen,
-        "fix": FixScreen,
-        "report": ReportScreen,
-        "timeline": TimelineScreen,
-        "bench": _bench_screen,
-        "pcap": _pcap_screen,
+        "setup": _mode("setup", "SetupScreen"),
+        "probes": _mode("probes", "ProbesScreen"),
+        "diagnosis": _mode("diagnosis", "DiagnosisScreen"),
+        "fix": _mode("fix", "FixScreen"),
+        "report": _mode("report", "ReportScreen"),
+        "timeline": _mode("timeline", "TimelineScreen"),
+        "bench": _mode("bench", "BenchScreen"),
+        "pcap": _mode("pcap", "PcapScreen"),
     }
     BINDINGS = APP_BINDINGS
 
@@ -256,10 +238,7 @@ class PPDoctorApp(App[int]):
         self.post_message(msg.LabReady(endpoints, config))
 
     def _boot_screen(self) -> LabBootScreen | None:
-        for screen in reversed(self.screen_stack):
-            if isinstance(screen, LabBootScreen):
-                return screen
-        return None
+        return next((screen for screen in reversed(self.screen_stack) if isinstance(screen, LabBootScreen)), None)
 
     @on(msg.LabProgress)
     def _lab_progress(self, message: msg.LabProgress) -> None:
@@ -403,10 +382,7 @@ class PPDoctorApp(App[int]):
             return
         error = worker.error
         if worker.group == "probes":
-            name = (worker.name or "").removeprefix("probe ")
-            obs = Observation(name, status=Status.ERROR, summary=f"the probe could not run: {error}")
-            obs.error = {"kind": "ui", "message": str(error)}
-            self.post_message(msg.ProbeFinished(obs))
+            self.probes.worker_failed((worker.name or "").removeprefix("probe "), error)
             return
         if worker.group == "apply":
             self.fixes.worker_failed()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from textual.worker import Worker
 
     from ..config import TargetConfig
-    from ..diagnosis.engine import Finding
+    from ..diagnosis.model import Finding
     from ..probes.model import Observation
     from ..session import IncidentSession, TimelineEvent
     from .benchctl import BenchController
