@@ -128,12 +128,14 @@ def ppd005(f: FactView) -> Finding | None:
     if not unhealthy and would_pass is not False:
         return None
     confidence = 0.95 if unhealthy and would_pass is False else 0.8
+    # Istio ≥ 1.27 can put an optional PROXY filter on the status port (rules_conf.status_port_remedy).
+    remedy, fixes, remedy_facts = rules_conf.status_port_remedy(f)
     return _finding("PPD005", "error", confidence,
                     f"PROXY protocol is on, and the NLB sends its PPv2 LOCAL header on health checks too; the health "
-                    f"check is HTTP on port {f.get('hc.port')} (Istio's status port), which never has the PROXY filter, "
-                    "so it answers the header with 400 and the targets are marked unhealthy.",
-                    f, ["tg.pp_v2", "hc.protocol", "hc.port", "hc.path", "tg.health", "hc.would_pass"],
-                    fixes=["FIX-HC-TCP"], confirm=f.missing("hc.would_pass"))
+                    f"check is HTTP on port {f.get('hc.port')} (Istio's status port), which has no PROXY filter, "
+                    "so it answers the header with 400 and the targets are marked unhealthy. " + remedy,
+                    f, ["tg.pp_v2", "hc.protocol", "hc.port", "hc.path", "tg.health", "hc.would_pass", *remedy_facts],
+                    fixes=fixes, confirm=f.missing("hc.would_pass", "gateway.istio_version"))
 
 
 def ppd006(f: FactView) -> Finding | None:
@@ -306,3 +308,15 @@ from . import rules_net  # noqa: E402
 
 CATALOGUE.update(rules_net.CATALOGUE)
 RULES += rules_net.RULES
+
+# Configuration traps (issue 14) live in their own module.
+from . import rules_conf  # noqa: E402
+
+CATALOGUE.update(rules_conf.CATALOGUE)
+RULES += rules_conf.RULES
+
+# Gateway API traps (rules_disc.py).
+from . import rules_disc  # noqa: E402
+
+CATALOGUE.update(rules_disc.CATALOGUE)
+RULES += rules_disc.RULES

@@ -13,6 +13,7 @@ import random
 import time
 from typing import Any
 
+from .clientpath import client_path_headers, end_client, hops_in_front
 from .context import ProbeContext, run_blocking
 from .echo_view import classify_ip, parse_echo
 from .model import FailureClass, Observation, Status
@@ -90,6 +91,9 @@ async def probe_tcp(ctx: ProbeContext) -> Observation:
     except ConnectionRefusedError:
         obs.status, obs.failure_class = Status.FAIL, FailureClass.REFUSED
         obs.summary = f"{host}:{port} refused the connection"
+    except ConnectionResetError:
+        obs.status, obs.failure_class = Status.FAIL, FailureClass.RESET
+        obs.summary = f"{host}:{port} reset the connection right after the handshake"
     except OSError as exc:
         import socket
 
@@ -113,19 +117,27 @@ async def probe_http_via_nlb(ctx: ProbeContext) -> Observation:
     host, port = ctx.nlb_address()
     t = ctx.config.timeouts
     ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
+                             headers=client_path_headers(ctx.config),
                              source=ctx.config.nlb.client_source or None,
                              connect_timeout=t.connect, total_timeout=t.response)
     _apply_exchange(obs, ex)
     obs.fact("via_nlb.result", ex.failure_class.value)
     obs.fact("via_nlb.status", ex.status)
+    obs.fact("via_nlb.hops_in_front", hops_in_front(ctx.config))
     if ex.local:
         obs.fact("via_nlb.prober_ip", ex.local[0])
     view = _echo_facts(obs, ex, "via_nlb")
     if view is not None:
+        # The prober's own address; behind a proxy in front of the NLB (nlb.client_headers) the client
+        # is whom that proxy names in X-Forwarded-For, and the proxy's address is not the client's.
         prober = {ctx.config.nlb.client_source} if ctx.config.nlb.client_source else set()
         if ex.local:
             prober.add(ex.local[0])
-        cls = await _classify(ctx, obs, view.client_ip, spoofed=None, prober=prober)
+        behind = end_client(ctx.config)
+        if behind and view.client_ip in prober:
+            cls = "proxy-in-front"
+        else:
+            cls = await _classify(ctx, obs, view.client_ip, spoofed=None, prober={behind} if behind else prober)
         obs.fact("via_nlb.client_ip_class", cls)
         obs.summary = f"{_describe(ex)}; backend saw client {view.client_ip} ({cls})"
         obs.status = Status.OK if cls in ("prober", "external") else Status.FAIL
@@ -140,7 +152,7 @@ async def probe_xff_forge(ctx: ProbeContext) -> Observation:
     host, port = ctx.nlb_address()
     t = ctx.config.timeouts
     ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
-                             headers=[("X-Forwarded-For", FORGED_XFF)],
+                             headers=client_path_headers(ctx.config, [("X-Forwarded-For", FORGED_XFF)]),
                              source=ctx.config.nlb.client_source or None,
                              connect_timeout=t.connect, total_timeout=t.response)
     _apply_exchange(obs, ex)

@@ -41,6 +41,7 @@ SCREENS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "timeline": (("t",), ("#timeline-table", "#timeline-detail")),
     "bench-form": (("6",), ("#bench-form", "#bench-rates", "#bench-duration", "#bench-run", "#bench-stop")),
     "bench-results": (("6", "ctrl+f"), ("#bench-table", "#bench-plot")),
+    "pcap": (("7",), ("#pcap-path", "#pcap-read", "#pcap-summary", "#pcap-table")),
     "help": (("question_mark",), ("#help-body", "#help-workflow")),
 }
 
