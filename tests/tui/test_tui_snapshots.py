@@ -137,3 +137,8 @@ def test_snapshot_bench_results(snap_compare, size):
 def test_snapshot_diagnosis_path_at_80x24(snap_compare):
     """p shows the one-line-per-hop path that 24 rows leave out by default."""
     assert snap_compare(demo_app(), terminal_size=SMALL, run_before=goto("3", "p"))
+
+
+@SIZES
+def test_snapshot_pcap(snap_compare, size):
+    assert snap_compare(demo_app(), terminal_size=size, run_before=goto("7"))
