@@ -391,7 +391,9 @@ class LabWorld:
                 direct=_host_port(gw, self.ports.traffic), admin=_host_port(gw, self.ports.admin),
                 tls_direct=_host_port(gw, self.ports.tls),
             ),
-            resolver=cfgmod.ResolverTarget(endpoints=tuple(resolve), client_source=self.scenario.client.source),
+            resolver=cfgmod.ResolverTarget(
+                endpoints=tuple(resolve), client_source=self.scenario.client.source,
+                client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items())),
         )
         if self.gwapi is not None and self.scenario.gateway_api.target:
             cfg = self._gwapi_target(cfg)

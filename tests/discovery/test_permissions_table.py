@@ -44,7 +44,7 @@ def test_every_kubernetes_verb_and_resource_is_granted():
     # f-strings in the discovery/gatewayapi modules name Gateway API resources
     calls = {(v, r.replace("{GATEWAYS}.{GATEWAY_API_GROUP}", "gateways.gateway.networking.k8s.io")
               .replace("{PLURAL}.{GROUP}", "gateways.gateway.networking.k8s.io")
-              .replace(f"gateways.{{GATEWAY_API_GROUP}}", "gateways.gateway.networking.k8s.io"))
+              .replace("gateways.{GATEWAY_API_GROUP}", "gateways.gateway.networking.k8s.io"))
              for v, r in calls if "{plural}" not in r}
     assert ("patch", "deployments.apps") in calls and ("list", "services") in calls
     missing = {(v, r) for v, r in calls if kube_permission(v, r) is None}

@@ -18,7 +18,8 @@ def minimal_config(full, path: Path) -> Path:
     data = {
         "kubernetes": {"kubeconfig": full.kubernetes.kubeconfig},
         "aws": {"region": full.aws.region, "endpoint_url": full.aws.endpoint_url, "static_credentials": True},
-        "resolver": {"endpoints": list(full.resolver.endpoints), "client_source": full.resolver.client_source},
+        "resolver": {"endpoints": list(full.resolver.endpoints), "client_source": full.resolver.client_source,
+                     "client_headers": list(full.resolver.client_headers)},
     }
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     return path
