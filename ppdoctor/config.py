@@ -36,6 +36,9 @@ class NlbTarget:
     address: str = ""  # HOST:PORT clients connect to (the NLB DNS name and listener port)
     listener_port: int = 80
     client_source: str = ""  # bind probes to this source address (lab: the "internet" client)
+    # AWS timeouts (listener idle timeout) are multiplied by this: 1 for real AWS; the lab writes
+    # its own compression factor (lab/nlb_idle.py) so an idle probe takes seconds, not minutes.
+    time_scale: float = 1.0
     # "Name: value" headers the client path adds before the NLB (what a CDN in front adds, its
     # X-Forwarded-For entry included): probes through the NLB send them as that hop would.
     client_headers: tuple[str, ...] = ()

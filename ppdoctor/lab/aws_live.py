@@ -82,6 +82,7 @@ class LiveState:
     lb_permissions: tuple[Mapping[str, Any], ...] = ()
     vpc_endpoint_ids: tuple[str, ...] = ()  # available interface endpoints of the NLB's endpoint service
     lb_ip_address_type: str = "ipv4"  # "dualstack": IPv6 clients can reach the NLB
+    idle_timeout_seconds: int = 350  # the listener's tcp.idle_timeout.seconds (AWS default 350)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,10 @@ def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
 
     route, route_target = _private_default_route(ec2, world)
     security = read_security(ec2, elbv2, world, [t.ip for t in targets if t.ip])
+    listener_attributes = {
+        a["Key"]: a["Value"]
+        for a in elbv2.describe_listener_attributes(ListenerArn=world.listener_arn).get("Attributes", [])
+    }
     return LiveState(
         tg_arn=world.tg_arn,
         target_type=target_type,
@@ -158,8 +163,16 @@ def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
         targets=targets,
         private_default_route=route,
         private_default_route_target=route_target,
+        idle_timeout_seconds=_int_attribute(listener_attributes, "tcp.idle_timeout.seconds", 350),
         **security,
     )
+
+
+def _int_attribute(attributes: Mapping[str, str], key: str, default: int) -> int:
+    try:
+        return int(attributes[key])
+    except (KeyError, ValueError):
+        return default
 
 
 def read_security(ec2: Any, elbv2: Any, world: "AwsWorld", target_ips: list[str]) -> dict[str, Any]:

@@ -307,6 +307,9 @@ def _seed_listener(elbv2: Any, spec: "AwsSpec", lb_arn: str, tg_arn: str) -> str
             Port=spec.listener_port,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
         )["Listeners"][0]["ListenerArn"]
+    if spec.listener_attributes:
+        with _Step("listener attributes"):
+            elbv2.modify_listener_attributes(ListenerArn=listener_arn, Attributes=_tags(spec.listener_attributes))
     return listener_arn
 
 

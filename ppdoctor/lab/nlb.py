@@ -50,6 +50,8 @@ from .aws import (
     read_live_state,
 )
 from .nlb_family import ipv6_flow_mode
+from .nlb_idle import idle_expired
+from .nlb_placement import header_on_connect
 from .nlb_security import nlb_admits, target_admits
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,7 @@ class NlbStats:
     blackholed: int = 0
     blackholed_active: int = 0
     sg_dropped: int = 0
+    idle_resets: int = 0
     pp_headers_sent: int = 0
     resets_to_client: int = 0
     target_connect_failures: int = 0
@@ -181,6 +184,8 @@ class _Flow:
         self.mode = "pending"
         self.client_addr: tuple[str, int] = ("", 0)
         self.listener_addr: tuple[str, int] = ("", 0)  # the NLB address the client connected to
+        self.last_activity = 0.0  # loop time of the last data either way (idle timeout)
+        self.pending_header: bytes | None = None  # PROXY header waiting for the client's first data
         self.task: asyncio.Task[None] | None = None
         self.cap_timer: asyncio.TimerHandle | None = None
         self.finished = False
@@ -199,7 +204,17 @@ class _Flow:
     def side_data(self, side: _Side, data: bytes) -> None:
         if self.mode == "blackhole":
             return  # read and dropped: nothing ever comes back
+        now = asyncio.get_running_loop().time()
+        if self.nlb._idle_expired(self, now):
+            # The NLB forgot this flow: the segment is answered with a reset, both ways.
+            self.nlb._stats.idle_resets += 1
+            self.nlb._stats.resets_to_client += 1
+            self.abort()
+            return
+        self.last_activity = now
         other = self.other(side)
+        if side is self.client and self.pending_header is not None:
+            data, self.pending_header = self.pending_header + data, None
         if other is not None and other.transport is not None and not other.lost:
             other.transport.write(data)
 
@@ -208,6 +223,9 @@ class _Flow:
             self.finish()
             return
         other = self.other(side)
+        if side is self.client and self.pending_header is not None and other is not None and other.transport is not None:
+            other.transport.write(self.pending_header)  # a FIN before any data: the header still goes first
+            self.pending_header = None
         if other is not None and other.transport is not None and not other.lost:
             if other.transport.can_write_eof():
                 with contextlib.suppress(OSError):
@@ -290,6 +308,8 @@ class NlbEmulator:
     kept before it is reset. ``connect_timeout``: for connections to the target.
     ``listen_host_v6``: also listen there (e.g. ``::1``) for IPv6 clients, who get an answer
     only while the load balancer is dualstack (``address_v6``).
+    ``idle_timeout_scale``: multiplier for the listener's ``tcp.idle_timeout.seconds`` after which
+    a silent flow is reset (lab/nlb_idle.py).
     ``privatelink``: clients arrive through the interface endpoint of the NLB's endpoint
     service (the world's): preservation has no effect and the TLV carries that endpoint's id.
     """
@@ -311,6 +331,7 @@ class NlbEmulator:
         connect_timeout: float = 10.0,
         privatelink: bool = False,
         listen_host_v6: str | None = None,
+        idle_timeout_scale: float = 1.0,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.world = world
@@ -326,6 +347,7 @@ class NlbEmulator:
         self._vpc_endpoint_id = vpc_endpoint_id
         self.privatelink = privatelink
         self.listen_host_v6 = listen_host_v6
+        self.idle_timeout_scale = idle_timeout_scale
         self._server_v6: asyncio.Server | None = None
         self._address_v6: tuple[str, int] | None = None
         self._state: LiveState | None = None
@@ -604,15 +626,25 @@ class NlbEmulator:
             _reset(side.transport)
             return
         self._stats.forwarded += 1
+        flow.last_activity = loop.time()
         if state.pp_v2:
             assert self._address is not None
             header = proxy_v2(flow.client_addr, flow.listener_addr, vpce_id=self._flow_vpce_id(state))
             assert side.transport is not None
-            side.transport.write(header)
+            if header_on_connect(state.attributes):
+                side.transport.write(header)
+            else:  # the default placement: with the client's first data (lab/nlb_placement.py)
+                flow.pending_header = header
             self._stats.pp_headers_sent += 1
         client_transport = flow.client.transport
         if client_transport is not None and not client_transport.is_closing():
             client_transport.resume_reading()
+
+    def _idle_expired(self, flow: _Flow, now: float) -> bool:
+        state = self._state
+        if state is None or not flow.last_activity:
+            return False
+        return idle_expired(flow.last_activity, now, state.idle_timeout_seconds, self.idle_timeout_scale)
 
     def _flow_vpce_id(self, state: LiveState) -> str | None:
         """The VPC endpoint id for TLV 0xEA: the explicit one, else the endpoint a PrivateLink client uses."""

@@ -88,6 +88,8 @@ class AwsSpec:
     target_sg_ingress: tuple[str, ...] = ("0.0.0.0/0",)
     # A VPC endpoint service (PrivateLink) in front of the NLB, with one consumer endpoint.
     endpoint_service: bool = False
+    # Listener attributes, e.g. {"tcp.idle_timeout.seconds" = "60"} (absent: AWS defaults, 350 s).
+    listener_attributes: dict[str, str] = field(default_factory=dict)
     # "dualstack": the NLB has IPv6 addresses too (the lab's on ::1); target groups stay IPv4.
     ip_address_type: str = "ipv4"
 
@@ -184,6 +186,7 @@ _BOOL_ATTRIBUTES = {
 }
 _KNOWN_ATTRIBUTES = _BOOL_ATTRIBUTES | {
     "deregistration_delay.timeout_seconds",
+    "proxy_protocol_v2.client_to_server.header_placement",
     "stickiness.type",
     "target_health_state.unhealthy.connection_termination.enabled",
 }
@@ -309,9 +312,25 @@ def _aws(r: _Reader) -> AwsSpec:
         target_sg_ingress=_cidrs(r, "target_sg_ingress", d.target_sg_ingress),
         endpoint_service=r.take("endpoint_service", bool, d.endpoint_service),
         ip_address_type=r.take("ip_address_type", str, d.ip_address_type),
+        listener_attributes=_listener_attributes(r),
     )
     r.done()
     return spec
+
+
+# ELB docs, "Update the TCP idle timeout for your Network Load Balancer listener": 60-6000 s.
+LISTENER_IDLE_TIMEOUT_RANGE = (60, 6000)
+
+
+def _listener_attributes(r: _Reader) -> dict[str, str]:
+    attributes = r.strings("listener_attributes")
+    for key, value in attributes.items():
+        if key != "tcp.idle_timeout.seconds":
+            raise r.fail(f"listener_attributes.{key}", "is not a listener attribute the lab knows; allowed: tcp.idle_timeout.seconds")
+        low, high = LISTENER_IDLE_TIMEOUT_RANGE
+        if not (value.isdigit() and low <= int(value) <= high):
+            raise r.fail(f"listener_attributes.{key}", f"is {value!r}; allowed: whole seconds from {low} to {high}")
+    return attributes
 
 
 def _cidrs(r: _Reader, key: str, default: tuple[str, ...]) -> tuple[str, ...]:

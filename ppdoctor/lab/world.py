@@ -164,10 +164,12 @@ class LabWorld:
 
         # NLB
         from .nlb import NlbEmulator
+        from .nlb_idle import LAB_IDLE_TIMEOUT_SCALE
 
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
                                vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink,
-                               listen_host_v6=_v6_listener(sc.client.source))
+                               listen_host_v6=_v6_listener(sc.client.source),
+                               idle_timeout_scale=LAB_IDLE_TIMEOUT_SCALE)
         await self.nlb.start()
         await self._start_discovery_topology()
 
@@ -379,6 +381,7 @@ class LabWorld:
             nlb=cfgmod.NlbTarget(
                 name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
                 listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
+                time_scale=self.nlb.idle_timeout_scale,
                 # what the scenario's client path (a CDN in front) adds to every request
                 client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
             ),
