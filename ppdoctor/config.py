@@ -89,6 +89,7 @@ class ResolverTarget:
     endpoints: tuple[str, ...] = ()
     client_source: str = ""
     client_headers: tuple[str, ...] = ()  # what the lab's client path adds in front of the NLB (a CDN hop)
+    time_scale: float = 1.0  # the lab emulator's compression of AWS timeouts (nlb.time_scale)
 
     def lookup(self, dns_name: str, port: int) -> str | None:
         want = f"{dns_name.lower().rstrip('.')}:{port}"
