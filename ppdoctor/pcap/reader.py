@@ -43,6 +43,7 @@ _PCAP_MAGIC = {
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _ETHER_IPV4, _ETHER_IPV6 = 0x0800, 0x86DD
+_MIN_BLOCK = {1: 20, 2: 32, 3: 16, 6: 32}  # pcapng block type → its length with no data and no options
 _VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
 _U16 = Struct("!H").unpack_from
 _IPV4 = Struct("!BxHHHBB2x4s4s").unpack_from  # vhl, total len, id, flags/frag, ttl, proto, src, dst
@@ -265,7 +266,9 @@ def _read_pcapng(f, path: str, magic: bytes, stats: ReadStats, chunk: int) -> It
                         raise CaptureError(f"{path}: a pcapng block claims {blen} bytes; the file is corrupt from here")
                     break
                 bt = u32(buf, pos)[0]
-                if bt == 6 or bt == 2:  # Enhanced / obsolete Packet Block
+                if (bt == 6 or bt == 2 or bt == 3 or bt == 1) and blen < _MIN_BLOCK[bt]:
+                    stats.unreadable += 1  # a block too short for its own fixed fields
+                elif bt == 6 or bt == 2:  # Enhanced / obsolete Packet Block
                     if bt == 6:
                         iface, hi, lo, caplen = Struct(order + "IIII").unpack_from(buf, pos + 8)
                     else:
