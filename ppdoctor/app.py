@@ -3,8 +3,8 @@
 The app is a thin shell over the engine. It owns UI-side copies of the incident state
 (observations, findings, plan, timeline) and starts the engine's work through workers; the
 IncidentSession itself lives on the engine loop (``screens/engine.py``). Screens are modes
-(the ``MODES`` table: Setup, Probes, Diagnosis, Fix, Report, Timeline, Bench) switched with
-1–5, t and 6. Screens see the app only through ``screens.host.Host``; the lab it may own only
+(the ``SCREENS`` table: Setup, Probes, Diagnosis, Fix, Report, Timeline, Bench, Pcap) switched
+with 1–7 and t. Screens see the app only through ``screens.host.Host``; the lab it may own only
 through ``screens.host.LabLike`` (``ppdoctor.lab.handle``, imported on the lab path alone).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import time
+from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable
@@ -23,58 +24,40 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from .config import TargetConfig
-from .diagnosis.engine import Finding
+from .diagnosis.model import Finding
 from .errors import PPDoctorError
-from .probes.model import Observation, Status
+from .probes.model import Observation
 from .screens import messages as msg
 from .screens.benchctl import BenchController
 from .screens.commands import PPDoctorCommands
-from .screens.diagnosis import DiagnosisScreen
 from .screens.engine import EngineLoop
 from .screens.fixflow import FixFlow, FixUpdate
 from .screens.probeflow import ProbeFlow, ProbeUpdate
-from .screens.fix import FixScreen
 from .screens.help import HelpScreen
-from .screens.host import APP_BINDINGS, LabLike
+from .screens.host import APP_BINDINGS, WORKER_TITLES, LabLike
 from .screens.modals import ConfirmModal, ErrorModal
-from .screens.probes import ProbesScreen
-from .screens.report import ReportScreen
-from .screens.setup import SetupScreen
 from .screens.start import LabBootScreen, StartScreen
-from .screens.timeline import TimelineScreen
 from .session import IncidentSession, TimelineEvent
 from .widgets.safe import clean
 
 __all__ = ["PPDoctorApp"]
 
-WORKER_TITLES = {
-    "diagnosis": "Diagnosis failed",
-    "plan": "Could not build the fix plan",
-    "apply": "Applying or rolling back failed",
-    "report": "Exporting the report failed",
-    "report-preview": "Rendering the report failed",
-    "lab": "The lab did not start",
-    "discovery": "Reading kube contexts / AWS profiles failed",
-    "bench": "The bench failed",
+# mode → (module under ppdoctor.screens, screen class): register a screen here, with its key in screens/host.py.
+SCREENS = {
+    "setup": ("setup", "SetupScreen"),
+    "probes": ("probes", "ProbesScreen"),
+    "diagnosis": ("diagnosis", "DiagnosisScreen"),
+    "fix": ("fix", "FixScreen"),
+    "report": ("report", "ReportScreen"),
+    "timeline": ("timeline", "TimelineScreen"),
+    "bench": ("bench", "BenchScreen"),
+    "pcap": ("pcap", "PcapScreen"),
 }
 
 
-def _bench_screen() -> Screen[Any]:
-    """The Bench screen, imported when first opened (its widgets are not needed at start-up)."""
-    from .screens.bench import BenchScreen
-
-    return BenchScreen()
-
-
-def _pcap_screen() -> Screen[Any]:
-    """The Pcap screen (offline capture analysis), imported when first opened."""
-    from .screens.pcap import PcapScreen
-
-    return PcapScreen()
-
-
-def _css_path() -> str:
-    return str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
+def _mode(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """A mode's screen, imported when first opened: start-up pays only for the screen it lands on."""
+    return lambda: getattr(import_module(f"ppdoctor.screens.{module}"), name)()
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -83,18 +66,9 @@ class PPDoctorApp(App[int]):
     """ppdoctor's TUI. Pass a session to open on a target, or a lab (``LabLike``) to start/attach first."""
 
     TITLE = "ppdoctor"
-    CSS_PATH = _css_path()
+    CSS_PATH = str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
     COMMANDS = App.COMMANDS | {PPDoctorCommands}
-    MODES = {
-        "setup": SetupScreen,
-        "probes": ProbesScreen,
-        "diagnosis": DiagnosisScreen,
-        "fix": FixScreen,
-        "report": ReportScreen,
-        "timeline": TimelineScreen,
-        "bench": _bench_screen,
-        "pcap": _pcap_screen,
-    }
+    MODES = {mode: _mode(*where) for mode, where in SCREENS.items()}
     BINDINGS = APP_BINDINGS
 
     def __init__(self, session: IncidentSession | None = None, *, lab: LabLike | None = None,
@@ -171,6 +145,13 @@ class PPDoctorApp(App[int]):
             self.switch_mode(self.landing)
         elif self.lab is not None:
             self.start_lab_worker()
+        self.call_after_refresh(self._warm_screens)
+
+    @work(thread=True, exit_on_error=False, group="warm")
+    def _warm_screens(self) -> None:
+        """Once the first screen is up: import the other screens, so that the first switch to each is quick."""
+        for module, _name in SCREENS.values():
+            import_module(f"ppdoctor.screens.{module}")
 
     def on_unmount(self) -> None:
         self.bench.shutdown()
@@ -256,10 +237,7 @@ class PPDoctorApp(App[int]):
         self.post_message(msg.LabReady(endpoints, config))
 
     def _boot_screen(self) -> LabBootScreen | None:
-        for screen in reversed(self.screen_stack):
-            if isinstance(screen, LabBootScreen):
-                return screen
-        return None
+        return next((screen for screen in reversed(self.screen_stack) if isinstance(screen, LabBootScreen)), None)
 
     @on(msg.LabProgress)
     def _lab_progress(self, message: msg.LabProgress) -> None:
@@ -403,10 +381,7 @@ class PPDoctorApp(App[int]):
             return
         error = worker.error
         if worker.group == "probes":
-            name = (worker.name or "").removeprefix("probe ")
-            obs = Observation(name, status=Status.ERROR, summary=f"the probe could not run: {error}")
-            obs.error = {"kind": "ui", "message": str(error)}
-            self.post_message(msg.ProbeFinished(obs))
+            self.probes.worker_failed((worker.name or "").removeprefix("probe "), error)
             return
         if worker.group == "apply":
             self.fixes.worker_failed()

@@ -29,6 +29,12 @@ def _handler(spec: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _target_choice(parser: argparse.ArgumentParser) -> None:
+    """--gateway/--port: which discovered path to use when discovery finds several."""
+    parser.add_argument("--gateway", metavar="NS/NAME", help="discovered gateway to use (Gateway, Deployment or Service)")
+    parser.add_argument("--port", type=int, metavar="N", help="Service / NLB listener port of the path to use")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppdoctor",
@@ -68,12 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--list", action="store_true", help="list the probes")
     probe.add_argument("--json", action="store_true", help="print {\"observations\": [...]}")
     probe.add_argument("-v", "--verbose", action="store_true", help="also print the facts")
+    _target_choice(probe)
     probe.set_defaults(run=_handler("ppdoctor.probes.cli:run"))
 
     # diagnose: probes → findings
     diag = sub.add_parser("diagnose", help="run the probes and name the root cause (exit 0 ok, 1 warnings, 2 errors)")
     diag.add_argument("--json", action="store_true", help="print {\"findings\": [...]}")
     diag.add_argument("-v", "--verbose", action="store_true", help="also print each finding's evidence")
+    _target_choice(diag)
     diag.set_defaults(run=_handler("ppdoctor.diagnosis.cli:run"))
 
     # fix: plans applied after confirmation
@@ -86,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("--incident", metavar="ID", help="with --rollback: undo that (earlier) incident's changes instead")
     fix.add_argument("--yes", action="store_true", help="confirm without asking (headless)")
     fix.add_argument("--json", action="store_true")
+    _target_choice(fix)
     fix.set_defaults(run=_handler("ppdoctor.fixes.cli:run"))
 
     # report: incident report
     rep = sub.add_parser("report", help="probe, diagnose and write an incident report (.md, .json or .html)")
     rep.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.md, FILE.json or FILE.html")
+    _target_choice(rep)
     rep.add_argument("--incident", metavar="ID", help="report that incident (default: the current one)")
     rep.set_defaults(run=_handler("ppdoctor.report:run_cli"))
 
@@ -130,8 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--host", metavar="HOST", help="Host header")
     bench.add_argument("--realtime", action="store_true", help="SCHED_FIFO load processes (fixed rates only)")
     bench.add_argument("--json", action="store_true")
+    _target_choice(bench)
     bench.set_defaults(run=_handler("ppdoctor.bench.cli:run"))
 
+    # discover: zero-config path discovery
+    disc = sub.add_parser("discover", help="find every NLB → Istio ingress gateway path from the kube context and AWS")
+    disc.add_argument("--json", action="store_true", help='print {"paths": [...], "problems": [...], "notes": [...]}')
+    disc.add_argument("--write", metavar="FILE", help="save the chosen path as a config file")
+    _target_choice(disc)
+    disc.set_defaults(run=_handler("ppdoctor.discovery.cli:run"))
+
+    # permissions: least-privilege IAM policy and Kubernetes RBAC
+    perm = sub.add_parser("permissions", help="print the IAM policy and Kubernetes RBAC ppdoctor needs")
+    which = perm.add_mutually_exclusive_group()
+    which.add_argument("--aws", action="store_true", help="only the IAM policy (JSON)")
+    which.add_argument("--kube", action="store_true", help="only the Kubernetes ClusterRole (YAML)")
+    perm.add_argument("--with-fixes", action="store_true", help="also what the fixes change")
+    perm.set_defaults(run=_handler("ppdoctor.probes.permissions:run_cli"))
     # pcap: offline evidence from a capture
     pcap = sub.add_parser("pcap", help="classify the TCP flows of a pcap/pcapng capture and name the cause "
                                        "(exit 0 none, 1 findings, 2 unusable file)")

@@ -109,6 +109,14 @@ _d("routes.private_default", str, "aws", "where the targets' subnet sends 0.0.0.
 _d("hc.would_pass", bool, "health", "the NLB's health check, done the NLB's way, passes on every target")
 _d("hc.sends_local_header", bool, "health", "health checks carry a PPv2 LOCAL header (PROXY protocol on)")
 
+# --- gatewayapi (Gateway API Gateways and what istiod drops from them) -----------------------
+_d("gwapi.gateway", str, "gatewayapi", "NS/NAME of the Gateway the gateway Deployment was generated from ('' if none)")
+_d("gwapi.infrastructure_annotations", bool, "gatewayapi", "that Gateway sets spec.infrastructure.annotations")
+_d("gwapi.dropped_annotations", list, "gatewayapi", "its metadata.annotations istiod ignores (infrastructure set)")
+_d("gwapi.proxy_config_dropped", bool, "gatewayapi", "proxy.istio.io/config is among the dropped annotations")
+_d("gwapi.proxy_protocol_dropped", bool, "gatewayapi", "the dropped proxy config asks for PROXY protocol")
+_d("gwapi.trapped_gateways", list, "gatewayapi", "every Istio Gateway in the cluster whose proxy config is dropped")
+
 # --- kube (Service, Deployment, mesh config, EnvoyFilters, pods, LBC) -----------------------
 _d("svc.lb_type", str, "kube", "aws-load-balancer-type annotation (nlb / external / nlb-ip)")
 _d("svc.pp_annotation", bool, "kube", "aws-load-balancer-proxy-protocol: \"*\" on the gateway Service")

@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 from .config import TargetConfig
 from .diagnosis.engine import Finding, diagnose
+from .errors import PPDoctorError
 from .incident import IncidentLog, incidents_for, open_current
 from .incident.journal import outstanding_changes
 from .probes import default_probes, run_probe
@@ -205,9 +206,17 @@ class IncidentSession:
         cids = [secrets.token_hex(6) for _ in plan.changes]
 
         def on_change(index: int, change: Any) -> None:
-            self.record("change", f"{change.status}: {change.object} {change.field}: {change.before!r} → {change.after!r}"
-                        + (f" — {change.error}" if change.error else ""),
-                        fix=plan.id, cid=cids[index], index=index, change=change.as_dict())
+            try:
+                self.record("change", f"{change.status}: {change.object} {change.field}: {change.before!r} → "
+                            f"{change.after!r}" + (f" — {change.error}" if change.error else ""),
+                            fix=plan.id, cid=cids[index], index=index, change=change.as_dict())
+            except PPDoctorError as exc:
+                # The write happened; say so exactly, since the record cannot (the run stops here).
+                raise PPDoctorError(
+                    f"{change.object} {change.field} was {change.status} ({change.before!r} → {change.after!r}) "
+                    f"but could not be recorded: {exc.message}",
+                    hint=(exc.hint or "") + "; `fix --rollback` will not know this change: undo it by hand if needed",
+                ) from exc
 
         def on_verify(index: int, change: Any, v: Any) -> None:
             self.record("verify", f"{v.check}: {'passed' if v.passed else 'FAILED'} after {v.seconds:.1f} s",

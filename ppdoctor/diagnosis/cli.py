@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import json
 
-from ..config import load_config
 from ..probes.model import Status
 from ..text import clean
 from .engine import exit_code
@@ -42,7 +41,9 @@ def print_findings(findings, *, verbose: bool = False, observations=()) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..session import IncidentSession
 
-    config = load_config(args.config)
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
     session = IncidentSession.open(config, by="cli diagnose")  # the run and its verdict join the incident record
     observations = asyncio.run(session.probe_all())
     findings = session.diagnose()

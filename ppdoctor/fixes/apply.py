@@ -155,7 +155,7 @@ async def apply_plan(plan: FixPlan, ctx: ProbeContext, *, verify_timeout: float 
 
     for index, change in enumerate(plan.changes):
         say(f"applying: {change.object} {change.field}")
-        # A write and its journal entry go together: cancelling the caller (Ctrl-C, a UI
+        # A write and its record go together: cancelling the caller (Ctrl-C, a UI
         # cancel) waits for both, so an applied change can always be rolled back.
         task = asyncio.ensure_future(write(index, change))
         try:

@@ -13,7 +13,6 @@ import sys
 import time
 from typing import Any
 
-from ..config import load_config
 from ..session import IncidentSession
 
 MAX_ROUNDS = 6
@@ -129,7 +128,9 @@ async def _rollback(session: IncidentSession, args: argparse.Namespace) -> int:
 
 
 async def _fix(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
     session = IncidentSession.open(config, by="cli fix")
     for warning in session.load_warnings:
         print(f"ppdoctor: warning: {warning}", file=sys.stderr)

@@ -22,8 +22,21 @@ from .store import (
     summarize,
 )
 
-__all__ = ["IncidentError", "IncidentInfo", "IncidentLog", "Problem", "ReadResult", "TargetIncidents", "all_targets",
-           "close", "state_dir", "summarize_log", "target_identity", "incidents_for", "open_current"]
+__all__ = [
+    "IncidentError",
+    "IncidentInfo",
+    "IncidentLog",
+    "Problem",
+    "ReadResult",
+    "TargetIncidents",
+    "all_targets",
+    "close",
+    "state_dir",
+    "summarize_log",
+    "target_identity",
+    "incidents_for",
+    "open_current",
+]
 
 
 def _nlb_name(config: Any) -> str:
@@ -53,7 +66,9 @@ def target_identity(config: Any) -> tuple[str, str, str]:
         label = f"{config.nlb.address} → gateway {gateway}"
     else:
         label = f"config {config.path or config.name}"
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name or config.nlb.address or config.name or "target").strip("-")[:40] or "target"
+    slug = (
+        re.sub(r"[^A-Za-z0-9]+", "-", name or config.nlb.address or config.name or "target").strip("-")[:40] or "target"
+    )
     key = f"{slug}-{hashlib.sha256(label.encode()).hexdigest()[:10]}"
     return key, label, config.nlb.arn or ""
 

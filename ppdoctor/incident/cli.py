@@ -32,9 +32,20 @@ def run_list(args: argparse.Namespace) -> int:
     for target in targets:
         for info in target.infos():
             pending = len(outstanding_changes(IncidentLog(info.path).read().entries))
-            rows.append({"id": info.id, "target": target.label, "target_key": target.key, "open": info.open,
-                         "opened_at": info.opened_at, "closed_at": info.closed_at, "entries": info.count,
-                         "changes_not_rolled_back": pending, "close_note": info.close_note, "path": str(info.path)})
+            rows.append(
+                {
+                    "id": info.id,
+                    "target": target.label,
+                    "target_key": target.key,
+                    "open": info.open,
+                    "opened_at": info.opened_at,
+                    "closed_at": info.closed_at,
+                    "entries": info.count,
+                    "changes_not_rolled_back": pending,
+                    "close_note": info.close_note,
+                    "path": str(info.path),
+                }
+            )
     if args.json:
         print(json.dumps({"incidents": rows}, indent=2))
         return 0
@@ -43,8 +54,10 @@ def run_list(args: argparse.Namespace) -> int:
         return 0
     for r in rows:
         state = "open" if r["open"] else f"closed {age(now - r['closed_at'])} ago"
-        print(f"{r['id']}  {state:<16} opened {_when(r['opened_at'])}  {r['entries']:>4} entries  "
-              f"{r['changes_not_rolled_back']} change(s) in place  {clean(r['target'], limit=120)}")
+        print(
+            f"{r['id']}  {state:<16} opened {_when(r['opened_at'])}  {r['entries']:>4} entries  "
+            f"{r['changes_not_rolled_back']} change(s) in place  {clean(r['target'], limit=120)}"
+        )
     return 0
 
 
@@ -71,16 +84,19 @@ def run_show(args: argparse.Namespace) -> int:
         t0 = float(result.entries[0]["at"]) if result.entries else 0.0
         for e in result.entries:
             by = f" ({clean(str(e.get('by')), limit=40)})" if e.get("by") else ""
-            print(f"  +{float(e['at']) - t0:9.2f} s  {_when(float(e['at']))}  [{clean(str(e.get('kind')), limit=12)}]"
-                  f"{by} {clean(str(e.get('summary', '')), limit=300)}")
+            print(
+                f"  +{float(e['at']) - t0:9.2f} s  {_when(float(e['at']))}  [{clean(str(e.get('kind')), limit=12)}]"
+                f"{by} {clean(str(e.get('summary', '')), limit=300)}"
+            )
     return 2 if result.corrupt else 0
 
 
 def run_new(args: argparse.Namespace) -> int:
     config, target = _target(args)
     _, _, instance = target_identity(config)
-    log, closed = target.new(by=BY, meta={"instance": instance, "config": config.path, "name": config.name},
-                             note=args.note)
+    log, closed = target.new(
+        by=BY, meta={"instance": instance, "config": config.path, "name": config.name}, note=args.note
+    )
     if closed is not None:
         print(f"closed incident {closed.id}")
     print(f"new incident {log.id} for {target.label}")

@@ -48,8 +48,10 @@ class Problem:
 
     def __str__(self) -> str:
         if self.kind == "torn":
-            return (f"{self.path}:{self.line}: an interrupted write left an incomplete last line "
-                    f"({self.detail}); it was skipped")
+            return (
+                f"{self.path}:{self.line}: an interrupted write left an incomplete last line "
+                f"({self.detail}); it was skipped"
+            )
         return f"{self.path}:{self.line}: unreadable entry ({self.detail})"
 
 
@@ -67,9 +69,11 @@ class ReadResult:
         if bad:
             first = bad[0]
             more = f" (and {len(bad) - 1} more line(s))" if len(bad) > 1 else ""
-            raise IncidentError(f"the incident record {first.path} is damaged at line {first.line}: {first.detail}{more}",
-                                hint="`ppdoctor incident show` lists what is readable; move the file aside or "
-                                     "`ppdoctor incident new` to start a fresh record")
+            raise IncidentError(
+                f"the incident record {first.path} is damaged at line {first.line}: {first.detail}{more}",
+                hint="`ppdoctor incident show` lists what is readable; move the file aside or "
+                "`ppdoctor incident new` to start a fresh record",
+            )
 
 
 def state_dir() -> Path:
@@ -103,12 +107,30 @@ class IncidentLog:
 
     # --- writing ---------------------------------------------------------------------------
 
-    def append(self, kind: str, summary: str, data: dict[str, Any] | None = None, *, by: str = "",
-               at: float | None = None) -> dict[str, Any]:
+    def append(
+        self, kind: str, summary: str, data: dict[str, Any] | None = None, *, by: str = "", at: float | None = None
+    ) -> dict[str, Any]:
         """Append one entry atomically (locked, flushed, fsynced); returns it with its final time."""
+        try:
+            return self._append(kind, summary, data, by=by, at=at)
+        except OSError as exc:
+            raise IncidentError(
+                f"cannot write the incident record {self.path}: {exc.strerror or exc}",
+                hint="make $XDG_STATE_HOME/ppdoctor writable (or point XDG_STATE_HOME elsewhere)",
+            ) from exc
+
+    def _append(self, kind: str, summary: str, data: dict[str, Any] | None, *, by: str, at: float | None) -> dict[str, Any]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        entry = {"v": ENTRY_VERSION, "at": 0.0, "kind": kind, "summary": summary, "data": data or {},
-                 "by": by, "pid": os.getpid(), "eid": secrets.token_hex(6)}
+        entry = {
+            "v": ENTRY_VERSION,
+            "at": 0.0,
+            "kind": kind,
+            "summary": summary,
+            "data": data or {},
+            "by": by,
+            "pid": os.getpid(),
+            "eid": secrets.token_hex(6),
+        }
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -119,10 +141,16 @@ class IncidentLog:
                     last_at = max(last_at, float(json.loads(torn[1])["at"]))
                 elif torn is not None:
                     self._cut_torn(fd, *torn)
-                    note = {"v": ENTRY_VERSION, "at": max(time.time(), last_at + _MIN_STEP_S), "kind": "note",
-                            "summary": "an interrupted write had left an incomplete line; it was cut off and kept here",
-                            "data": {"torn_fragment": torn[1][:2000]}, "by": by, "pid": os.getpid(),
-                            "eid": secrets.token_hex(6)}
+                    note = {
+                        "v": ENTRY_VERSION,
+                        "at": max(time.time(), last_at + _MIN_STEP_S),
+                        "kind": "note",
+                        "summary": "an interrupted write had left an incomplete line; it was cut off and kept here",
+                        "data": {"torn_fragment": torn[1][:2000]},
+                        "by": by,
+                        "pid": os.getpid(),
+                        "eid": secrets.token_hex(6),
+                    }
                     self._write_line(fd, note)
                     last_at = note["at"]
                 entry["at"] = max(at if at is not None else time.time(), last_at + _MIN_STEP_S)
@@ -226,15 +254,29 @@ class IncidentInfo:
 
 def summarize(log: IncidentLog) -> IncidentInfo:
     entries = log.read().entries
-    opened = next((e for e in entries if e.get("kind") == "incident" and (e.get("data") or {}).get("action") == "open"), None)
-    closed = next((e for e in reversed(entries) if e.get("kind") == "incident"
-                   and (e.get("data") or {}).get("action") == "close"), None)
+    opened = next(
+        (e for e in entries if e.get("kind") == "incident" and (e.get("data") or {}).get("action") == "open"), None
+    )
+    closed = next(
+        (
+            e
+            for e in reversed(entries)
+            if e.get("kind") == "incident" and (e.get("data") or {}).get("action") == "close"
+        ),
+        None,
+    )
     target = ((opened or {}).get("data") or {}).get("target", "")
     return IncidentInfo(
-        id=log.id, path=log.path, opened_at=float(entries[0]["at"]) if entries else 0.0,
-        closed_at=float(closed["at"]) if closed else None, last_at=float(entries[-1]["at"]) if entries else 0.0,
-        count=len(entries), target=str(target), close_note=str(((closed or {}).get("data") or {}).get("note", "")),
-        instance=str(((opened or {}).get("data") or {}).get("instance") or ""))
+        id=log.id,
+        path=log.path,
+        opened_at=float(entries[0]["at"]) if entries else 0.0,
+        closed_at=float(closed["at"]) if closed else None,
+        last_at=float(entries[-1]["at"]) if entries else 0.0,
+        count=len(entries),
+        target=str(target),
+        close_note=str(((closed or {}).get("data") or {}).get("note", "")),
+        instance=str(((opened or {}).get("data") or {}).get("instance") or ""),
+    )
 
 
 def _opened_key(log: IncidentLog) -> tuple[float, str]:
@@ -264,7 +306,9 @@ class TargetIncidents:
 
     def find(self, ident: str) -> IncidentLog:
         """An incident by id or unique id prefix."""
-        matches = [log for log in self.logs() if log.id == ident] or [log for log in self.logs() if log.id.startswith(ident)]
+        matches = [log for log in self.logs() if log.id == ident] or [
+            log for log in self.logs() if log.id.startswith(ident)
+        ]
         if len(matches) == 1:
             return matches[0]
         known = ", ".join(log.id for log in self.logs()) or "none"
@@ -297,7 +341,9 @@ class TargetIncidents:
                 return None
             return self._new(by, meta)
 
-    def new(self, *, by: str = "", meta: dict[str, Any] | None = None, note: str = "") -> tuple[IncidentLog, IncidentLog | None]:
+    def new(
+        self, *, by: str = "", meta: dict[str, Any] | None = None, note: str = ""
+    ) -> tuple[IncidentLog, IncidentLog | None]:
         """Close the open incident (if any) and start another; returns (new, closed)."""
         with self._locked():
             closed = None
@@ -313,13 +359,20 @@ class TargetIncidents:
         log = IncidentLog(self.dir / f"{new_incident_id(now)}{SUFFIX}")
         while log.path.exists():
             log = IncidentLog(self.dir / f"{new_incident_id(now)}{SUFFIX}")
-        log.append("incident", f"incident opened on {self.label}",
-                   {"action": "open", "target": self.label, "target_key": self.key, **(meta or {})}, by=by, at=now)
+        log.append(
+            "incident",
+            f"incident opened on {self.label}",
+            {"action": "open", "target": self.label, "target_key": self.key, **(meta or {})},
+            by=by,
+            at=now,
+        )
         return log
 
 
 def close(log: IncidentLog, *, by: str = "", note: str = "") -> dict[str, Any]:
-    return log.append("incident", "incident closed" + (f": {note}" if note else ""), {"action": "close", "note": note}, by=by)
+    return log.append(
+        "incident", "incident closed" + (f": {note}" if note else ""), {"action": "close", "note": note}, by=by
+    )
 
 
 class _DirLock:
@@ -328,8 +381,14 @@ class _DirLock:
         self.fd = -1
 
     def __enter__(self) -> "_DirLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise IncidentError(
+                f"cannot write the incident records in {self.path.parent}: {exc.strerror or exc}",
+                hint="make $XDG_STATE_HOME/ppdoctor writable (or point XDG_STATE_HOME elsewhere)",
+            ) from exc
         fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self
 

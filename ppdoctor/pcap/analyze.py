@@ -11,7 +11,7 @@ from typing import Any
 
 from .classify import classify_server, client_class, client_details
 from .flows import CLIENT_PREFIX, MAX_OPEN_FLOWS, Flow, FlowTracker
-from .reader import CaptureError, ReadStats, read_segments
+from .reader import CaptureError, ReadStats, read_batches
 
 __all__ = ["Analysis", "analyze", "HANDSHAKE", "FIRST_BYTES", "ANSWER"]
 
@@ -111,6 +111,8 @@ class Analysis:
     buckets_dropped: int = 0
     local_sources: set[str] = field(default_factory=set)
     _ips: dict[bytes, str] = field(default_factory=dict)
+    _combos: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (handshake, first, answer) → flows
+    _combos_full: set[tuple[str, str, str]] = field(default_factory=set)
     peak_open: int = 0
     evicted: int = 0
     findings: list = field(default_factory=list)
@@ -137,18 +139,29 @@ class Analysis:
         rec = None
         if hc:
             self.health_checks += 1
-        summary = self.summary
-        examples = self.examples
-        for kind, cls in (("handshake", handshake), ("first_bytes", first), ("answer", answer)):
-            counts = summary[kind]
-            counts[cls] = counts.get(cls, 0) + 1
-            ex = examples.get((kind, cls))
-            if ex is None:
-                ex = examples[(kind, cls)] = []
-            if len(ex) < EXAMPLES_PER_CLASS:
-                if rec is None:
-                    rec = self._record(flow, classes, client_data, hc)
-                ex.append(rec)
+        combo = (handshake, first, answer)
+        n = self._combos.get(combo)
+        if n is None:
+            n = 0
+        self._combos[combo] = n + 1
+        if combo not in self._combos_full:
+            # Examples are still wanted for one of this combination's classes (the usual case only
+            # for a capture's first few flows of each kind).
+            full = True
+            summary = self.summary
+            examples = self.examples
+            for kind, cls in (("handshake", handshake), ("first_bytes", first), ("answer", answer)):
+                ex = examples.get((kind, cls))
+                if ex is None:
+                    ex = examples[(kind, cls)] = []
+                    summary[kind].setdefault(cls, 0)
+                if len(ex) < EXAMPLES_PER_CLASS:
+                    if rec is None:
+                        rec = self._record(flow, classes, client_data, hc)
+                    ex.append(rec)
+                    full = full and len(ex) >= EXAMPLES_PER_CLASS
+            if full:
+                self._combos_full.add(combo)
         if len(self.table) < self.table_limit:
             if rec is None:
                 rec = self._record(flow, classes, client_data, hc)
@@ -297,6 +310,15 @@ class Analysis:
             out.append(f"no TCP flow to port {', '.join(map(str, self.ports))}")
         return out
 
+    def count(self) -> None:
+        """Per-class counts of the summary from the per-combination counts (kept that way: one dict
+        update a flow instead of three)."""
+        summary = {"handshake": {}, "first_bytes": {}, "answer": {}}
+        for (hs, first, answer), n in self._combos.items():
+            for kind, cls in (("handshake", hs), ("first_bytes", first), ("answer", answer)):
+                summary[kind][cls] = summary[kind].get(cls, 0) + n
+        self.summary = summary
+
     def examples_list(self) -> list[dict]:
         out = []
         for kind, names in (("handshake", HANDSHAKE), ("first_bytes", FIRST_BYTES), ("answer", ANSWER)):
@@ -342,9 +364,10 @@ def analyze(path: str, *, nlb_ips: Iterable[str] = (), vpcs: Iterable[str] = (),
     ports = sorted(set(ports)) or None
     result = Analysis(path, nlb_ips=nlb, vpcs=nets, ports=ports)
     tracker = FlowTracker(result.add, ports=ports, max_open=max_open)
-    tracker.feed(read_segments(path, result.stats))
+    tracker.feed_batches(read_batches(path, result.stats))
     tracker.close()
     result.peak_open, result.evicted = tracker.peak_open, tracker.evicted
+    result.count()
     stats = result.stats
     if stats.packets == 0 and not stats.cut_last:
         raise CaptureError(f"{path} holds no packets", hint="capture again while the problem happens")

@@ -21,6 +21,9 @@ CLIENT_PREFIX = 4096
 #: Bytes of the server's stream kept: enough for the status line.
 SERVER_PREFIX = 64
 MAX_OPEN_FLOWS = 100_000
+#: Recently closed 4-tuples remembered, so a flow's last ACKs and retransmitted FINs do not open a
+#: phantom flow; they arrive within round trips, while thousands of other flows close at most.
+CLOSED_KEPT = 16_384
 _MAX_PIECES = 64  # segments kept per direction before the prefix is complete (retransmit storms)
 _HALF = 1 << 31
 
@@ -80,11 +83,6 @@ def _assemble(pieces: list[tuple[int, bytes]], limit: int) -> bytes:
     return bytes(out[:limit])
 
 
-def _add(pieces: list, rel: int, data: bytes, limit: int) -> None:
-    if rel < limit and len(pieces) < _MAX_PIECES:
-        pieces.append((rel, data[: limit - rel]))
-
-
 class FlowTracker:
     """Feed segments with ``feed``; finished flows go to ``on_done(flow)``; ``close()`` flushes the rest.
 
@@ -96,6 +94,7 @@ class FlowTracker:
         self.on_done = on_done
         self.ports = frozenset(ports) if ports else None
         self.max_open = max_open
+        self.closed_kept = min(CLOSED_KEPT, max_open)
         self.flows: dict[tuple, tuple[Flow, bool]] = {}  # 4-tuple (either direction) → (flow, from client)
         self.pending: dict[tuple, Flow] = {}  # (client, cport, sport) → flow waiting for its SYN-ACK
         self.closed: OrderedDict[tuple, None] = OrderedDict()
@@ -105,6 +104,15 @@ class FlowTracker:
         self.evicted = 0
 
     def feed(self, segs: Iterable[tuple]) -> None:
+        """Track segments (reader tuples) in capture order."""
+        self.feed_batches((segs,))
+
+    def feed_batches(self, batches: Iterable[Iterable[tuple]]) -> None:
+        """Track lists of segments (``read_batches``): the inner loop runs over a list, not a generator."""
+        for segs in batches:
+            self._feed(segs)
+
+    def _feed(self, segs: Iterable[tuple]) -> None:
         flows = self.flows
         ports = self.ports
         for ts, src, dst, sport, dport, seq, _ack, flags, payload, cut in segs:
@@ -120,8 +128,7 @@ class FlowTracker:
                     if flow is not None and flow.synack_from is None and flow.server != src:
                         flow.synack_from = src
                     continue
-                key = (src, sport, dst, dport)
-                if key in self.closed or flags & RST:
+                if flags & RST or (src, sport, dst, dport) in self.closed or (dst, dport, src, sport) in self.closed:
                     continue
                 # No SYN seen: the capture started mid-connection. The server is the --port side, else
                 # an endpoint that received SYNs, else the lower port (ephemeral ports are high).
@@ -145,6 +152,10 @@ class FlowTracker:
                 hit = flows[(src, sport, dst, dport)]
             flow, from_client = hit
             flow.packets += 1
+            if not payload and not flags & 0x07:  # a bare ACK, most of a capture: only the handshake's last one counts
+                if from_client and not flow.acked and flow.synack:
+                    flow.acked = True
+                continue
             if cut:
                 flow.cut = True
             if from_client:
@@ -160,7 +171,7 @@ class FlowTracker:
                     flow.syn_isn = seq
                     flow.c_base = (seq + 1) & 0xFFFFFFFF
                     continue
-                if flags & ACK and flow.synack:
+                if not flow.acked and flags & ACK and flow.synack:
                     flow.acked = True
                 if payload:
                     base = flow.c_base
@@ -173,7 +184,8 @@ class FlowTracker:
                         end = rel + len(payload)
                         if end > flow.c_have:
                             flow.c_have = end
-                        _add(flow.c_pieces, rel, payload, CLIENT_PREFIX)
+                        if rel < CLIENT_PREFIX and len(flow.c_pieces) < _MAX_PIECES:
+                            flow.c_pieces.append((rel, payload[: CLIENT_PREFIX - rel]))
                 if flags & FIN:
                     flow.c_fin = True
                 if flags & RST:
@@ -196,7 +208,8 @@ class FlowTracker:
                         end = rel + len(payload)
                         if end > flow.s_have:
                             flow.s_have = end
-                        _add(flow.s_pieces, rel, payload, SERVER_PREFIX)
+                        if rel < SERVER_PREFIX and len(flow.s_pieces) < _MAX_PIECES:
+                            flow.s_pieces.append((rel, payload[: SERVER_PREFIX - rel]))
                 if flags & FIN:
                     flow.s_fin = True
                 if flags & RST:
@@ -209,43 +222,61 @@ class FlowTracker:
         flow = Flow(client, cport, server, sport, ts)
         self.flows[(client, cport, server, sport)] = (flow, True)
         self.flows[(server, sport, client, cport)] = (flow, False)
-        self.closed.pop((client, cport, server, sport), None)
-        self.closed.pop((server, sport, client, cport), None)
-        self.open_count += 1
-        if self.open_count > self.peak_open:
-            self.peak_open = self.open_count
-        if self.open_count > self.max_open:
+        self.open_count = n = self.open_count + 1
+        if n > self.peak_open:
+            self.peak_open = n
+        if n > self.max_open:
             self._evict()
         return flow
 
     def _start(self, src: bytes, sport: int, dst: bytes, dport: int, ts: float, seq: int) -> None:
-        flow = self._new(src, sport, dst, dport, ts)
+        # _new inlined: one of these per connection of the capture
+        flow = Flow(src, sport, dst, dport, ts)
+        flows = self.flows
+        flows[(src, sport, dst, dport)] = (flow, True)
+        flows[(dst, dport, src, sport)] = (flow, False)
         flow.syns = 1
         flow.syn_isn = seq
         flow.c_base = (seq + 1) & 0xFFFFFFFF
         flow.packets = 1
         self.pending[(src, sport, dport)] = flow
-        if len(self.servers) < 65536:
-            self.servers.add((dst, dport))
+        servers = self.servers
+        if len(servers) < 65536:
+            servers.add((dst, dport))
+        self.open_count = n = self.open_count + 1
+        if n > self.peak_open:
+            self.peak_open = n
+        if n > self.max_open:
+            self._evict()
 
     def _evict(self) -> None:
-        # dicts keep insertion order: the first entry is the oldest open flow
-        oldest = next(iter(self.flows.values()))[0]
-        self.evicted += 1
-        self._finish(oldest)
+        """Finish the oldest tenth of the open flows (dicts keep insertion order). In bulk, because
+        finding the first live entry of a dict with deletions at its front is a scan."""
+        batch = []
+        seen = set()
+        for flow, _ in self.flows.values():
+            if id(flow) not in seen:
+                seen.add(id(flow))
+                batch.append(flow)
+                if len(batch) >= max(1, self.max_open // 10):
+                    break
+        for flow in batch:
+            self.evicted += 1
+            self._finish(flow)
 
     def _finish(self, flow: Flow) -> None:
-        a = (flow.client, flow.cport, flow.server, flow.sport)
-        b = (flow.server, flow.sport, flow.client, flow.cport)
-        if self.flows.pop(a, None) is None:
+        client, cport, server, sport = flow.client, flow.cport, flow.server, flow.sport
+        a = (client, cport, server, sport)
+        flows = self.flows
+        if flows.pop(a, None) is None:
             return
-        self.flows.pop(b, None)
-        self.pending.pop((flow.client, flow.cport, flow.sport), None)
+        del flows[(server, sport, client, cport)]
+        if not flow.synack:
+            self.pending.pop((client, cport, sport), None)
         self.open_count -= 1
         closed = self.closed
-        closed[a] = None
-        closed[b] = None
-        while len(closed) > 2 * self.max_open:
+        closed[a] = None  # the client → server direction only; a stray packet is looked up both ways
+        if len(closed) > self.closed_kept:
             closed.popitem(last=False)
         self.on_done(flow)
 

@@ -57,6 +57,8 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.envoy:probe_envoy", "gateway.admin"),
     ProbeInfo("health", "do what the NLB health checker does (LOCAL header when PROXY protocol is on)",
               "ppdoctor.probes.health:probe_health", "aws.*"),
+    ProbeInfo("gatewayapi", "Gateway API Gateways: annotations istiod drops when spec.infrastructure.annotations is set",
+              "ppdoctor.probes.gatewayapi:probe_gatewayapi", "kubernetes.*"),
     ProbeInfo("sg", "security groups of the targets' ENIs and of the NLB: do they admit the prober and a public client?",
               "ppdoctor.probes.security_groups:probe_sg", "aws.*"),
     ProbeInfo("privatelink", "is the NLB behind a VPC endpoint service (PrivateLink)?",

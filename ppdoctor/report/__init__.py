@@ -20,8 +20,20 @@ from .model import BREAKS, SCHEMA_VERSION, build_from_entries, mermaid
 from .redact import REDACTED, redact, redact_text
 from .render import markdown, page
 
-__all__ = ["BREAKS", "FORMATS", "REDACTED", "SCHEMA_VERSION", "build_report", "mermaid", "redact", "redact_text",
-           "render_report", "report_format", "run_cli", "write_report"]
+__all__ = [
+    "BREAKS",
+    "FORMATS",
+    "REDACTED",
+    "SCHEMA_VERSION",
+    "build_report",
+    "mermaid",
+    "redact",
+    "redact_text",
+    "render_report",
+    "report_format",
+    "run_cli",
+    "write_report",
+]
 
 FORMATS = {".md": "md", ".markdown": "md", ".json": "json", ".html": "html", ".htm": "html"}
 
@@ -31,8 +43,9 @@ def report_format(path: str | os.PathLike[str]) -> str:
     suffix = Path(path).suffix.lower()
     fmt = FORMATS.get(suffix)
     if fmt is None:
-        raise PPDoctorError(f"cannot tell the report format from {str(path)!r}",
-                            hint="use a file name ending in .md, .json or .html")
+        raise PPDoctorError(
+            f"cannot tell the report format from {str(path)!r}", hint="use a file name ending in .md, .json or .html"
+        )
     return fmt
 
 
@@ -44,16 +57,26 @@ def _incident_meta(session: Any) -> dict[str, Any]:
 
     key, label, _ = target_identity(session.config)
     info = summarize_log(log)
-    return {"id": log.id, "target": label, "target_key": key, "status": "open" if info.open else "closed",
-            "closed_at": info.closed_at, "path": str(log.path)}
+    return {
+        "id": log.id,
+        "target": label,
+        "target_key": key,
+        "status": "open" if info.open else "closed",
+        "closed_at": info.closed_at,
+        "path": str(log.path),
+    }
 
 
 def build_report(session: Any, *, entries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The report as data (the JSON format) from a session's incident record; every string redacted."""
     if entries is None:
         entries = session.entries()
-    return build_from_entries(entries, session.config.as_dict(), incident=_incident_meta(session),
-                              warnings=list(getattr(session, "load_warnings", []) or []))
+    return build_from_entries(
+        entries,
+        session.config.as_dict(),
+        incident=_incident_meta(session),
+        warnings=list(getattr(session, "load_warnings", []) or []),
+    )
 
 
 def render(report: dict[str, Any], fmt: str) -> str:
@@ -92,12 +115,13 @@ def run_cli(args: Any) -> int:
     import asyncio
     import sys
 
-    from ..config import load_config
     from ..incident import incidents_for
     from ..session import IncidentSession
 
     fmt = report_format(args.output)  # a bad suffix fails before any probe runs
-    config = load_config(args.config)
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
     if getattr(args, "incident", None):
         session = IncidentSession(config, incident=incidents_for(config).find(args.incident))
     else:

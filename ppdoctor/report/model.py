@@ -73,8 +73,13 @@ def mermaid(findings: list[dict[str, Any]], facts: dict[str, Any]) -> str:
         "hc": ("nlb", "gw", f"health check {facts.get('hc.protocol') or '?'}:{facts.get('hc.port') or '?'}"),
         "gw_client": ("gw", "client", "reply"),
     }
-    lines = ["flowchart LR",
-             '  client(["client"])', '  nlb["NLB"]', '  gw["Istio ingress gateway (Envoy)"]', '  echo["echo / app"]']
+    lines = [
+        "flowchart LR",
+        '  client(["client"])',
+        '  nlb["NLB"]',
+        '  gw["Istio ingress gateway (Envoy)"]',
+        '  echo["echo / app"]',
+    ]
     order = ["client_nlb", "nlb_gw", "gw_echo", "hc"]
     if broken and broken[0] == "gw_client":
         order.append("gw_client")
@@ -117,9 +122,14 @@ def _verdict(entry: dict[str, Any] | None, t0: float) -> dict[str, Any] | None:
         return None
     findings = (entry.get("data") or {}).get("findings") or []
     top = top_finding(findings)
-    return {"at": entry["at"], "t": round(entry["at"] - t0, 3), "id": top["id"] if top else None,
-            "title": top["title"] if top else "no rule could decide", "severity": top["severity"] if top else None,
-            "healthy": bool(top and top["id"] == _HEALTHY)}
+    return {
+        "at": entry["at"],
+        "t": round(entry["at"] - t0, 3),
+        "id": top["id"] if top else None,
+        "title": top["title"] if top else "no rule could decide",
+        "severity": top["severity"] if top else None,
+        "healthy": bool(top and top["id"] == _HEALTHY),
+    }
 
 
 def _first_diagnosis(entries: list[dict[str, Any]], first: dict[str, Any] | None, t0: float) -> dict[str, Any] | None:
@@ -136,10 +146,20 @@ def _first_diagnosis(entries: list[dict[str, Any]], first: dict[str, Any] | None
     for name in failing_names:
         obs = observations.get(name)
         if obs:
-            failing.append({k: obs.get(k) for k in ("probe", "status", "failure_class", "summary", "timings_ms",
-                                                    "facts", "evidence")})
-    return {"at": first["at"], "t": round(first["at"] - t0, 3), "finding": top, "findings": findings,
-            "evidence": (top or {}).get("evidence", []), "failing_observations": failing}
+            failing.append(
+                {
+                    k: obs.get(k)
+                    for k in ("probe", "status", "failure_class", "summary", "timings_ms", "facts", "evidence")
+                }
+            )
+    return {
+        "at": first["at"],
+        "t": round(first["at"] - t0, 3),
+        "finding": top,
+        "findings": findings,
+        "evidence": (top or {}).get("evidence", []),
+        "failing_observations": failing,
+    }
 
 
 def _plans(entries: list[dict[str, Any]], t0: float) -> list[dict[str, Any]]:
@@ -151,18 +171,31 @@ def _plans(entries: list[dict[str, Any]], t0: float) -> list[dict[str, Any]]:
         plan = data.get("plan") or {}
         fix = data.get("fix") or plan.get("id")
         confirmation = None
-        for later in entries[i + 1:]:
+        for later in entries[i + 1 :]:
             ld = later.get("data") or {}
             if later.get("kind") == "plan" and (ld.get("fix") or (ld.get("plan") or {}).get("id")) == fix:
                 break
             if later.get("kind") == "confirm" and ld.get("fix") == fix:
-                confirmation = {"confirmed": bool(ld.get("confirmed")), "by": ld.get("who") or later.get("by"),
-                                "at": later["at"], "t": round(later["at"] - t0, 3), "when": _utc(later["at"])}
+                confirmation = {
+                    "confirmed": bool(ld.get("confirmed")),
+                    "by": ld.get("who") or later.get("by"),
+                    "at": later["at"],
+                    "t": round(later["at"] - t0, 3),
+                    "when": _utc(later["at"]),
+                }
                 break
-        plans.append({"at": e["at"], "t": round(e["at"] - t0, 3), "fix": fix, "title": plan.get("title", ""),
-                      "by": e.get("by", ""), "window": plan.get("window", ""),
-                      "changes": [{k: v for k, v in c.items() if k not in _STRIP} for c in plan.get("changes") or []],
-                      "confirmation": confirmation})
+        plans.append(
+            {
+                "at": e["at"],
+                "t": round(e["at"] - t0, 3),
+                "fix": fix,
+                "title": plan.get("title", ""),
+                "by": e.get("by", ""),
+                "window": plan.get("window", ""),
+                "changes": [{k: v for k, v in c.items() if k not in _STRIP} for c in plan.get("changes") or []],
+                "confirmation": confirmation,
+            }
+        )
     return plans
 
 
@@ -179,16 +212,26 @@ def _changes(entries: list[dict[str, Any]], t0: float) -> list[dict[str, Any]]:
         else:
             verification = "none" if c.get("status") == "applied" else "-"
         row = {k: v for k, v in c.items() if k not in _STRIP}
-        row.update({"t": round(c["at"] - t0, 3), "verification": verification,
-                    "verification_check": (v or {}).get("check") or c.get("verify") or None,
-                    "verification_seconds": (v or {}).get("seconds"),
-                    "rollback": (undone.get(c.get("cid") or "") or {}).get("status")})
+        row.update(
+            {
+                "t": round(c["at"] - t0, 3),
+                "verification": verification,
+                "verification_check": (v or {}).get("check") or c.get("verify") or None,
+                "verification_seconds": (v or {}).get("seconds"),
+                "rollback": (undone.get(c.get("cid") or "") or {}).get("status"),
+            }
+        )
         out.append(row)
     return out
 
 
-def build_from_entries(entries: list[dict[str, Any]], config: dict[str, Any], *,
-                       incident: dict[str, Any] | None = None, warnings: list[str] | None = None) -> dict[str, Any]:
+def build_from_entries(
+    entries: list[dict[str, Any]],
+    config: dict[str, Any],
+    *,
+    incident: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
     """The report document (schema ``SCHEMA_VERSION``), every string redacted."""
     entries = sorted((e for e in entries if isinstance(e.get("at"), (int, float))), key=lambda e: e["at"])
     t0 = entries[0]["at"] if entries else time.time()
@@ -208,22 +251,47 @@ def build_from_entries(entries: list[dict[str, Any]], config: dict[str, Any], *,
         "first_diagnosis": _first_diagnosis(entries, first, t0),
         "plans": _plans(entries, t0),
         "changes": _changes(entries, t0),
-        "verifications": [{**((e.get("data") or {}).get("verification") or {}), "fix": (e.get("data") or {}).get("fix"),
-                           "cid": (e.get("data") or {}).get("cid"), "t": round(e["at"] - t0, 3)}
-                          for e in entries if e.get("kind") == "verify"],
+        "verifications": [
+            {
+                **((e.get("data") or {}).get("verification") or {}),
+                "fix": (e.get("data") or {}).get("fix"),
+                "cid": (e.get("data") or {}).get("cid"),
+                "t": round(e["at"] - t0, 3),
+            }
+            for e in entries
+            if e.get("kind") == "verify"
+        ],
         "rollbacks": [{**s, "t": round(s["at"] - t0, 3)} for s in steps.values()],
-        "final_diagnosis": {"at": last["at"], "t": round(last["at"] - t0, 3), "findings": final_findings} if last else None,
+        "final_diagnosis": {"at": last["at"], "t": round(last["at"] - t0, 3), "findings": final_findings}
+        if last
+        else None,
         "findings": final_findings,
         "observations": list(latest.values()),
-        "bench": [{**(e.get("data") or {}), "t": round(e["at"] - t0, 3), "summary": e.get("summary", "")}
-                  for e in entries if e.get("kind") == "bench"],
-        "notes": [{"t": round(e["at"] - t0, 3), "by": e.get("by", ""), "text": e.get("summary", "")}
-                  for e in entries if e.get("kind") == "note"],
-        "timeline": [{"at": e["at"], "t": round(e["at"] - t0, 6), "kind": e.get("kind"), "by": e.get("by", ""),
-                      "summary": e.get("summary", "")} for e in entries],
+        "bench": [
+            {**(e.get("data") or {}), "t": round(e["at"] - t0, 3), "summary": e.get("summary", "")}
+            for e in entries
+            if e.get("kind") == "bench"
+        ],
+        "notes": [
+            {"t": round(e["at"] - t0, 3), "by": e.get("by", ""), "text": e.get("summary", "")}
+            for e in entries
+            if e.get("kind") == "note"
+        ],
+        "timeline": [
+            {
+                "at": e["at"],
+                "t": round(e["at"] - t0, 6),
+                "kind": e.get("kind"),
+                "by": e.get("by", ""),
+                "summary": e.get("summary", ""),
+            }
+            for e in entries
+        ],
         "warnings": list(warnings or []),
         "diagram": mermaid(first_findings, _facts_before(entries, first["at"]) if first else {}),
-        "diagram_after": mermaid(final_findings, {k: (f or {}).get("value") for o in latest.values()
-                                                  for k, f in (o.get("facts") or {}).items()}),
+        "diagram_after": mermaid(
+            final_findings,
+            {k: (f or {}).get("value") for o in latest.values() for k, f in (o.get("facts") or {}).items()},
+        ),
     }
     return redact(report)

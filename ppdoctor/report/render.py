@@ -31,8 +31,12 @@ def _confirmation_text(c: dict[str, Any] | None) -> str:
     return f"{word} by {c['by']} at {c['when']} ({_t(c['t'])})"
 
 
+def _value(value: Any) -> str:
+    return "(absent)" if value is None else _cell(value)
+
+
 def _change_text(c: dict[str, Any]) -> str:
-    return f"{_cell(c.get('before'))} → {_cell(c.get('after'))}"
+    return f"{_value(c.get('before'))} → {_value(c.get('after'))}"
 
 
 def _verification_text(c: dict[str, Any]) -> str:
@@ -46,24 +50,41 @@ def _verification_text(c: dict[str, Any]) -> str:
 
 def markdown(report: dict[str, Any]) -> str:
     inc = report.get("incident") or {}
-    out = [f"# ppdoctor incident report — {report['target'].get('name', '')}", "",
-           f"Incident `{inc.get('id') or '(not recorded)'}` on {inc.get('target') or report['target'].get('name', '')}, "
-           f"started {inc.get('started_at') or '-'}; generated {report['generated_at']} by ppdoctor "
-           f"{report['environment'].get('ppdoctor')}.", ""]
+    out = [
+        f"# ppdoctor incident report — {report['target'].get('name', '')}",
+        "",
+        f"Incident `{inc.get('id') or '(not recorded)'}` on {inc.get('target') or report['target'].get('name', '')}, "
+        f"started {inc.get('started_at') or '-'}; generated {report['generated_at']} by ppdoctor "
+        f"{report['environment'].get('ppdoctor')}.",
+        "",
+    ]
     for w in report.get("warnings") or []:
         out += [f"> warning: {w}", ""]
     before, after = report["verdict"]["before"], report["verdict"]["after"]
-    out += ["## Verdict", "", "| | verdict | when |", "|---|---|---|",
-            f"| before | **{_cell(_verdict_text(before))}** | {_t((before or {}).get('t'))} |",
-            f"| after | **{_cell(_verdict_text(after))}** | {_t((after or {}).get('t'))} |", ""]
+    out += [
+        "## Verdict",
+        "",
+        "| | verdict | when |",
+        "|---|---|---|",
+        f"| before | **{_cell(_verdict_text(before))}** | {_t((before or {}).get('t'))} |",
+        f"| after | **{_cell(_verdict_text(after))}** | {_t((after or {}).get('t'))} |",
+        "",
+    ]
     first = report.get("first_diagnosis")
     if first and first.get("finding"):
         f = first["finding"]
-        out += [f"## First diagnosis ({_t(first['t'])})", "",
-                f"**{f['id']} {f['title']}** ({f['severity']}, confidence {f['confidence']}). {f['explanation']}", ""]
+        out += [
+            f"## First diagnosis ({_t(first['t'])})",
+            "",
+            f"**{f['id']} {f['title']}** ({f['severity']}, confidence {f['confidence']}). {f['explanation']}",
+            "",
+        ]
         if first["evidence"]:
             out.append("Evidence:")
-            out += [f"- `{ev['fact']}` = `{json.dumps(ev['value'], default=str)}` ({ev['source']})" for ev in first["evidence"]]
+            out += [
+                f"- `{ev['fact']}` = `{json.dumps(ev['value'], default=str)}` ({ev['source']})"
+                for ev in first["evidence"]
+            ]
             out.append("")
         if first["failing_observations"]:
             out.append("What the probes saw:")
@@ -75,18 +96,24 @@ def markdown(report: dict[str, Any]) -> str:
     out += ["## Plans", ""]
     if report["plans"]:
         for p in report["plans"]:
-            out.append(f"- {_t(p['t'])} **{p['fix']}** {p['title']} — {len(p['changes'])} change(s) shown "
-                       f"({p['by'] or '-'}); {_confirmation_text(p['confirmation'])}")
+            out.append(
+                f"- {_t(p['t'])} **{p['fix']}** {p['title']} — {len(p['changes'])} change(s) shown "
+                f"({p['by'] or '-'}); {_confirmation_text(p['confirmation'])}"
+            )
     else:
         out.append("No fix was planned.")
     out += ["", "## Changes", ""]
     if report["changes"]:
-        out += ["| time | fix | object | field | before → after | status | verification | rolled back |",
-                "|---|---|---|---|---|---|---|---|"]
+        out += [
+            "| time | fix | object | field | before → after | status | verification | rolled back |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for c in report["changes"]:
-            out.append(f"| {_t(c['t'])} | {c.get('fix') or ''} | {_cell(c['object'])} | {_cell(c['field'])} | "
-                       f"{_change_text(c)} | {c.get('status', '')}{(': ' + _cell(c['error'])) if c.get('error') else ''} | "
-                       f"{_verification_text(c)} | {c.get('rollback') or ''} |")
+            out.append(
+                f"| {_t(c['t'])} | {c.get('fix') or ''} | {_cell(c['object'])} | {_cell(c['field'])} | "
+                f"{_change_text(c)} | {c.get('status', '')}{(': ' + _cell(c['error'])) if c.get('error') else ''} | "
+                f"{_verification_text(c)} | {c.get('rollback') or ''} |"
+            )
     else:
         out.append("No change was applied.")
     if report.get("rollbacks"):
@@ -119,22 +146,48 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("bench"):
         out += ["## Bench", ""]
         for b in report["bench"]:
-            out += [f"{_t(b['t'])} {b.get('summary', '')}", "", "```", *(b.get("table") or []),
-                    *(b.get("comparison") or []), "```", ""]
+            out += [
+                f"{_t(b['t'])} {b.get('summary', '')}",
+                "",
+                "```",
+                *(b.get("table") or []),
+                *(b.get("comparison") or []),
+                "```",
+                "",
+            ]
     if report.get("notes"):
         out += ["## Notes", ""]
         out += [f"- {_t(n['t'])} ({n['by'] or '-'}) {n['text']}" for n in report["notes"]]
         out.append("")
     out += ["## Timeline", ""]
-    out += [f"- {_t(e['t'])} [{e['kind']}]{(' (' + e['by'] + ')') if e.get('by') else ''} {e['summary']}"
-            for e in report["timeline"]] or ["Nothing was recorded."]
+    out += [
+        f"- {_t(e['t'])} [{e['kind']}]{(' (' + e['by'] + ')') if e.get('by') else ''} {e['summary']}"
+        for e in report["timeline"]
+    ] or ["Nothing was recorded."]
     out += ["", "## Probe evidence (latest run of each probe)", ""]
     for o in report["observations"]:
-        out += [f"### {o['probe']} — {o['status']}" + (f" ({o['failure_class']})" if o.get("failure_class") else ""), "",
-                o["summary"], "", "```json", json.dumps({"timings_ms": o.get("timings_ms"), "facts": o.get("facts"),
-                                                          "evidence": o.get("evidence")}, indent=2, default=str), "```", ""]
-    out += ["## Target and environment", "", "```json",
-            json.dumps({"target": report["target"], "environment": report["environment"]}, indent=2), "```", ""]
+        out += [
+            f"### {o['probe']} — {o['status']}" + (f" ({o['failure_class']})" if o.get("failure_class") else ""),
+            "",
+            o["summary"],
+            "",
+            "```json",
+            json.dumps(
+                {"timings_ms": o.get("timings_ms"), "facts": o.get("facts"), "evidence": o.get("evidence")},
+                indent=2,
+                default=str,
+            ),
+            "```",
+            "",
+        ]
+    out += [
+        "## Target and environment",
+        "",
+        "```json",
+        json.dumps({"target": report["target"], "environment": report["environment"]}, indent=2),
+        "```",
+        "",
+    ]
     return "\n".join(out)
 
 
@@ -160,8 +213,10 @@ def _card(label: str, v: dict[str, Any] | None) -> str:
     e = html.escape
     cls = "unk" if not v or not v.get("id") else ("good" if v.get("healthy") else "bad")
     when = "" if not v else f"<div class='meta'>{e(_t(v.get('t')))}</div>"
-    return (f"<div class='card {cls}' id='verdict-{e(label)}'><div class='label'>{e(label)}</div>"
-            f"<div class='what'>{e(_verdict_text(v))}</div>{when}</div>")
+    return (
+        f"<div class='card {cls}' id='verdict-{e(label)}'><div class='label'>{e(label)}</div>"
+        f"<div class='what'>{e(_verdict_text(v))}</div>{when}</div>"
+    )
 
 
 def _table(head: list[str], rows: list[list[str]], raw: Callable[[int], bool] = lambda _i: False) -> str:
@@ -177,83 +232,174 @@ def page(report: dict[str, Any]) -> str:
     e = html.escape
     inc = report.get("incident") or {}
     name = str(report["target"].get("name", ""))
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-             f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">",
-             "<meta name='viewport' content='width=device-width,initial-scale=1'>",
-             f"<title>{e('ppdoctor incident report — ' + name)}</title><style>{_CSS}</style></head><body>",
-             f"<h1>ppdoctor incident report — {e(name)}</h1>",
-             f"<p class='meta'>Incident <code>{e(str(inc.get('id') or '(not recorded)'))}</code> on "
-             f"{e(str(inc.get('target') or name))}, started {e(str(inc.get('started_at') or '-'))}; generated "
-             f"{e(str(report['generated_at']))} by ppdoctor {e(str(report['environment'].get('ppdoctor')))}.</p>"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<meta http-equiv='Content-Security-Policy' content=\"{_CSP}\">",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>{e('ppdoctor incident report — ' + name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>ppdoctor incident report — {e(name)}</h1>",
+        f"<p class='meta'>Incident <code>{e(str(inc.get('id') or '(not recorded)'))}</code> on "
+        f"{e(str(inc.get('target') or name))}, started {e(str(inc.get('started_at') or '-'))}; generated "
+        f"{e(str(report['generated_at']))} by ppdoctor {e(str(report['environment'].get('ppdoctor')))}.</p>",
+    ]
     for w in report.get("warnings") or []:
         parts.append(f"<p class='failed'>warning: {e(str(w))}</p>")
-    parts += ["<h2>Verdict</h2><div class='verdict'>", _card("before", report["verdict"]["before"]),
-              _card("after", report["verdict"]["after"]), "</div>"]
+    parts += [
+        "<h2>Verdict</h2><div class='verdict'>",
+        _card("before", report["verdict"]["before"]),
+        _card("after", report["verdict"]["after"]),
+        "</div>",
+    ]
     first = report.get("first_diagnosis")
     if first and first.get("finding"):
         f = first["finding"]
-        parts.append(f"<h2>First diagnosis <span class='meta'>{e(_t(first['t']))}</span></h2>"
-                     f"<p><strong>{e(f['id'])} {e(f['title'])}</strong> ({e(str(f['severity']))}, confidence "
-                     f"{e(str(f['confidence']))}). {e(str(f['explanation']))}</p>")
+        parts.append(
+            f"<h2>First diagnosis <span class='meta'>{e(_t(first['t']))}</span></h2>"
+            f"<p><strong>{e(f['id'])} {e(f['title'])}</strong> ({e(str(f['severity']))}, confidence "
+            f"{e(str(f['confidence']))}). {e(str(f['explanation']))}</p>"
+        )
         if first["evidence"]:
-            parts.append(_table(["fact", "value", "source"], [[str(ev["fact"]), json.dumps(ev["value"], default=str),
-                                                              str(ev["source"])] for ev in first["evidence"]]))
+            parts.append(
+                _table(
+                    ["fact", "value", "source"],
+                    [
+                        [str(ev["fact"]), json.dumps(ev["value"], default=str), str(ev["source"])]
+                        for ev in first["evidence"]
+                    ],
+                )
+            )
         if first["failing_observations"]:
             parts.append("<p>What the probes saw:</p>")
-            parts.append(_table(["probe", "result", "summary"], [
-                [str(o["probe"]), f"{o['status']}" + (f" ({o['failure_class']})" if o.get("failure_class") else ""),
-                 str(o["summary"])] for o in first["failing_observations"]]))
-    parts.append("<h2>Traffic path where it broke</h2><p class='meta'>Mermaid source: paste it into a Mermaid "
-                 "renderer to draw it (this page runs no script).</p>"
-                 f"<pre class='mermaid' id='diagram'>{e(report['diagram'])}</pre>")
+            parts.append(
+                _table(
+                    ["probe", "result", "summary"],
+                    [
+                        [
+                            str(o["probe"]),
+                            f"{o['status']}" + (f" ({o['failure_class']})" if o.get("failure_class") else ""),
+                            str(o["summary"]),
+                        ]
+                        for o in first["failing_observations"]
+                    ],
+                )
+            )
+    parts.append(
+        "<h2>Traffic path where it broke</h2><p class='meta'>Mermaid source: paste it into a Mermaid "
+        "renderer to draw it (this page runs no script).</p>"
+        f"<pre class='mermaid' id='diagram'>{e(report['diagram'])}</pre>"
+    )
     parts.append("<h2>Plans</h2>")
-    parts.append(_table(["time", "fix", "changes shown", "confirmation"], [
-        [_t(p["t"]), f"{p['fix']} {p['title']}", str(len(p["changes"])), _confirmation_text(p["confirmation"])]
-        for p in report["plans"]]) if report["plans"] else "<p>No fix was planned.</p>")
+    parts.append(
+        _table(
+            ["time", "fix", "changes shown", "confirmation"],
+            [
+                [_t(p["t"]), f"{p['fix']} {p['title']}", str(len(p["changes"])), _confirmation_text(p["confirmation"])]
+                for p in report["plans"]
+            ],
+        )
+        if report["plans"]
+        else "<p>No fix was planned.</p>"
+    )
     parts.append("<h2>Changes</h2>")
     if report["changes"]:
         rows = []
         for c in report["changes"]:
             v = c.get("verification")
-            vtext = f"<span class='{e(v)}'>{e(_verification_text(c))}</span>" if v in ("passed", "failed") \
+            vtext = (
+                f"<span class='{e(v)}'>{e(_verification_text(c))}</span>"
+                if v in ("passed", "failed")
                 else e(_verification_text(c))
-            rows.append([e(_t(c["t"])), e(str(c.get("fix") or "")), e(str(c["object"])), e(str(c["field"])),
-                         e(_change_text(c)), e(str(c.get("status", "")) + (f": {c['error']}" if c.get("error") else "")),
-                         vtext, e(str(c.get("rollback") or ""))])
-        parts.append(_table(["time", "fix", "object", "field", "before → after", "status", "verification",
-                             "rolled back"], rows, raw=lambda _i: True))
+            )
+            rows.append(
+                [
+                    e(_t(c["t"])),
+                    e(str(c.get("fix") or "")),
+                    e(str(c["object"])),
+                    e(str(c["field"])),
+                    e(_change_text(c)),
+                    e(str(c.get("status", "")) + (f": {c['error']}" if c.get("error") else "")),
+                    vtext,
+                    e(str(c.get("rollback") or "")),
+                ]
+            )
+        parts.append(
+            _table(
+                ["time", "fix", "object", "field", "before → after", "status", "verification", "rolled back"],
+                rows,
+                raw=lambda _i: True,
+            )
+        )
     else:
         parts.append("<p>No change was applied.</p>")
     if report.get("rollbacks"):
         parts.append("<h2>Rollbacks</h2>")
-        parts.append(_table(["time", "status", "object", "field", "before", "ours", "now"], [
-            [_t(r["t"]), str(r["status"]), str(r["object"]), str(r["field"]), _cell(r["before"]), _cell(r["ours"]),
-             _cell(r.get("now")) if r["status"] == "conflict" else ""] for r in report["rollbacks"]]))
+        parts.append(
+            _table(
+                ["time", "status", "object", "field", "before", "ours", "now"],
+                [
+                    [
+                        _t(r["t"]),
+                        str(r["status"]),
+                        str(r["object"]),
+                        str(r["field"]),
+                        _cell(r["before"]),
+                        _cell(r["ours"]),
+                        _cell(r.get("now")) if r["status"] == "conflict" else "",
+                    ]
+                    for r in report["rollbacks"]
+                ],
+            )
+        )
     final = report.get("final_diagnosis")
     parts.append("<h2>Final diagnosis</h2>")
     if final and final["findings"]:
-        parts.append(_table(["finding", "severity", "confidence", "explanation"], [
-            [f"{f['id']} {f['title']}" + (f" (explained by {f['superseded_by']})" if f.get("superseded_by") else ""),
-             str(f["severity"]), str(f["confidence"]), str(f["explanation"])] for f in final["findings"]]))
+        parts.append(
+            _table(
+                ["finding", "severity", "confidence", "explanation"],
+                [
+                    [
+                        f"{f['id']} {f['title']}"
+                        + (f" (explained by {f['superseded_by']})" if f.get("superseded_by") else ""),
+                        str(f["severity"]),
+                        str(f["confidence"]),
+                        str(f["explanation"]),
+                    ]
+                    for f in final["findings"]
+                ],
+            )
+        )
     else:
         parts.append("<p>No diagnosis recorded.</p>" if not final else "<p>No rule could decide.</p>")
     if report.get("bench"):
         parts.append("<h2>Bench</h2>")
         for b in report["bench"]:
-            parts.append(f"<p>{e(_t(b['t']))} {e(str(b.get('summary', '')))}</p>"
-                         f"<pre>{e(chr(10).join([*(b.get('table') or []), *(b.get('comparison') or [])]))}</pre>")
+            parts.append(
+                f"<p>{e(_t(b['t']))} {e(str(b.get('summary', '')))}</p>"
+                f"<pre>{e(chr(10).join([*(b.get('table') or []), *(b.get('comparison') or [])]))}</pre>"
+            )
     if report.get("notes"):
-        parts.append("<h2>Notes</h2><ul>" + "".join(
-            f"<li>{e(_t(n['t']))} ({e(n['by'] or '-')}) {e(str(n['text']))}</li>" for n in report["notes"]) + "</ul>")
+        parts.append(
+            "<h2>Notes</h2><ul>"
+            + "".join(f"<li>{e(_t(n['t']))} ({e(n['by'] or '-')}) {e(str(n['text']))}</li>" for n in report["notes"])
+            + "</ul>"
+        )
     parts.append("<h2>Timeline</h2>")
-    parts.append(_table(["time", "kind", "by", "what"], [[_t(t["t"]), str(t["kind"]), str(t.get("by") or ""),
-                                                          str(t["summary"])] for t in report["timeline"]]))
+    parts.append(
+        _table(
+            ["time", "kind", "by", "what"],
+            [[_t(t["t"]), str(t["kind"]), str(t.get("by") or ""), str(t["summary"])] for t in report["timeline"]],
+        )
+    )
     parts.append("<h2>Probe evidence</h2>")
     for o in report["observations"]:
-        parts.append(f"<h3>{e(str(o['probe']))} — {e(str(o['status']))}</h3><p>{e(str(o['summary']))}</p>"
-                     f"<pre>{e(json.dumps({'timings_ms': o.get('timings_ms'), 'facts': o.get('facts'), 'evidence': o.get('evidence')}, indent=2, default=str))}</pre>")
-    parts.append("<h2>Target and environment</h2>"
-                 f"<pre>{e(json.dumps({'target': report['target'], 'environment': report['environment']}, indent=2))}</pre>")
+        parts.append(
+            f"<h3>{e(str(o['probe']))} — {e(str(o['status']))}</h3><p>{e(str(o['summary']))}</p>"
+            f"<pre>{e(json.dumps({'timings_ms': o.get('timings_ms'), 'facts': o.get('facts'), 'evidence': o.get('evidence')}, indent=2, default=str))}</pre>"
+        )
+    parts.append(
+        "<h2>Target and environment</h2>"
+        f"<pre>{e(json.dumps({'target': report['target'], 'environment': report['environment']}, indent=2))}</pre>"
+    )
     # Inert data for tools; with every "<" escaped no text inside can end or re-open the element.
     data = json.dumps(report, default=str).replace("<", "\\u003c")
     parts.append(f"<script type='application/json' id='ppdoctor-report'>{data}</script></body></html>")

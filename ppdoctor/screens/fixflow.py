@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..widgets.plan import plan_lines, short_value
 from . import messages as msg
 from .modals import ConfirmModal
 
@@ -74,6 +73,8 @@ class FixFlow:
         if not plan.changes:
             app.say(f"{plan.id}: nothing to change — the live state already matches", severity="information")
             return
+        from ..widgets.plan import plan_lines  # the plan widgets load with the Fix screen, not at start-up
+
         n = len(plan.changes)
         app.push_screen(
             ConfirmModal(f"Apply {plan.id} to {app.config.name}?", plan_lines(plan),
@@ -121,6 +122,8 @@ class FixFlow:
         app = self.app
         if app.session is None:
             return
+        from ..widgets.plan import short_value
+
         session = app.session
         entries = await app.engine.run(_in_engine(session.rollback_candidates))
         if not entries:
@@ -169,6 +172,8 @@ class FixFlow:
                     f = failed[0]
                     detail = str(f.get("error") or f)
                     if f.get("status") == "conflict":
+                        from ..widgets.plan import short_value
+
                         detail = (f"{f.get('object')} {f.get('field')} was changed by someone else since ppdoctor "
                                   f"wrote it:\nbefore: {short_value(f.get('before'))}\nours:   {short_value(f.get('ours'))}"
                                   f"\nnow:    {short_value(f.get('now'))}")

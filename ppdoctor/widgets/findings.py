@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -10,6 +10,9 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from .safe import safe_text, show_value
+
+if TYPE_CHECKING:
+    from ..diagnosis.model import Finding
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold cyan", "ok": "bold green"}
 
@@ -33,7 +36,7 @@ class FindingDetail(VerticalScroll):
         self.border_title = "Finding"
         self.query_one("#fd-evidence", DataTable).add_columns("fact", "value", "source")
 
-    def show(self, finding: Any | None, fix_titles: dict[str, str], empty: str = "") -> None:
+    def show(self, finding: Finding | None, fix_titles: dict[str, str], empty: str = "") -> None:
         table = self.query_one("#fd-evidence", DataTable)
         table.clear()
         if finding is None:

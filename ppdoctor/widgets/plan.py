@@ -13,6 +13,7 @@ from textual.widgets import Button, DataTable, Log, Static
 from .safe import clean, safe_text, show_value
 
 if TYPE_CHECKING:
+    from ..fixes.apply import ApplyResult
     from ..fixes.model import FixPlan
 
 CHANGE_STATUS_STYLE = {"pending": "dim", "applied": "bold green", "failed": "bold red", "rolled-back": "yellow",
@@ -34,7 +35,7 @@ class PlanView(VerticalScroll):
         yield Static(id="plan-window")
         with Horizontal(id="plan-buttons"):
             yield Button("Apply…", id="plan-apply", variant="warning", tooltip="Shows the exact changes and asks first")
-            yield Button("Roll back…", id="plan-rollback", tooltip="Restore the before-values from the change journal")
+            yield Button("Roll back…", id="plan-rollback", tooltip="Restore this incident's before-values, newest first")
         yield Static("Verification", classes="section", id="plan-verify-label")
         yield DataTable(id="plan-verify", show_cursor=False)
         yield Static("Progress", classes="section", id="plan-log-label")
@@ -49,7 +50,7 @@ class PlanView(VerticalScroll):
         self.query_one("#plan-verify", DataTable).add_columns("check", "result", "after")
         self.show(None, [], None)
 
-    def show(self, plan: Any | None, log: list[str], result: Any | None, *, planning: str = "") -> None:
+    def show(self, plan: FixPlan | None, log: list[str], result: ApplyResult | None, *, planning: str = "") -> None:
         title = self.query_one("#plan-title", Static)
         changes = self.query_one("#plan-changes", DataTable)
         changes.clear()
@@ -105,7 +106,7 @@ class PlanView(VerticalScroll):
                            Text(f"{v.seconds:.1f} s"))
         verify.display = self.query_one("#plan-verify-label").display = bool(verifications)
 
-    def _show_change(self, plan: Any, index: int) -> None:
+    def _show_change(self, plan: FixPlan, index: int) -> None:
         detail = self.query_one("#plan-change-detail", Static)
         if plan is None or not plan.changes:
             detail.update("")

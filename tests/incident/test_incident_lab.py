@@ -28,8 +28,14 @@ def _env(state: Path, **extra: str) -> dict[str, str]:
 
 
 def _cli(lab, state: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ppdoctor.cli", "--config", lab.endpoints["config"], *args],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, env=_env(state))
+    return subprocess.run(
+        [sys.executable, "-m", "ppdoctor.cli", "--config", lab.endpoints["config"], *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(state),
+    )
 
 
 def _entries(lab, state: Path) -> list[dict]:
@@ -89,9 +95,13 @@ def test_fix_killed_between_two_changes_leaves_exactly_the_applied_part(lab_pool
     state = tmp_path / "state"
     marker = tmp_path / "held"
     before = _service_annotations(lab)
-    proc = subprocess.Popen([sys.executable, "-m", "ppdoctor.cli", "--config", lab.endpoints["config"], "fix", "--all",
-                             "--yes"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=_env(state, **{HOLD_ENV: f"1:{marker}"}))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ppdoctor.cli", "--config", lab.endpoints["config"], "fix", "--all", "--yes"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(state, **{HOLD_ENV: f"1:{marker}"}),
+    )
     try:
         deadline = time.monotonic() + 120
         while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -119,7 +129,15 @@ def test_fix_killed_between_two_changes_leaves_exactly_the_applied_part(lab_pool
     shown = _cli(lab, state, "incident", "show")
     assert "applied:" in shown.stdout and shown.stdout.count("applied:") == 1
 
-    back = _cli(lab, state, "fix", "--rollback", "--yes", "--json")
+    # Closed, its change stays; a plain rollback leaves it alone and lists it; naming the incident undoes it.
+    incident_id = json.loads(_cli(lab, state, "incident", "list", "--json").stdout)["incidents"][0]["id"]
+    closed = _cli(lab, state, "incident", "close", "--note", "handed over")
+    assert closed.returncode == 0 and "1 change(s) stay in place" in closed.stdout, closed.stdout
+    plain = _cli(lab, state, "fix", "--rollback", "--yes")
+    assert plain.returncode == 0 and "nothing to roll back in the current incident" in plain.stdout
+    assert incident_id in plain.stdout and " ago" in plain.stdout  # listed with its age
+    assert _service_annotations(lab) == now
+    back = _cli(lab, state, "fix", "--rollback", "--incident", incident_id, "--yes", "--json")
     assert back.returncode == 0, back.stdout + back.stderr
     assert len(json.loads(back.stdout)["rolled_back"]) == 1
     assert _service_annotations(lab) == before
@@ -151,12 +169,16 @@ def test_rollback_stays_in_its_incident_and_stops_at_a_foreign_change(lab_pool, 
     from kubernetes import client
 
     client.CoreV1Api(lab.kube()).patch_namespaced_service(
-        "istio-ingressgateway", "istio-system", {"metadata": {"annotations": {PP_ANN: "someone-else"}}})
+        "istio-ingressgateway", "istio-system", {"metadata": {"annotations": {PP_ANN: "someone-else"}}}
+    )
     back = _cli(lab, state, "fix", "--rollback", "--yes")
     assert back.returncode == 2, back.stdout + back.stderr
-    assert "before: (absent)" in back.stdout and "ours:   '*'" in back.stdout and "now:    'someone-else'" in back.stdout
+    assert (
+        "before: (absent)" in back.stdout and "ours:   '*'" in back.stdout and "now:    'someone-else'" in back.stdout
+    )
     assert _service_annotations(lab)[PP_ANN] == "someone-else"  # untouched
     steps = [e["data"]["step"] for e in _entries(lab, state) if e["kind"] == "rollback"]
     assert steps[-1]["status"] == "conflict" and steps[-1]["now"] == "someone-else"
     client.CoreV1Api(lab.kube()).patch_namespaced_service(
-        "istio-ingressgateway", "istio-system", {"metadata": {"annotations": {PP_ANN: None}}})
+        "istio-ingressgateway", "istio-system", {"metadata": {"annotations": {PP_ANN: None}}}
+    )

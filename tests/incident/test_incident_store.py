@@ -107,18 +107,42 @@ def test_current_new_and_close(tmp_path):
 
 
 def test_target_identity_is_stable_across_addresses_and_differs_by_listener():
-    base = TargetConfig(name="prod", nlb=NlbTarget(name="edge", arn="arn:1", address="10.0.0.1:443", listener_port=443),
-                        aws=AwsTarget(region="eu-west-1"), kubernetes=KubeTarget(context="prod"))
-    moved = TargetConfig(name="prod2", nlb=NlbTarget(name="edge", arn="arn:2", address="10.9.9.9:443", listener_port=443),
-                         aws=AwsTarget(region="eu-west-1"), kubernetes=KubeTarget(context="prod"))
-    other = TargetConfig(name="prod", nlb=NlbTarget(name="edge", listener_port=80),
-                         aws=AwsTarget(region="eu-west-1"), kubernetes=KubeTarget(context="prod"))
+    base = TargetConfig(
+        name="prod",
+        nlb=NlbTarget(name="edge", arn="arn:1", address="10.0.0.1:443", listener_port=443),
+        aws=AwsTarget(region="eu-west-1"),
+        kubernetes=KubeTarget(context="prod"),
+    )
+    moved = TargetConfig(
+        name="prod2",
+        nlb=NlbTarget(name="edge", arn="arn:2", address="10.9.9.9:443", listener_port=443),
+        aws=AwsTarget(region="eu-west-1"),
+        kubernetes=KubeTarget(context="prod"),
+    )
+    other = TargetConfig(
+        name="prod",
+        nlb=NlbTarget(name="edge", listener_port=80),
+        aws=AwsTarget(region="eu-west-1"),
+        kubernetes=KubeTarget(context="prod"),
+    )
     k1, label, inst = target_identity(base)
     assert target_identity(moved)[0] == k1 and inst == "arn:1" and "edge" in label
     assert target_identity(other)[0] != k1
-    from_arn = TargetConfig(nlb=NlbTarget(
-        arn="arn:aws:elasticloadbalancing:eu-west-1:123:loadbalancer/net/edge/abc", listener_port=443),
-        aws=AwsTarget(region="eu-west-1"), kubernetes=KubeTarget(context="prod"))
+    from_arn = TargetConfig(
+        nlb=NlbTarget(arn="arn:aws:elasticloadbalancing:eu-west-1:123:loadbalancer/net/edge/abc", listener_port=443),
+        aws=AwsTarget(region="eu-west-1"),
+        kubernetes=KubeTarget(context="prod"),
+    )
     assert target_identity(from_arn)[0] == k1
     assert target_identity(TargetConfig(path="/etc/x.toml"))[1] == "config /etc/x.toml"
     assert os.sep not in k1
+
+
+def test_incident_and_report_stay_light():
+    """The record and the report are engine: no textual/rich; `incident list` loads no AWS/Kubernetes client."""
+    from tests.unit.test_import_hygiene import HEAVY, _cli, _loaded_after
+
+    loaded = _loaded_after("import ppdoctor.incident, ppdoctor.incident.cli, ppdoctor.report, ppdoctor.session")
+    assert not {"textual", "rich"} & loaded
+    loaded = _loaded_after(_cli(["incident", "list"]))
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))

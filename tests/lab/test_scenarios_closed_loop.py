@@ -14,6 +14,7 @@ import pytest
 from ppdoctor.diagnosis import diagnose
 from ppdoctor.lab.scenario import list_scenarios, load_scenario
 from ppdoctor.probes import run_probes
+from tests.discovery.zeroconfig import discovered_findings
 
 # What the measured table in KNOWLEDGE.md says a client sees through the NLB in each state.
 VIA_NLB = {
@@ -32,6 +33,7 @@ VIA_NLB = {
     "in-tree-annotation-ignored": ({"reset", "empty-reply"}, None),
     "envoyfilter-after-tls-inspector": ({"ok"}, "prober"),
     "hairpin": ({"timeout-response"}, None),
+    "gateway-api-annotations-dropped": ({"http-4xx"}, None),
     # the backend sees the CDN (the lab client's own address), not the viewer behind it
     "trusted-hops-cdn-too-high": ({"ok"}, "proxy-in-front"),
     "status-port-pp-istio-127": ({"ok"}, "prober"),
@@ -74,7 +76,7 @@ def test_every_scenario_is_tested():
 
 @pytest.mark.lab
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_scenario_closed_loop(scenario, lab_pool):
+def test_scenario_closed_loop(scenario, lab_pool, tmp_path):
     lab = lab_pool.get(scenario, fresh=True)
     expected = load_scenario(scenario).expected_findings
 
@@ -97,6 +99,8 @@ def test_scenario_closed_loop(scenario, lab_pool):
     findings = diagnose(observations)
     assert findings, "no finding"
     assert findings[0].id == expected[0], [f.as_dict() for f in findings]
+    # zero config: only kubeconfig, AWS region/endpoint and the resolver map → the same first finding
+    assert discovered_findings(lab.config, tmp_path)[0].id == findings[0].id
 
     from tests.lab.fixloop import fix_all, roll_back
 
