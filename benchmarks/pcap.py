@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     tshark = shutil.which("tshark")
     if tshark is None:
         raise SystemExit("tshark is not installed: scripts/install-system-deps")
-    tshark_version = subprocess.run([tshark, "--version"], capture_output=True, text=True).stdout.splitlines()[0]
+    tshark_version = subprocess.run([tshark, "--version"], capture_output=True, text=True).stdout.splitlines()[0].rstrip(".")
     with tempfile.TemporaryDirectory() as tmp:
         cap = Path(tmp) / "bench.pcap"
         n = build(cap, args.packets)

@@ -15,7 +15,6 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static,
 from ..widgets.safe import safe_text
 from . import messages as msg
 from .base import WorkflowScreen
-from ..report import FORMATS as REPORT_SUFFIXES
 
 FORMATS = (("md", "Markdown"), ("json", "JSON"), ("html", "HTML"))
 
@@ -96,6 +95,8 @@ class ReportScreen(WorkflowScreen):
         if not path:
             self.ppd.say("enter a path for the report", severity="warning")
             return
+        from ..report import FORMATS as REPORT_SUFFIXES  # the one suffix rule; loaded when first exporting
+
         if Path(path).suffix.lower() not in REPORT_SUFFIXES:
             path = f"{path}.{self.fmt}"
         self.query_one("#report-status", Static).update(Text("writing…", style="dim"))
