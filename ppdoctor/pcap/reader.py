@@ -180,8 +180,9 @@ def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int, track=N
         if track is not None:
             flows_get = track.flows.get
             one = track.one
+            closed = track.closed
         else:
-            flows_get = one = None
+            flows_get = one = closed = None
         while True:
             n = len(buf)
             packets = tcp = 0
@@ -206,13 +207,17 @@ def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int, track=N
                         if flows_get is not None and ip_end == data and not flags & 0x07:
                             # A bare ACK (no payload, no SYN/FIN/RST) of a known flow: FlowTracker.one's
                             # first rule, inline — no timestamp, no payload slice, no call.
-                            hit = flows_get((src, sport, dst, dport))
+                            key = (src, sport, dst, dport)
+                            hit = flows_get(key)
                             if hit is not None:
                                 flow = hit[0]
                                 flow.packets += 1
                                 if hit[1] and not flow.acked and flow.synack:
                                     flow.acked = True
                                 pos = end
+                                continue
+                            if key in closed or (dst, dport, src, sport) in closed:
+                                pos = end  # the last ACK of a finished flow (FlowTracker.one ignores it too)
                                 continue
                         cut = False
                         if ip_end > end or ip_end < data:
