@@ -168,7 +168,7 @@ def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int, track=N
                                hint="capture with `tcpdump -i IFACE` (Ethernet) or `-i any` (Linux cooked), "
                                     "or convert with `editcap -T ether`")
         name = LINKTYPES[linktype]
-        rec = Struct(order + "IIII").unpack_from
+        rec = Struct(order + "III4x").unpack_from  # ts_sec, ts_frac, incl_len (orig_len unused)
         fast = _FAST.get(linktype)
         if fast is not None:
             fast, fast_ip = fast
@@ -187,7 +187,7 @@ def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int, track=N
             n = len(buf)
             packets = tcp = 0
             while pos + 16 <= n:
-                sec, frac, incl, orig = rec(buf, pos)
+                sec, frac, incl = rec(buf, pos)
                 end = pos + 16 + incl
                 if end > n:
                     if incl > MAX_RECORD:
