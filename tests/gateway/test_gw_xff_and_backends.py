@@ -120,3 +120,29 @@ async def test_postman_httpbin_origin_is_the_whole_xff_value(gw_to):
     assert plain == {"origin": TEST_NET_SOURCE}
     forged = (await raw_exchange(gw_to["postman-httpbin"].ports.traffic, header + forged_get("/ip"))).json()
     assert forged == {"origin": f"{FORGED},{TEST_NET_SOURCE}"}
+
+
+@pytest.mark.parametrize("hops", [1, 2, 3])
+@pytest.mark.parametrize("where", ["mesh", "pod-template"])
+async def test_with_n_trusted_hops_a_client_sending_n_entries_chooses_its_address(gateways, hops, where):
+    """Measured: with xff_num_trusted_hops N (from either place), the entry N from the right of what the
+    client sent becomes X-Envoy-External-Address; with fewer than N entries Envoy falls back to the peer's
+    own address. One forged entry (what xff-forge sent before) is therefore only caught for N = 1."""
+    import json as _json
+
+    topo = {"gatewayTopology": {"numTrustedProxies": hops}}
+    if where == "mesh":
+        settings = derive_gateway_settings(gateway_deployment(), {"defaultConfig": topo}, [], [], LABELS)
+    else:
+        settings = derive_gateway_settings(
+            gateway_deployment({"proxy.istio.io/config": _json.dumps(topo)}), {}, [], [], LABELS)
+    assert settings.num_trusted_hops == hops
+    gw = await gateways(settings, name=f"gw-hops{hops}-{where}")
+    for count in range(1, hops + 2):
+        forged = [f"198.51.100.{60 + i}" for i in range(count)]
+        seen = (await raw_exchange(gw.ports.traffic, get_request(extra=f"X-Forwarded-For: {', '.join(forged)}\r\n"))).json()
+        external = header_values(seen, "x-envoy-external-address")
+        if count < hops:
+            assert external == [CLIENT_IP], (count, external)  # too few entries: Envoy keeps the peer
+        else:
+            assert external == [forged[count - hops]], (count, external)
