@@ -1,7 +1,8 @@
 """Every shipped scenario, end to end against the running lab (real moto, lab API server, Envoy, NLB emulator):
 
 observations reproduce KNOWLEDGE.md's measured table → the first finding is the scenario's root
-cause → `fix --all` (confirmed) → verification → diagnosis again says PPD000 with the echo
+cause (and stays so, or heads the ranked list, with AWS / Kubernetes / both denied:
+tests/diagnosis/coverage.py) → `fix --all` (confirmed) → verification → diagnosis again says PPD000 with the echo
 reporting the prober's own address.
 """
 
@@ -32,9 +33,11 @@ VIA_NLB = {
     "in-tree-annotation-ignored": ({"reset", "empty-reply"}, None),
     "envoyfilter-after-tls-inspector": ({"ok"}, "prober"),
     "hairpin": ({"timeout-response"}, None),
+    "hc-path-not-served": ({"ok"}, "prober"),  # an NLB fails open to unhealthy targets
+    "trusted-proxies-mesh-wide": ({"ok"}, "prober"),
 }
 # Health as DescribeTargetHealth reports it (from the emulator's real checks).
-UNHEALTHY = {"pp-on-hc-status-port"}
+UNHEALTHY = {"pp-on-hc-status-port", "hc-path-not-served"}
 # Findings a fix cannot settle from ppdoctor's side (the echo image is the app team's choice).
 NOT_AUTO_FIXABLE = {"echo-drops-xff"}
 
@@ -74,6 +77,11 @@ def test_scenario_closed_loop(scenario, lab_pool):
     findings = diagnose(observations)
     assert findings, "no finding"
     assert findings[0].id == expected[0], [f.as_dict() for f in findings]
+
+    # nothing failing left unexplained; AWS denied / Kubernetes denied / both (same lab, probes only)
+    from tests.diagnosis.coverage import check_access_modes
+
+    check_access_modes(lab, scenario)
 
     from tests.lab.fixloop import fix_all
 
