@@ -36,6 +36,12 @@ class NlbTarget:
     address: str = ""  # HOST:PORT clients connect to (the NLB DNS name and listener port)
     listener_port: int = 80
     client_source: str = ""  # bind probes to this source address (lab: the "internet" client)
+    # AWS timeouts (listener idle timeout) are multiplied by this: 1 for real AWS; the lab writes
+    # its own compression factor (lab/nlb_idle.py) so an idle probe takes seconds, not minutes.
+    time_scale: float = 1.0
+    # "Name: value" headers the client path adds before the NLB (what a CDN in front adds, its
+    # X-Forwarded-For entry included): probes through the NLB send them as that hop would.
+    client_headers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,27 @@ class EchoTarget:
 
 
 @dataclass(frozen=True)
+class ResolverTarget:
+    """Lab only: how a load balancer's DNS name and listener port reach the NLB emulator on loopback.
+
+    ``endpoints``: "DNS_NAME:LISTENER_PORT=HOST:PORT" entries. On a real cluster this stays empty
+    and the DNS name is resolved with DNS (never /etc/hosts). ``client_source``: the address probes
+    bind to when they come through one of these endpoints (the lab's "internet" client).
+    """
+
+    endpoints: tuple[str, ...] = ()
+    client_source: str = ""
+
+    def lookup(self, dns_name: str, port: int) -> str | None:
+        want = f"{dns_name.lower().rstrip('.')}:{port}"
+        for entry in self.endpoints:
+            key, sep, target = entry.partition("=")
+            if sep and key.strip().lower() == want:
+                return target.strip()
+        return None
+
+
+@dataclass(frozen=True)
 class Timeouts:
     connect: float = 3.0
     response: float = 5.0
@@ -87,6 +114,7 @@ class TargetConfig:
     gateway: GatewayTarget = field(default_factory=GatewayTarget)
     echo: EchoTarget = field(default_factory=EchoTarget)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    resolver: ResolverTarget = field(default_factory=ResolverTarget)
     lab: bool = False
     path: str = ""
 
@@ -94,6 +122,7 @@ class TargetConfig:
         data = asdict(self)
         data.pop("path", None)
         data["aws"]["target_group_arns"] = list(self.aws.target_group_arns)
+        data["resolver"]["endpoints"] = list(self.resolver.endpoints)
         return data
 
 
@@ -104,6 +133,7 @@ _SECTIONS = {
     "gateway": GatewayTarget,
     "echo": EchoTarget,
     "timeouts": Timeouts,
+    "resolver": ResolverTarget,
 }
 
 
@@ -189,3 +219,38 @@ def write_config(cfg: TargetConfig, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(tomli_w.dumps(cfg.as_dict()), encoding="utf-8")
     tmp.replace(path)
+
+
+# --- is there anything to look at? (``ppdoctor`` without a sub-command decides what to open on) ---
+
+def target_configured(config: TargetConfig) -> bool:
+    """True when the config names something to probe (an NLB, AWS or Kubernetes settings)."""
+    nlb, aws, kube = config.nlb, config.aws, config.kubernetes
+    return bool(nlb.address or nlb.arn or nlb.name or aws.profile or aws.endpoint_url or aws.target_group_arns
+                or kube.kubeconfig or kube.context)
+
+
+def aws_credentials_source(env: dict[str, str] | None = None) -> str | None:
+    """Where AWS credentials would come from, judged without boto3 and without the network (no IMDS query)."""
+    env = dict(os.environ if env is None else env)
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"):
+        if env.get(var):
+            return f"${var}"
+    home = Path(env.get("HOME") or Path.home())
+    for var, default in (("AWS_SHARED_CREDENTIALS_FILE", home / ".aws" / "credentials"),
+                         ("AWS_CONFIG_FILE", home / ".aws" / "config")):
+        path = Path(env.get(var) or default)
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def missing_target_reason(config: TargetConfig, path: str | None) -> str | None:
+    """Why there is nothing to open on (no target and no AWS credentials), or None when there is."""
+    if target_configured(config) or aws_credentials_source() is not None:
+        return None
+    where = path or str(default_config_path())
+    source = config.path or f"no config file ({where} does not exist)"
+    return (f"No target is configured — {source}: no nlb.address and no AWS or Kubernetes settings — "
+            "and no AWS credentials were found (AWS_PROFILE, AWS_ACCESS_KEY_ID, ~/.aws/credentials, ~/.aws/config).")

@@ -154,6 +154,14 @@ _d("hc.check_status", int, "health", "HTTP status the health check got from the 
 _d("hc.check_port", int, "health", "the port the health check connected to on the first target")
 _d("hc.sends_local_header", bool, "health", "health checks carry a PPv2 LOCAL header (PROXY protocol on)")
 
+# --- gatewayapi (Gateway API Gateways and what istiod drops from them) -----------------------
+_d("gwapi.gateway", str, "gatewayapi", "NS/NAME of the Gateway the gateway Deployment was generated from ('' if none)")
+_d("gwapi.infrastructure_annotations", bool, "gatewayapi", "that Gateway sets spec.infrastructure.annotations")
+_d("gwapi.dropped_annotations", list, "gatewayapi", "its metadata.annotations istiod ignores (infrastructure set)")
+_d("gwapi.proxy_config_dropped", bool, "gatewayapi", "proxy.istio.io/config is among the dropped annotations")
+_d("gwapi.proxy_protocol_dropped", bool, "gatewayapi", "the dropped proxy config asks for PROXY protocol")
+_d("gwapi.trapped_gateways", list, "gatewayapi", "every Istio Gateway in the cluster whose proxy config is dropped")
+
 # --- kube (Service, Deployment, mesh config, EnvoyFilters, pods, LBC) -----------------------
 _d("svc.lb_type", str, "kube", "aws-load-balancer-type annotation (nlb / external / nlb-ip)")
 _d("svc.pp_annotation", bool, "kube", "aws-load-balancer-proxy-protocol: \"*\" on the gateway Service")
@@ -194,7 +202,7 @@ _d("nlb.handshake_method", str, "tcp", "how the handshake was measured: tcp_info
 _d("via_nlb.result", str, "http-via-nlb", "failure class of a GET through the NLB (ok, http-4xx, reset, …)")
 _d("via_nlb.status", int, "http-via-nlb", "HTTP status of that GET")
 _d("via_nlb.prober_ip", str, "http-via-nlb", "the local address ppdoctor sent from")
-_d("via_nlb.client_ip_class", str, "http-via-nlb", "who the backend thinks the client is: prober / external / nlb / vpc-internal / unknown")
+_d("via_nlb.client_ip_class", str, "http-via-nlb", "who the backend thinks the client is: prober / external / nlb / vpc-internal / proxy-in-front / unknown")
 _d("xff.spoofable", bool, "xff-forge", "a forged X-Forwarded-For entry became the client address")
 _d("xff.forged_count_won", int, "xff-forge", "how many forged entries the request that won carried (1 or MAX_FORGED)")
 _d("xff.trusted_hops_measured", int, "xff-forge", "trusted hops the gateway applied, from the position of the entry it took")
@@ -216,3 +224,33 @@ for _prefix, _probe in (("via_nlb", "http-via-nlb"), ("forge", "xff-forge"), ("g
 # --- syn (raw SYN with scapy) ---------------------------------------------------------------
 _d("syn.answer", str, "syn", "who answered a raw SYN to the NLB: nlb / foreign / none")
 _d("syn.answer_from", str, "syn", "the address a foreign SYN-ACK came from")
+
+# --- sg / privatelink (network-level field catalogue, rules_net.py) ------------------------
+_d("sg.target_groups", list, "sg", "security groups on the ENIs that hold the targets' addresses")
+_d("sg.nlb_groups", list, "sg", "the NLB's own security groups (none: an NLB created without them)")
+_d("sg.target_ingress_cidrs", list, "sg", "every source CIDR the targets' groups admit")
+_d("sg.prober_allowed", bool, "sg", "the groups admit the prober's address as the target would see it")
+_d("sg.public_allowed", bool, "sg", "the groups admit a sample public address (TEST-NET-3) as the target would see it")
+_d("privatelink.services", list, "privatelink", "VPC endpoint services whose NLB is this one")
+_d("ipv6.client", bool, "ipv6", "the probed client (nlb.client_source) is an IPv6 address")
+_d("ipv6.client_scope", str, "ipv6", "kind of IPv6 client address: loopback / link-local / unique-local / ipv4-mapped / documentation / global")
+_d("lb.ip_address_type", str, "ipv6", "the load balancer's IpAddressType: ipv4 / dualstack / dualstack-without-public-ipv4")
+_d("tg.ip_address_type", str, "ipv6", "the target group's IpAddressType: ipv4 / ipv6")
+_d("idle.timeout_s", int, "idle", "the NLB listener's tcp.idle_timeout.seconds (AWS default 350)")
+_d("idle.waited_s", _num, "idle", "seconds of silence the idle probe kept on its connection")
+_d("idle.result", str, "idle", "failure class of the request sent after the silence (ok / reset / …)")
+_d("server_first.header_placement", str, "server-first", "proxy_protocol_v2.client_to_server.header_placement (default on_first_ack_with_payload)")
+_d("server_first.via_nlb_greeting", bool, "server-first", "a silent client got the service's greeting through the NLB")
+_d("server_first.direct_pp_greeting", bool, "server-first", "a silent client behind a PPv2 header got the greeting straight from a target")
+_d("server_first.direct_plain_greeting", bool, "server-first", "a silent client without a header got the greeting straight from a target")
+
+# --- configuration traps (rules_conf.py, issue 14) -----------------------------------------
+_d("via_nlb.hops_in_front", int, "http-via-nlb", "X-Forwarded-For entries the client path adds before the NLB (nlb.client_headers)")
+_d("gateway.istio_version", str, "kube", "the gateway proxy's Istio release, from the istio-proxy image tag (oldest pod)")
+_d("gateway.status_pp_env_supported", bool, "kube", "that release honours ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL (>= 1.27)")
+_d("gateway.status_pp_env", bool, "kube", "the pod template sets ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL=true")
+_d("gateway.status_pp_env_running", bool, "kube", "every running gateway pod started with that env")
+_d("gateway.servers", list, "kube", "Istio Gateway servers selecting the pods: [{gateway, number, protocol, hosts, tls_mode, https_redirect, container_ports}]")
+_d("gateway.server_container_ports", list, "kube", "container ports the Gateway servers land on (through the Service's ports)")
+_d("svc.port_map", list, "kube", "the gateway Service's ports: [{port, name, container_port}]")
+_d("gateway.listener_ports", list, "envoy", "ports of the running gateway's traffic listeners")

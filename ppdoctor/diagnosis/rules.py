@@ -211,13 +211,16 @@ def ppd005(f: FactView) -> Finding | None:
     if known and not unhealthy and would_pass is not False:
         return None
     confidence = 0.95 if unhealthy and would_pass is False else 0.8 if known else 0.65
+    # Istio ≥ 1.27 can put an optional PROXY filter on the status port (rules_conf.status_port_remedy).
+    remedy, fixes, remedy_facts = rules_conf.status_port_remedy(f)
     return _finding("PPD005", "error", confidence,
                     f"PROXY protocol is on, and the NLB sends its PPv2 LOCAL header on health checks too; the health "
-                    f"check is HTTP on port {port} (Istio's status port), which never has the PROXY filter, "
-                    "so it answers the header with 400 and the targets are marked unhealthy.",
-                    f, ["tg.pp_v2", "svc.pp_annotation", *hc_facts, "tg.health", "hc.would_pass", "gateway.status_pp"],
-                    fixes=["FIX-HC-TCP"], explains=["aws", "health"],
-                    confirm=f.missing("hc.would_pass", "tg.health"))
+                    f"check is HTTP on port {port} (Istio's status port), which has no PROXY filter, "
+                    "so it answers the header with 400 and the targets are marked unhealthy. " + remedy,
+                    f, ["tg.pp_v2", "svc.pp_annotation", *hc_facts, "tg.health", "hc.would_pass", "gateway.status_pp",
+                        *remedy_facts],
+                    fixes=fixes, explains=["aws", "health"],
+                    confirm=f.missing("hc.would_pass", "tg.health", "gateway.istio_version"))
 
 
 def ppd006(f: FactView) -> Finding | None:
@@ -302,6 +305,8 @@ def ppd010(f: FactView) -> Finding | None:
     hops = f.get("gateway.num_trusted_proxies") or f.get("gateway.xff_num_trusted_hops") or 0
     if spoofable is not True and not (spoofable is None and hops > 0):
         return None
+    if spoofable is None and (f.get("via_nlb.hops_in_front") or 0) >= hops:
+        return None  # as many proxies in front as trusted: nothing to forge (too few: PPD023)
     measured = f.get("xff.trusted_hops_measured")
     if spoofable:
         confidence = 0.95
@@ -426,3 +431,21 @@ def ppd000(f: FactView) -> Finding | None:
 
 RULES = [ppd000, ppd001, ppd002, ppd003, ppd004, ppd005, ppd006, ppd007, ppd008, ppd009, ppd010, ppd011,
          ppd012, ppd013, ppd014, ppd015]
+
+# Field catalogue, network level (rules_net.py).
+from . import rules_net  # noqa: E402
+
+CATALOGUE.update(rules_net.CATALOGUE)
+RULES += rules_net.RULES
+
+# Configuration traps (issue 14) live in their own module.
+from . import rules_conf  # noqa: E402
+
+CATALOGUE.update(rules_conf.CATALOGUE)
+RULES += rules_conf.RULES
+
+# Gateway API traps (rules_disc.py).
+from . import rules_disc  # noqa: E402
+
+CATALOGUE.update(rules_disc.CATALOGUE)
+RULES += rules_disc.RULES

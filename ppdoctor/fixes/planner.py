@@ -26,6 +26,7 @@ from ..constants import PROXY_CONFIG_ANNOTATION as PROXY_CONFIG
 from ..probes.context import ProbeContext
 from ..probes.kube import parse_proxy_config
 from .model import FIX_TITLES, Change, FixPlan
+from .plans_disc import BUILDERS as _DISC_BUILDERS, TITLES as _DISC_TITLES, WINDOWS as _DISC_WINDOWS, read_gateway
 
 ANN = LB_ANNOTATION_PREFIX
 OPTIONAL_FILTER_NAME = "ppdoctor-proxy-protocol"
@@ -46,6 +47,10 @@ class LiveState:
     deployment: dict[str, Any]
     mesh: dict[str, Any] | None
     envoy_filters: list[dict[str, Any]]
+    # X-Forwarded-For entries the client path appends in front of the NLB (target config nlb.client_headers)
+    hops_in_front: int = 0
+    gateways: list[dict[str, Any]] | None = None  # Istio Gateways (None: could not be listed)
+    gateway_api: dict[str, Any] | None = None  # the Gateway API Gateway the Deployment comes from (plans_disc)
 
     @property
     def service_annotations(self) -> dict[str, str]:
@@ -62,6 +67,7 @@ class LiveState:
 
 def read_state(ctx: ProbeContext) -> LiveState:
     from ..probes.aws import collect as aws_collect
+    from ..probes.clientpath import hops_in_front
     from ..probes.kube import collect as kube_collect
 
     aws = aws_collect(ctx)
@@ -73,6 +79,9 @@ def read_state(ctx: ProbeContext) -> LiveState:
         tg_arn=group["tg"]["TargetGroupArn"], tg=group["tg"], attributes=group["attributes"],
         lbc_owned=LBC_TAGS[0] in tags and bool(kube.get("lbc_installed") is not False),
         service=kube["service"], deployment=kube["deployment"], mesh=kube["mesh"], envoy_filters=filters,
+        hops_in_front=hops_in_front(ctx.config),
+        gateways=kube["gateways"] if isinstance(kube.get("gateways"), list) else None,
+        gateway_api=read_gateway(ctx, kube["deployment"]),
     )
 
 
@@ -249,32 +258,45 @@ def move_annotation(st: LiveState) -> list[Change]:
 
 
 def trusted_hops(st: LiveState) -> list[Change]:
+    return set_trusted_hops(st, 0, verify="no-spoof")
+
+
+def set_trusted_hops(st: LiveState, hops: int, *, verify: str) -> list[Change]:
+    """numTrustedProxies = ``hops`` where it is set (pod-template annotation and/or mesh config); 0 removes it.
+
+    Set nowhere and ``hops`` > 0: the pod-template annotation gets it (merged, other keys kept).
+    """
     changes: list[Change] = []
     existing = st.template_annotations.get(PROXY_CONFIG)
     cfg, _ = parse_proxy_config(existing)
-    if cfg and TOPOLOGY_NUM_TRUSTED_PROXIES in (cfg.get(GATEWAY_TOPOLOGY) or {}):
-        c = _template_annotation(st, PROXY_CONFIG, _merged_proxy_config(existing, {}, remove=(TOPOLOGY_NUM_TRUSTED_PROXIES,)),
-                                 verify="no-spoof", note=_ROLL_NOTE)
+    in_template = bool(cfg) and TOPOLOGY_NUM_TRUSTED_PROXIES in (cfg.get(GATEWAY_TOPOLOGY) or {})
+    mesh_text = ((st.mesh or {}).get("data") or {}).get("mesh") or ""
+    mesh = (yaml.safe_load(mesh_text) or {}) if st.mesh else {}
+    topo = ((mesh.get(MESH_DEFAULT_CONFIG) or {}).get(GATEWAY_TOPOLOGY) or {})
+    in_mesh = TOPOLOGY_NUM_TRUSTED_PROXIES in topo
+    if in_template or (hops and not in_mesh):
+        after = (_merged_proxy_config(existing, {}, remove=(TOPOLOGY_NUM_TRUSTED_PROXIES,)) if hops == 0
+                 else _merged_proxy_config(existing, {TOPOLOGY_NUM_TRUSTED_PROXIES: hops}))
+        c = _template_annotation(st, PROXY_CONFIG, after, verify=verify, note=_ROLL_NOTE)
         if c:
             changes.append(c)
-    if st.mesh:
-        text = (st.mesh.get("data") or {}).get("mesh") or ""
-        mesh = yaml.safe_load(text) or {}
-        topo = ((mesh.get(MESH_DEFAULT_CONFIG) or {}).get(GATEWAY_TOPOLOGY) or {})
-        if TOPOLOGY_NUM_TRUSTED_PROXIES in topo:
+    if in_mesh and (topo.get(TOPOLOGY_NUM_TRUSTED_PROXIES) != hops or hops == 0):
+        if hops == 0:
             topo.pop(TOPOLOGY_NUM_TRUSTED_PROXIES)
-            after = yaml.safe_dump(mesh, sort_keys=True)
-            ns, name = _ns_name(st.mesh)
-            changes.append(Change(
-                kind="k8s-merge-patch", object=f"ConfigMap {ns}/{name}", field='data["mesh"] defaultConfig.gatewayTopology.numTrustedProxies',
-                before=text, after=after, api_call=f"PATCH /api/v1/namespaces/{ns}/configmaps/{name}",
-                payload={"api": "CoreV1Api", "method": "patch_namespaced_config_map", "verb": "patch", "resource": "configmaps",
-                         "kwargs": {"name": name, "namespace": ns, "body": {"data": {"mesh": after}}}},
-                rollback_payload={"api": "CoreV1Api", "method": "patch_namespaced_config_map", "verb": "patch",
-                                  "resource": "configmaps", "kwargs": {"name": name, "namespace": ns, "body": {"data": {"mesh": text}}}},
-                verify="", note="Istio reads the mesh config at proxy start: a rollout follows"))
-            changes += gw_rollout(st)
-            changes[-1].verify = "no-spoof"
+        else:
+            topo[TOPOLOGY_NUM_TRUSTED_PROXIES] = hops
+        after = yaml.safe_dump(mesh, sort_keys=True)
+        ns, name = _ns_name(st.mesh)
+        changes.append(Change(
+            kind="k8s-merge-patch", object=f"ConfigMap {ns}/{name}", field='data["mesh"] defaultConfig.gatewayTopology.numTrustedProxies',
+            before=mesh_text, after=after, api_call=f"PATCH /api/v1/namespaces/{ns}/configmaps/{name}",
+            payload={"api": "CoreV1Api", "method": "patch_namespaced_config_map", "verb": "patch", "resource": "configmaps",
+                     "kwargs": {"name": name, "namespace": ns, "body": {"data": {"mesh": after}}}},
+            rollback_payload={"api": "CoreV1Api", "method": "patch_namespaced_config_map", "verb": "patch",
+                              "resource": "configmaps", "kwargs": {"name": name, "namespace": ns, "body": {"data": {"mesh": mesh_text}}}},
+            verify="", note="Istio reads the mesh config at proxy start: a rollout follows"))
+        changes += gw_rollout(st)
+        changes[-1].verify = verify
     return changes
 
 
@@ -298,6 +320,24 @@ def _patch_custom(obj: dict[str, Any], field: str, before: Any, after: Any, body
                           "resource": "envoyfilters.networking.istio.io", "kwargs": {**kwargs, "body": rollback_body}},
         verify=verify, note=note,
     )
+
+
+def _allows_without_pp(node: Any) -> bool:
+    """True when some PROXY filter config in ``node`` (an EnvoyFilter spec, any depth) accepts plain connections."""
+    if isinstance(node, dict):
+        return node.get(PP_ALLOW_WITHOUT) is True or any(_allows_without_pp(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_allows_without_pp(v) for v in node)
+    return False
+
+
+def _require_pp(node: Any) -> Any:
+    """A copy of ``node`` in which every ``allow_requests_without_proxy_protocol: true`` becomes false."""
+    if isinstance(node, dict):
+        return {k: (False if k == PP_ALLOW_WITHOUT and v is True else _require_pp(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_require_pp(v) for v in node]
+    return node
 
 
 def _pp_envoy_filters(st: LiveState) -> list[dict[str, Any]]:
@@ -345,8 +385,7 @@ def pp_enable(st: LiveState) -> list[Change]:
     gw_has_pp = bool(existing) or TOPOLOGY_PROXY_PROTOCOL in ((parse_proxy_config(st.template_annotations.get(PROXY_CONFIG))[0] or {})
                                                        .get(GATEWAY_TOPOLOGY) or {})
     ours = next((f for f in existing if _ns_name(f)[1] == OPTIONAL_FILTER_NAME), None)
-    optional = next((f for f in existing if "allow_requests_without_proxy_protocol" in json.dumps(f.get("spec"))
-                     and '"allow_requests_without_proxy_protocol": true' in json.dumps(f.get("spec"))), None)
+    optional = next((f for f in existing if _allows_without_pp(f.get("spec"))), None)
     if not gw_has_pp:
         ns = _ns_name(st.deployment)[0]
         obj = {"apiVersion": f"{ISTIO_GROUP}/{ISTIO_VERSION}", "kind": "EnvoyFilter",
@@ -374,9 +413,8 @@ def pp_enable(st: LiveState) -> list[Change]:
     strict_target = optional or ours
     if strict_target is not None:
         patches = strict_target["spec"]["configPatches"]
-        strict = json.loads(json.dumps(patches).replace('"allow_requests_without_proxy_protocol": true',
-                                                        '"allow_requests_without_proxy_protocol": false'))
-        changes.append(_patch_custom(strict_target, "allow_requests_without_proxy_protocol", True, False,
+        strict = _require_pp(patches)
+        changes.append(_patch_custom(strict_target, PP_ALLOW_WITHOUT, True, False,
                                      {"spec": {"configPatches": strict}}, {"spec": {"configPatches": patches}},
                                      verify="gateway-required",
                                      note="step 3: the gateway requires PROXY protocol (connections without it are refused)"))
@@ -403,6 +441,19 @@ WINDOWS = {
     "FIX-TG-PP-ON": "none if the gateway already expects PROXY protocol; otherwise 400s until it does.",
     "FIX-GW-ROLLOUT": "the gateway pods roll.",
 }
+
+
+# Plans for the configuration traps of issue 14 live in their own module.
+from . import plans_conf  # noqa: E402
+
+BUILDERS.update(plans_conf.BUILDERS)
+WINDOWS.update(plans_conf.WINDOWS)
+FIX_TITLES.update(plans_conf.TITLES)
+
+# Gateway API plans (plans_disc.py).
+BUILDERS.update(_DISC_BUILDERS)
+WINDOWS.update(_DISC_WINDOWS)
+FIX_TITLES.update(_DISC_TITLES)
 
 
 def build_plan(fix_id: str, st: LiveState) -> FixPlan:

@@ -8,6 +8,9 @@ real addresses (moto accepts a VPC 127.1.0.0/16 and ENIs inside it).
 
 from __future__ import annotations
 
+# The source ppdoctor's probes spoof in their own PROXY headers (RFC 5737 TEST-NET-3), re-exported for the lab.
+from ..probes.network import TEST_NET_SOURCE as TEST_NET_SOURCE
+
 # Outside the VPC: the lab's "internet" client.
 CLIENT_IP = "127.0.0.5"
 # A second client, inside the VPC CIDR, for hairpin scenarios.
@@ -24,6 +27,3 @@ GATEWAY_POD_IP = "127.1.2.10"
 ECHO_POD_IP = "127.1.2.20"
 # Other pods / the lab API server and moto.
 CONTROL_PLANE_IP = "127.0.0.1"
-
-# TEST-NET-3 (RFC 5737): the source ppdoctor spoofs in its own PROXY headers.
-TEST_NET_SOURCE = "203.0.113.7"

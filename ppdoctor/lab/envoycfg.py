@@ -99,7 +99,7 @@ def _direct_route(i: int, r: DirectResponseRoute) -> dict[str, Any]:
     return route
 
 
-def _route_config(name: str, settings: GatewaySettings) -> dict[str, Any]:
+def _route_config(name: str, settings: GatewaySettings, *, require_tls: bool = False) -> dict[str, Any]:
     routes: list[dict[str, Any]] = [_direct_route(i, r) for i, r in enumerate(settings.direct_routes)]
     routes.append(
         {
@@ -108,14 +108,15 @@ def _route_config(name: str, settings: GatewaySettings) -> dict[str, Any]:
             "route": {"cluster": ECHO_CLUSTER, "timeout": "0s"},
         }
     )
-    return {
-        "name": name,
-        "virtual_hosts": [{"name": "*:80", "domains": ["*"], "routes": routes}],
-        "validate_clusters": False,
-    }
+    vhost: dict[str, Any] = {"name": "*:80", "domains": ["*"], "routes": routes}
+    if require_tls:
+        # Envoy answers 301 to https:// unless x-forwarded-proto is https, which it sets itself from the
+        # downstream connection (use_remote_address): plaintext from a TLS-terminating NLB is "http".
+        vhost["require_tls"] = "ALL"
+    return {"name": name, "virtual_hosts": [vhost], "validate_clusters": False}
 
 
-def _hcm(container_port: int, route_name: str, settings: GatewaySettings) -> dict[str, Any]:
+def _hcm(container_port: int, route_name: str, settings: GatewaySettings, *, require_tls: bool = False) -> dict[str, Any]:
     return {
         "name": "envoy.filters.network.http_connection_manager",
         "typed_config": {
@@ -129,7 +130,7 @@ def _hcm(container_port: int, route_name: str, settings: GatewaySettings) -> dic
             "server_name": ISTIO_SERVER_NAME,
             "stream_idle_timeout": "0s",
             "upgrade_configs": [{"upgrade_type": "websocket"}],
-            "route_config": _route_config(route_name, settings),
+            "route_config": _route_config(route_name, settings, require_tls=require_tls),
             # istiod always adds the fault filter (empty: routes configure it) before the router
             "http_filters": [
                 {"name": FAULT_FILTER_NAME, "typed_config": {"@type": FAULT_TYPE}},
@@ -155,19 +156,21 @@ def render_listeners(
     container ports (8080, 8443) exactly as istiod would. The TLS listener is rendered only
     when ``tls_port`` and ``tls_cert`` (certificate chain, private key) are given.
     """
-    listeners: list[dict[str, Any]] = [
-        {
-            "@type": LISTENER_TYPE,
-            "name": listener_name(TRAFFIC_PORT),
-            "address": _address(pod_ip, traffic_port),
-            "listener_filters": [_listener_filter(f) for f in settings.listener_filters.get(TRAFFIC_PORT, ())],
-            "listener_filters_timeout": _duration(listener_filters_timeout_s),
-            "traffic_direction": "OUTBOUND",
-            "filter_chains": [{"filters": [_hcm(TRAFFIC_PORT, "http.8080", settings)]}],
-        }
-    ]
-    if tls_port is not None and tls_cert is not None:
-        cert_chain, private_key = tls_cert
+    listeners: list[dict[str, Any]] = []
+    if settings.has_listener(TRAFFIC_PORT):
+        listeners.append(
+            {
+                "@type": LISTENER_TYPE,
+                "name": listener_name(TRAFFIC_PORT),
+                "address": _address(pod_ip, traffic_port),
+                "listener_filters": [_listener_filter(f) for f in settings.listener_filters.get(TRAFFIC_PORT, ())],
+                "listener_filters_timeout": _duration(listener_filters_timeout_s),
+                "traffic_direction": "OUTBOUND",
+                "filter_chains": [{"filters": [_hcm(TRAFFIC_PORT, "http.8080", settings,
+                                                    require_tls=_redirects(settings, TRAFFIC_PORT))]}],
+            }
+        )
+    if tls_port is not None and tls_cert is not None and settings.has_listener(TLS_PORT):
         listeners.append(
             {
                 "@type": LISTENER_TYPE,
@@ -176,30 +179,56 @@ def render_listeners(
                 "listener_filters": [_listener_filter(f) for f in settings.listener_filters.get(TLS_PORT, ())],
                 "listener_filters_timeout": _duration(listener_filters_timeout_s),
                 "traffic_direction": "OUTBOUND",
-                "filter_chains": [
-                    {
-                        "filter_chain_match": {"server_names": list(TLS_SERVER_NAMES)},
-                        "transport_socket": {
-                            "name": "envoy.transport_sockets.tls",
-                            "typed_config": {
-                                "@type": DOWNSTREAM_TLS_TYPE,
-                                "common_tls_context": {
-                                    "alpn_protocols": ["h2", "http/1.1"],
-                                    "tls_certificates": [
-                                        {
-                                            "certificate_chain": {"filename": str(cert_chain)},
-                                            "private_key": {"filename": str(private_key)},
-                                        }
-                                    ],
-                                },
-                            },
-                        },
-                        "filters": [_hcm(TLS_PORT, "https.443.https.gw.istio-system", settings)],
-                    }
-                ],
+                "filter_chains": [_tls_chain(names, tls_cert, settings) for names in _tls_server_names(settings)],
             }
         )
     return {"version_info": version, "type_url": LISTENER_TYPE, "resources": listeners}
+
+
+def _redirects(settings: GatewaySettings, port: int) -> bool:
+    """istiod sets ``require_tls: ALL`` on the virtual host of a plaintext server with ``tls.httpsRedirect``."""
+    return any(s.https_redirect for s in (settings.servers or {}).get(port, ()))
+
+
+def _tls_server_names(settings: GatewaySettings) -> list[tuple[str, ...]]:
+    """One filter chain per terminating TLS server, matching its hosts as SNI like istiod (``*``: any SNI, or none).
+
+    Servers with the same hosts share a chain (istiod merges them); without Gateways the lab's built-in
+    ``*.lab.example`` server.
+    """
+    if settings.servers is None:
+        return [TLS_SERVER_NAMES]
+    chains: list[tuple[str, ...]] = []
+    for server in settings.servers.get(TLS_PORT, ()):
+        if server.sni_names not in chains:
+            chains.append(server.sni_names)
+    return chains
+
+
+def _tls_chain(names: tuple[str, ...], tls_cert: tuple[Path, Path], settings: GatewaySettings) -> dict[str, Any]:
+    cert_chain, private_key = tls_cert
+    chain: dict[str, Any] = {}
+    if names:
+        chain["filter_chain_match"] = {"server_names": list(names)}
+    chain.update({
+        "transport_socket": {
+            "name": "envoy.transport_sockets.tls",
+            "typed_config": {
+                "@type": DOWNSTREAM_TLS_TYPE,
+                "common_tls_context": {
+                    "alpn_protocols": ["h2", "http/1.1"],
+                    "tls_certificates": [
+                        {
+                            "certificate_chain": {"filename": str(cert_chain)},
+                            "private_key": {"filename": str(private_key)},
+                        }
+                    ],
+                },
+            },
+        },
+        "filters": [_hcm(TLS_PORT, "https.443.https.gw.istio-system", settings)],
+    })
+    return chain
 
 
 def _status_listener(settings: GatewaySettings, pod_ip: str, status_port: int) -> dict[str, Any]:

@@ -35,9 +35,11 @@ from typing import Any
 
 import yaml
 
+from ..istioversion import image_version, supports_status_port_pp
 from .scenario import TLS_PORT, TRAFFIC_PORT
 
 ROOT_NAMESPACE = "istio-system"
+ISTIO_API = "networking.istio.io/"
 PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
 STATUS_PP_ENV = "ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL"
 
@@ -169,17 +171,42 @@ class DirectResponseRoute:
     delay: FaultDelay | None = None
 
 
+@dataclass(frozen=True)
+class GatewayServer:
+    """One ``servers`` entry of an Istio Gateway that selects the gateway pods, on the container port it lands on."""
+
+    source: str  # "Gateway default/httpbin-gateway"
+    number: int  # spec.servers[].port.number as written
+    protocol: str  # HTTP | HTTPS | TLS | TCP | HTTP2 | GRPC
+    hosts: tuple[str, ...] = ("*",)
+    tls_mode: str | None = None  # SIMPLE | MUTUAL | PASSTHROUGH | ISTIO_MUTUAL | AUTO_PASSTHROUGH
+    https_redirect: bool = False  # tls.httpsRedirect on a plaintext server
+
+    @property
+    def sni_names(self) -> tuple[str, ...]:
+        """server_names of the filter chain istiod builds for a TLS server: none (any SNI, or none) for ``*``."""
+        names = tuple(h.split("/", 1)[-1] for h in self.hosts)
+        return () if "*" in names else names
+
+
 @dataclass
 class GatewaySettings:
     """What the gateway pod's Envoy gets: listener filters per listener and HCM options."""
 
     # container port (8080 traffic, 8443 TLS) → listener filters in order
     listener_filters: dict[int, list[ListenerFilter]] = field(default_factory=dict)
+    # container port → the Gateway servers istiod puts on it; None: not derived from Gateways (every
+    # listener the lab knows is opened, with its built-in servers)
+    servers: dict[int, list[GatewayServer]] | None = None
     pp_sources: list[str] = field(default_factory=list)
     num_trusted_hops: int = 0
     status_listener_filters: list[ListenerFilter] = field(default_factory=list)
     direct_routes: list[DirectResponseRoute] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def has_listener(self, port: int) -> bool:
+        """istiod opens a listener only for ports some Gateway server lands on (istio/istio #48492)."""
+        return self.servers is None or bool(self.servers.get(port))
 
     @property
     def direct_responses(self) -> list[tuple[str, int, str]]:
@@ -229,6 +256,8 @@ class GatewaySettings:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["listener_filters"] = {str(k): [asdict(f) for f in v] for k, v in self.listener_filters.items()}
+        if self.servers is not None:
+            out["servers"] = {str(k): [asdict(x) for x in v] for k, v in self.servers.items()}
         out.update(
             direct_responses=self.direct_responses,
             pp_filter=self.pp_filter,
@@ -395,20 +424,123 @@ def derive_gateway_settings(
     envoy_filters: list[dict[str, Any]],
     virtual_services: list[dict[str, Any]],
     pod_labels: dict[str, str],
+    *,
+    gateways: list[dict[str, Any]] | None = None,
+    service: dict[str, Any] | None = None,
 ) -> GatewaySettings:
     """The gateway pod's listener settings as istiod would push them.
 
     ``mesh_at_pod_start`` is the parsed ``mesh`` key of the ``istio`` ConfigMap as it was
     when the pod started. Only the pod template's annotations count; annotations on the
-    Deployment's own metadata or on the Service never reach the proxy.
+    Deployment's own metadata or on the Service never reach the proxy. With ``gateways``
+    (Istio Gateway objects) and the gateway ``service``, listeners exist only on the container
+    ports Gateway servers land on; without, every listener the lab knows is opened.
     """
     warnings: list[str] = []
-    sources: list[str] = []
     deployment = deployment or {}
     template = _pod_template(deployment)
     namespace = (deployment.get("metadata") or {}).get("namespace") or ROOT_NAMESPACE
 
-    # ProxyConfig
+    proxy = _proxy_config(deployment, mesh_at_pod_start, warnings)
+    listener_filters = _istiod_listener_filters(proxy.pp_from_topology)
+    sources = list(proxy.sources)
+    _apply_envoy_filters(listener_filters, envoy_filters, namespace, pod_labels, sources, warnings)
+    _check_filter_order(listener_filters, warnings)
+
+    return GatewaySettings(
+        listener_filters=listener_filters,
+        pp_sources=sources,
+        num_trusted_hops=proxy.num_trusted_hops,
+        status_listener_filters=_status_listener_filters(template),
+        direct_routes=_direct_routes(virtual_services or [], warnings),
+        servers=None if gateways is None else gateway_servers(gateways, service, deployment, pod_labels, warnings),
+        warnings=list(dict.fromkeys(warnings)),  # a patch applied to two listeners warns once
+    )
+
+
+# --- Gateway servers -------------------------------------------------------------------------
+
+# The chart's container port names (istio gateway chart) → the lab's listener keys.
+_CHART_PORT_NAMES = {"http2": TRAFFIC_PORT, "https": TLS_PORT}
+
+
+def _gateway_selects(gw: dict[str, Any], namespace: str, pod_labels: dict[str, str]) -> bool:
+    # Istio's default PILOT_SCOPE_GATEWAY_TO_NAMESPACE=false: a Gateway in any namespace selects by labels.
+    selector = (gw.get("spec") or {}).get("selector") or {}
+    return bool(selector) and all(pod_labels.get(k) == v for k, v in selector.items())
+
+
+def _container_port(deployment: dict[str, Any], target: Any) -> int | None:
+    """The lab listener (8080/8443) behind a Service targetPort (number or name), by the container port's name."""
+    for container in (_pod_template(deployment).get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if target in (port.get("containerPort"), port.get("name")):
+                return _CHART_PORT_NAMES.get(str(port.get("name")))
+    return target if target in GATEWAY_LISTENER_PORTS else None
+
+
+def _resolve_ports(number: int, service: dict[str, Any] | None, deployment: dict[str, Any]) -> list[int | None]:
+    """istiod's ``resolvePorts``: a server port that is a port of the gateway's Service lands on its
+    targetPort; otherwise (legacy selector gateways) on the number itself."""
+    targets = [p.get("targetPort", p.get("port")) for p in ((service or {}).get("spec") or {}).get("ports") or []
+               if p.get("port") == number]
+    if not targets:
+        targets = [number]
+    return [_container_port(deployment, t) for t in targets]
+
+
+def gateway_servers(
+    gateways: list[dict[str, Any]], service: dict[str, Any] | None, deployment: dict[str, Any],
+    pod_labels: dict[str, str], warnings: list[str],
+) -> dict[int, list[GatewayServer]]:
+    """Container port → the servers of the Gateways that select the gateway pods."""
+    namespace = ((deployment or {}).get("metadata") or {}).get("namespace") or ROOT_NAMESPACE
+    out: dict[int, list[GatewayServer]] = {}
+    for gw in gateways or []:
+        if gw.get("kind") not in (None, "Gateway") or not str(gw.get("apiVersion") or ISTIO_API).startswith(ISTIO_API):
+            continue  # Gateway API gateways (gateway.networking.k8s.io) are another kind of object
+        if not _gateway_selects(gw, namespace, pod_labels or {}):
+            continue
+        meta = gw.get("metadata") or {}
+        source = f"Gateway {meta.get('namespace') or 'default'}/{meta.get('name')}"
+        for server in (gw.get("spec") or {}).get("servers") or []:
+            port = server.get("port") or {}
+            try:
+                number = int(port.get("number"))
+            except (TypeError, ValueError):
+                warnings.append(f"{source}: a server without a port number; istiod rejects it")
+                continue
+            tls = server.get("tls") or {}
+            spec = GatewayServer(
+                source=source, number=number, protocol=str(port.get("protocol") or "HTTP").upper(),
+                hosts=tuple(str(h) for h in server.get("hosts") or ["*"]),
+                tls_mode=_get(tls, "mode") or (None if str(port.get("protocol")).upper() not in ("HTTPS", "TLS") else "SIMPLE"),
+                https_redirect=bool(_get(tls, "https_redirect")),
+            )
+            landed = False
+            for listener in _resolve_ports(number, service, deployment):
+                if listener is None:
+                    continue
+                out.setdefault(listener, []).append(spec)
+                landed = True
+            if not landed:
+                warnings.append(f"{source}: server port {number} lands on no port the gateway container exposes "
+                                f"through its Service; istiod opens a listener nobody reaches")
+    return out
+
+
+@dataclass(frozen=True)
+class _ProxyConfigOutcome:
+    pp_from_topology: bool
+    num_trusted_hops: int
+    sources: tuple[str, ...]
+
+
+def _proxy_config(
+    deployment: dict[str, Any], mesh_at_pod_start: dict[str, Any] | None, warnings: list[str]
+) -> _ProxyConfigOutcome:
+    """ProxyConfig: mesh defaultConfig merged with the pod template's ``proxy.istio.io/config``."""
+    template = _pod_template(deployment)
     default_config = _get(mesh_at_pod_start or {}, "default_config") or {}
     proxy_config = _deep_merge(default_config, {})
     template_annotations = (template.get("metadata") or {}).get("annotations") or {}
@@ -423,6 +555,7 @@ def derive_gateway_settings(
             "(only spec.template.metadata.annotations reach the proxy)"
         )
 
+    sources: list[str] = []
     topology = _get(proxy_config, "gateway_topology") or {}
     pp_from_topology = _has_message(topology, "proxy_protocol")
     if _has_message(_get(annotation or {}, "gateway_topology"), "proxy_protocol"):
@@ -434,8 +567,11 @@ def derive_gateway_settings(
     except (TypeError, ValueError):
         warnings.append(f"gatewayTopology.numTrustedProxies {_get(topology, 'num_trusted_proxies')!r} is not a number; using 0")
         num_trusted_hops = 0
+    return _ProxyConfigOutcome(pp_from_topology, num_trusted_hops, tuple(sources))
 
-    # Listeners as istiod builds them: PP first, then tls_inspector where SNI matching needs it.
+
+def _istiod_listener_filters(pp_from_topology: bool) -> dict[int, list[ListenerFilter]]:
+    """Listeners as istiod builds them: PP first, then tls_inspector where SNI matching needs it."""
     listener_filters: dict[int, list[ListenerFilter]] = {}
     for port in GATEWAY_LISTENER_PORTS:
         filters: list[ListenerFilter] = []
@@ -444,8 +580,18 @@ def derive_gateway_settings(
         if port == TLS_PORT:
             filters.append(_tls_inspector())
         listener_filters[port] = filters
+    return listener_filters
 
-    # EnvoyFilters
+
+def _apply_envoy_filters(
+    listener_filters: dict[int, list[ListenerFilter]],
+    envoy_filters: list[dict[str, Any]],
+    namespace: str,
+    pod_labels: dict[str, str],
+    sources: list[str],
+    warnings: list[str],
+) -> None:
+    """EnvoyFilters that select the gateway, in istiod's order, patched into ``listener_filters``."""
     selected = sorted(
         (ef for ef in envoy_filters or [] if ef.get("kind") == "EnvoyFilter" and _selects(ef, namespace, pod_labels or {})),
         key=_filter_order_key,
@@ -460,7 +606,7 @@ def derive_gateway_settings(
             match = cp.get("match") or {}
             if not _context_matches(match):
                 continue
-            for port in GATEWAY_LISTENER_PORTS:
+            for port in listener_filters:
                 if not _listener_matches(match, port):
                     continue
                 before = listener_filters[port]
@@ -468,40 +614,40 @@ def derive_gateway_settings(
                 listener_filters[port] = after
                 if any(f.is_proxy_protocol and f.source == source for f in after) and source not in sources:
                     sources.append(source)
-        for port in GATEWAY_LISTENER_PORTS:
-            for f in listener_filters[port]:
+        for port, filters in listener_filters.items():
+            for f in filters:
                 if f.source == source and f.typed_config is None:
                     warnings.append(_untyped_filter_warning(f, port))
 
-    for port in GATEWAY_LISTENER_PORTS:
-        names = [f.name for f in listener_filters[port]]
-        pp_index = next((i for i, f in enumerate(listener_filters[port]) if f.is_proxy_protocol), None)
-        tls_index = next((i for i, f in enumerate(listener_filters[port]) if f.is_tls_inspector), None)
+
+def _check_filter_order(listener_filters: dict[int, list[ListenerFilter]], warnings: list[str]) -> None:
+    for port, filters in listener_filters.items():
+        names = [f.name for f in filters]
+        pp_index = next((i for i, f in enumerate(filters) if f.is_proxy_protocol), None)
+        tls_index = next((i for i, f in enumerate(filters) if f.is_tls_inspector), None)
         if pp_index is not None and tls_index is not None and tls_index < pp_index:
             warnings.append(
                 f"listener 0.0.0.0_{port}: the PROXY-protocol filter comes after tls_inspector ({' → '.join(names)}); "
                 "tls_inspector reads the PROXY header as the first bytes, finds no ClientHello and SNI matching fails"
             )
 
-    # Status listener (static bootstrap)
-    status_filters: list[ListenerFilter] = []
-    if _status_pp_env(template):
-        status_filters.append(
-            ListenerFilter(
-                PP_FILTER_NAME,
-                {"@type": PP_TYPE, "allow_requests_without_proxy_protocol": True},
-                f"env {STATUS_PP_ENV}",
-            )
-        )
 
-    return GatewaySettings(
-        listener_filters=listener_filters,
-        pp_sources=sources,
-        num_trusted_hops=num_trusted_hops,
-        status_listener_filters=status_filters,
-        direct_routes=_direct_routes(virtual_services or [], warnings),
-        warnings=list(dict.fromkeys(warnings)),  # a patch applied to two listeners warns once
-    )
+def _status_listener_filters(template: dict[str, Any]) -> list[ListenerFilter]:
+    """The static status listener (bootstrap): a PROXY filter only with the env set at pod start,
+    and only in a release that knows the env (Istio ≥ 1.27, PR #55986); older pilot-agents ignore it."""
+    if not _status_pp_env(template):
+        return []
+    image = next((c.get("image") for c in (template.get("spec") or {}).get("containers") or []
+                  if c.get("name") == "istio-proxy"), None)
+    if supports_status_port_pp(image_version(image)) is False:
+        return []
+    return [
+        ListenerFilter(
+            PP_FILTER_NAME,
+            {"@type": PP_TYPE, "allow_requests_without_proxy_protocol": True},
+            f"env {STATUS_PP_ENV}",
+        )
+    ]
 
 
 def _untyped_filter_warning(f: ListenerFilter, port: int) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .scenario import ADMIN_PORT, STATUS_PORT, TLS_PORT, TRAFFIC_PORT, Scenario
+from .scenario import ADMIN_PORT, DEFAULT_ISTIO_VERSION, STATUS_PORT, TLS_PORT, TRAFFIC_PORT, Scenario
 
 GATEWAY_NS = "istio-system"
 GATEWAY_NAME = "istio-ingressgateway"
@@ -27,7 +27,7 @@ GATEWAY_LABELS = {"app": "istio-ingressgateway", "istio": "ingressgateway"}
 ECHO_NS = "default"
 ECHO_NAME = "httpbin"
 ISTIO_REVISION_LABELS = {"install.operator.istio.io/owning-resource": "unknown", "istio.io/rev": "default"}
-ISTIO_VERSION = "1.24.2"
+ISTIO_VERSION = DEFAULT_ISTIO_VERSION
 # The lab's second bench route: answered by the gateway itself after a fixed delay.
 BENCH_DELAY_PATH = "/bench-delay"
 BENCH_DELAY = "2ms"
@@ -97,7 +97,7 @@ def _gateway_container(scenario: Scenario, ports: PortMap) -> dict[str, Any]:
     env += [{"name": k, "value": v} for k, v in sorted(scenario.kubernetes.gateway.env.items())]
     return {
         "name": "istio-proxy",
-        "image": f"docker.io/istio/proxyv2:{ISTIO_VERSION}",
+        "image": f"docker.io/istio/proxyv2:{scenario.kubernetes.gateway.istio_version}",
         "args": ["proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
         "ports": [
             {"containerPort": ports.status, "name": "status-port", "protocol": "TCP"},
@@ -254,7 +254,10 @@ def echo_objects(scenario: Scenario, ports: PortMap) -> list[dict[str, Any]]:
         "kind": "Gateway",
         "metadata": {"name": "httpbin-gateway", "namespace": ECHO_NS},
         "spec": {"selector": {"istio": "ingressgateway"},
-                 "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]},
+                 "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]},
+                             # lands on 8443 through the Service's 443 → https; SNI-matched like istiod does
+                             {"port": {"number": 443, "name": "https", "protocol": "HTTPS"}, "hosts": ["*.lab.example"],
+                              "tls": {"mode": "SIMPLE", "credentialName": "lab-gateway-cert"}}]},
     }
     vs = {
         "apiVersion": "networking.istio.io/v1",

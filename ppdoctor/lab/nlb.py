@@ -49,6 +49,10 @@ from .aws import (
     in_cidr,
     read_live_state,
 )
+from .nlb_family import ipv6_flow_mode
+from .nlb_idle import idle_expired
+from .nlb_placement import header_on_connect
+from .nlb_security import nlb_admits, target_admits
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class NlbStats:
     forwarded: int = 0
     blackholed: int = 0
     blackholed_active: int = 0
+    sg_dropped: int = 0
+    idle_resets: int = 0
     pp_headers_sent: int = 0
     resets_to_client: int = 0
     target_connect_failures: int = 0
@@ -177,6 +183,9 @@ class _Flow:
         self.target: _Side | None = None
         self.mode = "pending"
         self.client_addr: tuple[str, int] = ("", 0)
+        self.listener_addr: tuple[str, int] = ("", 0)  # the NLB address the client connected to
+        self.last_activity = 0.0  # loop time of the last data either way (idle timeout)
+        self.pending_header: bytes | None = None  # PROXY header waiting for the client's first data
         self.task: asyncio.Task[None] | None = None
         self.cap_timer: asyncio.TimerHandle | None = None
         self.finished = False
@@ -195,7 +204,17 @@ class _Flow:
     def side_data(self, side: _Side, data: bytes) -> None:
         if self.mode == "blackhole":
             return  # read and dropped: nothing ever comes back
+        now = asyncio.get_running_loop().time()
+        if self.nlb._idle_expired(self, now):
+            # The NLB forgot this flow: the segment is answered with a reset, both ways.
+            self.nlb._stats.idle_resets += 1
+            self.nlb._stats.resets_to_client += 1
+            self.abort()
+            return
+        self.last_activity = now
         other = self.other(side)
+        if side is self.client and self.pending_header is not None:
+            data, self.pending_header = self.pending_header + data, None
         if other is not None and other.transport is not None and not other.lost:
             other.transport.write(data)
 
@@ -204,6 +223,9 @@ class _Flow:
             self.finish()
             return
         other = self.other(side)
+        if side is self.client and self.pending_header is not None and other is not None and other.transport is not None:
+            other.transport.write(self.pending_header)  # a FIN before any data: the header still goes first
+            self.pending_header = None
         if other is not None and other.transport is not None and not other.lost:
             if other.transport.can_write_eof():
                 with contextlib.suppress(OSError):
@@ -284,6 +306,12 @@ class NlbEmulator:
     health-check interval and timeout multiplier. ``vpc_endpoint_id``: clients arrive over
     PrivateLink through this endpoint. ``idle_timeout``: how long a black-holed connection is
     kept before it is reset. ``connect_timeout``: for connections to the target.
+    ``listen_host_v6``: also listen there (e.g. ``::1``) for IPv6 clients, who get an answer
+    only while the load balancer is dualstack (``address_v6``).
+    ``idle_timeout_scale``: multiplier for the listener's ``tcp.idle_timeout.seconds`` after which
+    a silent flow is reset (lab/nlb_idle.py).
+    ``privatelink``: clients arrive through the interface endpoint of the NLB's endpoint
+    service (the world's): preservation has no effect and the TLV carries that endpoint's id.
     """
 
     def __init__(
@@ -301,6 +329,9 @@ class NlbEmulator:
         vpc_endpoint_id: str | None = None,
         idle_timeout: float = NLB_IDLE_TIMEOUT,
         connect_timeout: float = 10.0,
+        privatelink: bool = False,
+        listen_host_v6: str | None = None,
+        idle_timeout_scale: float = 1.0,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.world = world
@@ -314,6 +345,11 @@ class NlbEmulator:
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
         self._vpc_endpoint_id = vpc_endpoint_id
+        self.privatelink = privatelink
+        self.listen_host_v6 = listen_host_v6
+        self.idle_timeout_scale = idle_timeout_scale
+        self._server_v6: asyncio.Server | None = None
+        self._address_v6: tuple[str, int] | None = None
         self._state: LiveState | None = None
         self._stats = NlbStats()
         self._server: asyncio.Server | None = None
@@ -338,6 +374,11 @@ class NlbEmulator:
         if self._address is None:
             raise LabError("the lab NLB has not been started")
         return self._address
+
+    @property
+    def address_v6(self) -> tuple[str, int] | None:
+        """The IPv6 listener's address (``listen_host_v6``), None without one."""
+        return self._address_v6
 
     @property
     def state(self) -> LiveState | None:
@@ -396,6 +437,20 @@ class NlbEmulator:
                 hint="on Linux all of 127.0.0.0/8 is local; elsewhere add the address to lo",
             ) from exc
         self._address = self._server.sockets[0].getsockname()[:2]
+        if self.listen_host_v6:
+            try:
+                self._server_v6 = await loop.create_server(
+                    lambda: _Flow(self).client, self.listen_host_v6, 0, reuse_address=True
+                )
+            except OSError as exc:
+                self._server.close()
+                self._server = None
+                self._shutdown_executor()
+                raise LabError(
+                    f"the lab NLB cannot listen on {self.listen_host_v6}: {exc}",
+                    hint="IPv6 scenarios need ::1 on lo (sysctl net.ipv6.conf.lo.disable_ipv6=0)",
+                ) from exc
+            self._address_v6 = self._server_v6.sockets[0].getsockname()[:2]
         self._poller = asyncio.create_task(self._poll_loop(), name="ppdoctor-nlb-poll")
         self._reconcile_checkers()
 
@@ -404,6 +459,9 @@ class NlbEmulator:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        server_v6, self._server_v6 = self._server_v6, None
+        if server_v6 is not None:
+            server_v6.close()
         tasks = [t for t in (self._poller, *self._checkers.values()) if t is not None]
         for task in tasks:
             task.cancel()
@@ -415,6 +473,8 @@ class NlbEmulator:
         self._checkers.clear()
         if server is not None:
             await server.wait_closed()
+        if server_v6 is not None:
+            await server_v6.wait_closed()
         # Let the aborted transports run their connection_lost callbacks.
         await asyncio.sleep(0)
         self._shutdown_executor()
@@ -490,9 +550,22 @@ class NlbEmulator:
         assert transport is not None
         peer = transport.get_extra_info("peername")
         flow.client_addr = (peer[0], peer[1])
+        flow.listener_addr = transport.get_extra_info("sockname")[:2]
         state = self._state
         assert state is not None
-        mode = return_path(state, flow.client_addr[0], self.vpc_cidr)
+        v6 = ipv6_flow_mode(state, flow.client_addr[0])
+        if v6 == "refuse":
+            self._reset_client(flow)
+            return
+        if v6 is not None:
+            mode = v6  # an IPv4 target group: the NLB translates, preservation cannot apply
+        elif self.privatelink:
+            mode = "nlb"  # preservation has no effect on PrivateLink traffic
+        else:
+            mode = return_path(state, flow.client_addr[0], self.vpc_cidr)
+        if mode != "blackhole" and not nlb_admits(state, flow.client_addr[0], self.world.listener_port):
+            self._stats.sg_dropped += 1
+            mode = "blackhole"
         if mode == "blackhole":
             self._stats.blackholed += 1
             self._stats.blackholed_active += 1
@@ -527,6 +600,16 @@ class NlbEmulator:
             self._reset_client(flow)
             return
         source = flow.client_addr[0] if flow.mode == "preserved" else self.world.nlb_private_ip
+        if not target_admits(state, target, source):
+            # The target's security group drops the SYN: nothing ever comes back.
+            self._stats.sg_dropped += 1
+            self._stats.blackholed += 1
+            self._stats.blackholed_active += 1
+            flow.blackhole(self.idle_timeout)
+            client_transport = flow.client.transport
+            if client_transport is not None and not client_transport.is_closing():
+                client_transport.resume_reading()
+            return
         side = _Side(flow)
         loop = asyncio.get_running_loop()
         try:
@@ -543,15 +626,33 @@ class NlbEmulator:
             _reset(side.transport)
             return
         self._stats.forwarded += 1
+        flow.last_activity = loop.time()
         if state.pp_v2:
             assert self._address is not None
-            header = proxy_v2(flow.client_addr, self._address, vpce_id=self._vpc_endpoint_id)
+            header = proxy_v2(flow.client_addr, flow.listener_addr, vpce_id=self._flow_vpce_id(state))
             assert side.transport is not None
-            side.transport.write(header)
+            if header_on_connect(state.attributes):
+                side.transport.write(header)
+            else:  # the default placement: with the client's first data (lab/nlb_placement.py)
+                flow.pending_header = header
             self._stats.pp_headers_sent += 1
         client_transport = flow.client.transport
         if client_transport is not None and not client_transport.is_closing():
             client_transport.resume_reading()
+
+    def _idle_expired(self, flow: _Flow, now: float) -> bool:
+        state = self._state
+        if state is None or not flow.last_activity:
+            return False
+        return idle_expired(flow.last_activity, now, state.idle_timeout_seconds, self.idle_timeout_scale)
+
+    def _flow_vpce_id(self, state: LiveState) -> str | None:
+        """The VPC endpoint id for TLV 0xEA: the explicit one, else the endpoint a PrivateLink client uses."""
+        if self._vpc_endpoint_id:
+            return self._vpc_endpoint_id
+        if self.privatelink and state.vpc_endpoint_ids:
+            return state.vpc_endpoint_ids[0]
+        return None
 
     def _reset_client(self, flow: _Flow) -> None:
         self._stats.resets_to_client += 1
@@ -600,7 +701,10 @@ class NlbEmulator:
             started = loop.time()
             target = next((t for t in state.targets if (t.id, t.port) == key), None)
             if target is not None and hc.enabled:
-                result = await self.check_target(target, hc, pp_v2=state.pp_v2)
+                if target_admits(state, replace(target, port=hc.port_for(target.port)), self.world.nlb_private_ip):
+                    result = await self.check_target(target, hc, pp_v2=state.pp_v2)
+                else:  # the target's security group drops the NLB's checks: they time out
+                    result = HealthCheckResult(False, "connect: timeout")
                 self._stats.health_checks += 1
                 if not result.ok:
                     self._stats.health_check_failures += 1

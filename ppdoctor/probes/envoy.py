@@ -98,9 +98,11 @@ async def probe_envoy(ctx: ProbeContext) -> Observation:
     traffic = [l for l in listeners if not _is_status(l)]
     obs.evidence["listeners"] = listeners
     obs.evidence["stats"] = counters
+    # Which ports the gateway listens on (the target port must be one: istio/istio #48492).
+    obs.fact("gateway.listener_ports", sorted({int(l["port"]) for l in traffic if l.get("port") is not None}))
     if not traffic:
-        obs.status = Status.ERROR
-        obs.summary = "the gateway has no traffic listeners (is a Gateway resource bound to it?)"
+        obs.status = Status.FAIL  # an observation about the gateway, not a failure of the probe
+        obs.summary = "the gateway has no traffic listeners: no Gateway server lands on any of its ports"
         return obs
     pp_live = all(l["pp_filter"] for l in traffic)
     obs.fact("gateway.pp_live", pp_live)

@@ -116,6 +116,12 @@ async def http_exchange(
         ex.failure_class, ex.detail = FailureClass.REFUSED, "connection refused (RST to SYN)"
         ex.timings_ms["total"] = ms()
         return ex
+    except ConnectionResetError:
+        # The handshake completed and the peer reset at once (an NLB whose target refused it), before
+        # the connect call returned: a reset, not a timeout.
+        ex.failure_class, ex.detail = FailureClass.RESET, "connection reset right after the handshake"
+        ex.timings_ms["total"] = ms()
+        return ex
     except OSError as exc:
         ex.failure_class = FailureClass.REFUSED if exc.errno in (errno.ECONNREFUSED,) else FailureClass.TIMEOUT_CONNECT
         ex.detail = f"connect failed: {exc.strerror or exc}"

@@ -13,13 +13,14 @@ import random
 import time
 from typing import Any
 
-from ..lab.addresses import TEST_NET_SOURCE
+from .clientpath import client_path_headers, end_client, hops_in_front
 from .context import ProbeContext, run_blocking
 from .echo_view import classify_ip, parse_echo
 from .model import FailureClass, Observation, Status
 from .net import Exchange, http_exchange
 from .tcpinfo import METHOD_CLOCK, METHOD_KERNEL, kernel_rtt_ms
 
+TEST_NET_SOURCE = "203.0.113.7"  # TEST-NET-3 (RFC 5737): the source ppdoctor spoofs in its own PROXY headers
 FORGED_XFF = "198.51.100.66"  # TEST-NET-2 (RFC 5737): an address no real client has
 FORGED_XFF_NET = "198.51.100."
 MAX_FORGED = 8  # longer than any trusted-hop count seen in the field (a CDN and a WAF: 2)
@@ -93,6 +94,9 @@ async def probe_tcp(ctx: ProbeContext) -> Observation:
     except ConnectionRefusedError:
         obs.status, obs.failure_class = Status.FAIL, FailureClass.REFUSED
         obs.summary = f"{host}:{port} refused the connection"
+    except ConnectionResetError:
+        obs.status, obs.failure_class = Status.FAIL, FailureClass.RESET
+        obs.summary = f"{host}:{port} reset the connection right after the handshake"
     except OSError as exc:
         import socket
 
@@ -123,19 +127,27 @@ async def probe_http_via_nlb(ctx: ProbeContext) -> Observation:
     host, port = ctx.nlb_address()
     t = ctx.config.timeouts
     ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
+                             headers=client_path_headers(ctx.config),
                              source=ctx.config.nlb.client_source or None,
                              connect_timeout=t.connect, total_timeout=t.response)
     _apply_exchange(obs, ex)
     obs.fact("via_nlb.result", ex.failure_class.value)
     obs.fact("via_nlb.status", ex.status)
+    obs.fact("via_nlb.hops_in_front", hops_in_front(ctx.config))
     if ex.local:
         obs.fact("via_nlb.prober_ip", ex.local[0])
     view = _echo_facts(obs, ex, "via_nlb")
     if view is not None:
+        # The prober's own address; behind a proxy in front of the NLB (nlb.client_headers) the client
+        # is whom that proxy names in X-Forwarded-For, and the proxy's address is not the client's.
         prober = {ctx.config.nlb.client_source} if ctx.config.nlb.client_source else set()
         if ex.local:
             prober.add(ex.local[0])
-        cls = await _classify(ctx, obs, view.client_ip, spoofed=None, prober=prober)
+        behind = end_client(ctx.config)
+        if behind and view.client_ip in prober:
+            cls = "proxy-in-front"
+        else:
+            cls = await _classify(ctx, obs, view.client_ip, spoofed=None, prober={behind} if behind else prober)
         obs.fact("via_nlb.client_ip_class", cls)
         obs.summary = f"{_describe(ex)}; backend saw client {view.client_ip} ({cls})"
         obs.status = Status.OK if cls in ("prober", "external") else Status.FAIL
@@ -166,7 +178,7 @@ async def probe_xff_forge(ctx: ProbeContext) -> Observation:
     for count in (1, MAX_FORGED):
         forged = _forged(count)
         ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
-                                 headers=[("X-Forwarded-For", ", ".join(forged))],
+                                 headers=client_path_headers(ctx.config, [("X-Forwarded-For", ", ".join(forged))]),
                                  source=ctx.config.nlb.client_source or None,
                                  connect_timeout=t.connect, total_timeout=t.response)
         view = _echo_facts(obs, ex, "forge")
@@ -184,7 +196,8 @@ async def probe_xff_forge(ctx: ProbeContext) -> Observation:
         if won is not None:
             _apply_exchange(obs, ex)
             obs.fact("xff.forged_count_won", count)
-            obs.fact("xff.trusted_hops_measured", count - won)
+            # entries right of the one taken: the rest of the forged chain plus what proxies in front appended
+            obs.fact("xff.trusted_hops_measured", count - won + hops_in_front(ctx.config))
             break
     else:
         _apply_exchange(obs, ex)

@@ -11,7 +11,7 @@ from textual.widgets import Footer
 from ..widgets.nav import NavBar
 
 if TYPE_CHECKING:
-    from ..app import PPDoctorApp
+    from .host import Host
 
 
 class WorkflowScreen(Screen[Any]):
@@ -19,7 +19,8 @@ class WorkflowScreen(Screen[Any]):
     HELP = ""  # a paragraph for the help screen
 
     @property
-    def ppd(self) -> "PPDoctorApp":
+    def ppd(self) -> Host:
+        """The hosting app, typed by what screens may ask of it (never ``ppdoctor.app`` itself)."""
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:

@@ -2,7 +2,7 @@
 
 The load itself runs where ``ppdoctor bench`` runs it — worker processes started by
 :func:`ppdoctor.bench.run_bench` — driven from the engine loop, so the UI thread only
-receives progress (about twice a second) and finished runs, as ``BenchUpdate`` messages.
+receives progress (about twice a second) and finished runs, as typed ``Bench*`` messages.
 State lives here, on the app, so it survives switching screens; the screen redraws from it.
 
 On the lab, one gateway accepts only one of "PP off" / "PP on" (docs/bench.md): with
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,8 @@ from ..errors import ConfigError, PPDoctorError
 from . import messages as msg
 
 if TYPE_CHECKING:
-    from ..app import LabHandle, PPDoctorApp
     from ..bench import BenchProgress, BenchResult, BenchSpec, RunResult
+    from .host import Host, LabLike
 
 Key = tuple[float | None, str]  # (rate, side)
 LIVE_POINTS = 2000  # per run: ~16 min of half-second progress points
@@ -74,7 +73,9 @@ class BenchParams:
 
 
 class BenchController:
-    def __init__(self, app: "PPDoctorApp") -> None:
+    """The bench's state on the app: parameters, runs so far, companion labs; fed by ``Bench*`` messages."""
+
+    def __init__(self, app: Host) -> None:
         self.app = app
         self.params = BenchParams()
         self.running = False
@@ -87,7 +88,7 @@ class BenchController:
         self.live: dict[Key, list[tuple[float, float | None, float | None]]] = {}
         self.status = "not run yet"
         self.error = ""
-        self.companions: dict[str, LabHandle] = {}
+        self.companions: dict[str, LabLike] = {}
         self._companion_cfg: dict[str, TargetConfig] = {}
         self._stop: asyncio.Event | None = None
         self._future: concurrent.futures.Future[Any] | None = None
@@ -100,7 +101,7 @@ class BenchController:
             return "a bench is already running (ctrl+x stops it)"
         if self.app.session is None:
             return "no target: start the lab or configure a target first"
-        if self.app.applying:
+        if self.app.fixes.applying:
             return "a fix is being applied: bench once it has finished"
         try:
             params.parsed()
@@ -150,17 +151,13 @@ class BenchController:
     def close(self) -> None:
         """Stop the companion labs (blocking; when ppdoctor exits)."""
         for handle in list(self.companions.values()):
-            try:
-                handle.stop()
-            finally:
-                if handle.owned and handle.state_dir.name.startswith("ppdoctor-lab-"):
-                    shutil.rmtree(handle.state_dir, ignore_errors=True)
+            handle.close()
         self.companions.clear()
 
     # --- the run (a worker on the UI loop; the load runs from the engine loop) ------------------
 
-    def _post(self, kind: str, payload: Any = None) -> None:
-        self.app.post_message(msg.BenchUpdate(kind, payload))  # thread-safe
+    def _post(self, message: msg.BenchUpdate) -> None:
+        self.app.post_message(message)  # thread-safe
 
     def _build_spec(self, params: BenchParams, config: TargetConfig) -> "BenchSpec":
         from ..bench import BenchSpec
@@ -181,7 +178,7 @@ class BenchController:
             spec = await asyncio.to_thread(self._build_spec, params, config)  # --target nlb reads AWS
             if (self.app.lab is not None and params.companion and params.target == "gateway"
                     and not params.off_config.strip()):
-                self._post("status", "preflight: one request per side")
+                self._post(msg.BenchStatus("preflight: one request per side"))
                 refused = await self.app.engine.run(refused_sides(spec))
                 for name, problem in refused.items():
                     scenario = companion_scenario(name)
@@ -189,34 +186,34 @@ class BenchController:
                         continue
                     cfg = self._companion_cfg.get(name)
                     if cfg is None:
-                        self._post("status", f"PP {name}: {problem} — starting companion lab {scenario} for this side")
+                        self._post(msg.BenchStatus(f"PP {name}: {problem} — starting companion lab {scenario} "
+                                                   "for this side"))
                         cfg = await asyncio.to_thread(self._start_companion, name, scenario)
                     spec = with_side_from(spec, name, cfg, f"companion lab {scenario} ({cfg.path})")
             stop = asyncio.Event()  # waited on and set on the engine loop only
-            self._post("spec", spec)
+            self._post(msg.BenchPlanned(spec))
             self._stop = stop
             self._future = self.app.engine.submit(run_bench(
-                spec, stop=stop, progress=lambda p: self._post("progress", p), on_run=lambda r: self._post("run", r)))
+                spec, stop=stop, progress=lambda p: self._post(msg.BenchProgressed(p)),
+                on_run=lambda r: self._post(msg.BenchRunDone(r))))
             try:
                 result = await asyncio.wrap_future(self._future)
             except asyncio.CancelledError:
                 self.app.engine.call(stop.set)  # the load processes stop; the engine task ends by itself
                 raise
-            self._post("finished", result)
+            self._post(msg.BenchFinished(result))
         except PPDoctorError as exc:
-            self._post("failed", str(exc))
+            self._post(msg.BenchFailed(str(exc)))
         finally:
             self._stop = None
             self._future = None
 
     def _start_companion(self, side: str, scenario: str) -> TargetConfig:
-        """Blocking (a thread): start a lab for ``side`` and return its target config."""
-        from ..app import LabHandle, _lab_state_dir
-
-        handle = LabHandle(scenario, _lab_state_dir())
+        """Blocking (a thread): start a lab for ``side`` beside the app's own and return its target config."""
+        assert self.app.lab is not None  # companions only on the lab (checked by _run)
+        handle = self.app.lab.sibling(scenario)
         self.companions[side] = handle
-        endpoints = handle.start()
-        cfg = load_config(endpoints["config"], env={})
+        cfg = handle.start_config()
         self._companion_cfg[side] = cfg
         self.app.note(f"bench: companion lab {scenario} started for the PP-{side} side "
                       f"(gateway {cfg.gateway.direct})", state_dir=str(handle.state_dir))
@@ -224,46 +221,55 @@ class BenchController:
 
     # --- updates (UI thread) --------------------------------------------------------------------
 
-    def handle(self, message: msg.BenchUpdate) -> None:
+    def handle(self, message: msg.BenchUpdate) -> str:
+        """Fold one update into the state; returns its kind (what ``bench_changed`` publishes)."""
         from ..bench.report import comparison, fmt_rate, run_line
 
-        kind, payload = message.kind, message.payload
-        if kind == "status":
-            self.status = str(payload)
-        elif kind == "spec":
-            self.spec = payload
-            self.plan = [(rate, side.name) for rate in payload.rates for side in payload.sides]
-            self.status = f"{len(self.plan)} runs of {payload.duration_s:g} s"
-        elif kind == "progress":
-            p = payload
-            self.progress = p
-            points = self.live.setdefault((p.rate, p.side), [])
-            if len(points) < LIVE_POINTS:
-                points.append((p.elapsed_s, p.window_p50_ms, p.window_p99_ms))
-            if not self.stopping:
-                self.status = f"run {p.run_index + 1}/{p.run_count}: {fmt_rate(p.rate)} RPS, PP {p.side}"
-        elif kind == "run":
-            r = payload
-            self.runs[(r.rate, r.side)] = r
-            self.app.note(f"bench: {run_line(r)}", bench={
-                "rate": r.rate, "side": r.side, "target": r.target.address, "achieved_rps": round(r.achieved_rps, 1),
-                "latency_ms": {k: v for k, v in r.latency.as_dict().items() if k.endswith("_ms")},
-                "late": r.late, "unsent": r.unsent, "outcomes": dict(r.outcomes), "skipped": r.skipped or None})
-        elif kind == "finished":
-            self.result = payload
-            self.running, self.stopping = False, False
-            held = [r for r in payload.runs if not r.skipped]
-            self.status = ("interrupted: the table holds what was measured" if payload.interrupted
-                           else f"done: {len(held)} run(s)" + (f", {len(payload.runs) - len(held)} skipped"
-                                                              if len(held) < len(payload.runs) else ""))
-            for line in comparison(payload):
-                self.app.note(f"bench: {line.strip()}")
-        elif kind == "failed":
-            self.running, self.stopping = False, False
-            self.error = str(payload)
-            self.status = "failed"
+        match message:
+            case msg.BenchStatus(text=text):
+                kind, self.status = "status", text
+            case msg.BenchPlanned(spec=spec):
+                kind, self.spec = "spec", spec
+                self.plan = [(rate, side.name) for rate in spec.rates for side in spec.sides]
+                self.status = f"{len(self.plan)} runs of {spec.duration_s:g} s"
+            case msg.BenchProgressed(progress=p):
+                kind, self.progress = "progress", p
+                points = self.live.setdefault((p.rate, p.side), [])
+                if len(points) < LIVE_POINTS:
+                    points.append((p.elapsed_s, p.window_p50_ms, p.window_p99_ms))
+                if not self.stopping:
+                    self.status = f"run {p.run_index + 1}/{p.run_count}: {fmt_rate(p.rate)} RPS, PP {p.side}"
+            case msg.BenchRunDone(run=r):
+                kind = "run"
+                self.runs[(r.rate, r.side)] = r
+                self.app.note(f"bench: {run_line(r)}", bench={
+                    "rate": r.rate, "side": r.side, "target": r.target.address,
+                    "achieved_rps": round(r.achieved_rps, 1),
+                    "latency_ms": {k: v for k, v in r.latency.as_dict().items() if k.endswith("_ms")},
+                    "late": r.late, "unsent": r.unsent, "outcomes": dict(r.outcomes), "skipped": r.skipped or None})
+            case msg.BenchFinished(result=result):
+                kind, self.result = "finished", result
+                self.running, self.stopping = False, False
+                held = [r for r in result.runs if not r.skipped]
+                self.status = ("interrupted: the table holds what was measured" if result.interrupted
+                               else f"done: {len(held)} run(s)" + (f", {len(result.runs) - len(held)} skipped"
+                                                                  if len(held) < len(result.runs) else ""))
+                from ..bench.report import table
+
+                # One "bench" entry with the table: the incident report shows it (the lines stay notes too).
+                if self.app.session is not None:
+                    self.app.in_engine(self.app.session.record, "bench", f"bench (TUI): {self.status}",
+                                       table=table(result), comparison=comparison(result))
+                for line in comparison(result):
+                    self.app.note(f"bench: {line.strip()}")
+            case msg.BenchFailed(error=error):
+                kind = "failed"
+                self.running, self.stopping = False, False
+                self.error = error
+                self.status = "failed"
         self.app.bench_changed.publish(kind)
+        return kind
 
     def failed(self, error: BaseException | str) -> None:
         """The worker died with an unexpected error (the app shows it in a modal)."""
-        self.handle(msg.BenchUpdate("failed", str(error)))
+        self.handle(msg.BenchFailed(str(error)))

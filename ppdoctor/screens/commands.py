@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
+from ..fixes.choose import suggest_fixes
 from ..fixes.model import FIX_TITLES
 from ..probes import PROBES
 
@@ -36,15 +37,15 @@ class PPDoctorCommands(Provider):
                    ("bench", "Bench", "PP off vs PP on under load: latency table and plot")]
         if mode == "probes":
             yield ("Run the highlighted probe", "Enter on the Probes screen", lambda: app.screen.action_run_selected())
-        yield ("Run all probes", "run every probe concurrently, then diagnose", app.start_probes)
-        yield ("Cancel running probes", "stop every probe that is still waiting", app.cancel_all_probes)
-        yield ("Diagnose now", "run the rules on what has been observed", app.run_diagnosis)
-        for fix, finding in app.suggested_fixes():
+        yield ("Run all probes", "run every probe concurrently, then diagnose", app.probes.start_all)
+        yield ("Cancel running probes", "stop every probe that is still waiting", app.probes.cancel_all)
+        yield ("Diagnose now", "run the rules on what has been observed", app.probes.diagnose)
+        for fix, finding in suggest_fixes(app.findings):
             yield (f"Plan {fix}", f"suggested by {finding}: {FIX_TITLES.get(fix, '')}", partial(self._plan, fix))
         if app.bench.running:
             yield ("Stop the bench", "the table keeps what was measured", app.bench.stop)
-        yield ("Apply the current plan…", "shows the exact changes and asks first", app.request_apply)
-        yield ("Roll back applied changes…", "restore the before-values from the journal", app.request_rollback)
+        yield ("Apply the current plan…", "shows the exact changes and asks first", app.fixes.request_apply)
+        yield ("Roll back applied changes…", "restore this incident's before-values", app.fixes.request_rollback)
         for fmt, label in (("md", "Markdown"), ("json", "JSON"), ("html", "HTML")):
             yield (f"Export report as {label}", f"write ppdoctor-report.{fmt} (path on the Report screen)",
                    partial(self._export, fmt))
@@ -53,13 +54,13 @@ class PPDoctorCommands(Provider):
                 yield (f"Go to {label}", help_text, partial(app.switch_mode, target))
         yield ("Help: keys and workflow", "every key of every screen", app.action_help)
         for name, info in PROBES.items():
-            yield (f"Run probe {name}", info.description, partial(app.start_probe, name))
+            yield (f"Run probe {name}", info.description, partial(app.probes.start, name))
         for fix, title in FIX_TITLES.items():
             yield (f"Plan {fix}", title, partial(self._plan, fix))
 
     def _plan(self, fix: str) -> None:
         app: Any = self.app
-        app.plan_fix(fix)
+        app.fixes.plan_fix(fix)
         app.switch_mode("fix")
 
     def _export(self, fmt: str) -> None:

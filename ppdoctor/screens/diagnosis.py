@@ -57,8 +57,8 @@ class DiagnosisScreen(WorkflowScreen):
         self._refresh()
 
     def on_screen_resume(self) -> None:
-        if self.ppd.diagnosis_stale:
-            self.ppd.run_diagnosis()
+        if self.ppd.probes.stale:
+            self.ppd.probes.diagnose()
 
     def _refresh(self) -> None:
         table = self.query_one("#finding-table", DataTable)
@@ -91,7 +91,7 @@ class DiagnosisScreen(WorkflowScreen):
         finding = self.selected()
         if not app.observations:
             empty = "No probes have run yet: press a to run every probe, or 2 to run them one by one."
-        elif app.diagnosis_stale:
+        elif app.probes.stale:
             empty = "Diagnosing…"
         else:
             empty = "No finding: the rules found nothing wrong with the facts observed so far."
@@ -113,14 +113,14 @@ class DiagnosisScreen(WorkflowScreen):
         if finding is None or not finding.fixes:
             self.ppd.say("the highlighted finding has no fix to plan", severity="warning")
             return
-        self.ppd.plan_fix(finding.fixes[0])
+        self.ppd.fixes.plan_fix(finding.fixes[0])
         self.ppd.switch_mode("fix")
 
     def action_rediagnose(self) -> None:
         if not self.ppd.observations:
             self.ppd.say("nothing observed yet: press a to run every probe", severity="warning")
             return
-        self.ppd.run_diagnosis()
+        self.ppd.probes.diagnose()
 
     def action_run_all(self) -> None:
-        self.ppd.start_probes()
+        self.ppd.probes.start_all()

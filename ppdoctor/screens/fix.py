@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, DataTable
 
+from ..fixes.choose import suggest_fixes
 from ..fixes.model import FIX_TITLES
 from ..widgets.plan import PlanView
 from ..widgets.safe import safe_text
@@ -19,13 +20,13 @@ class FixScreen(WorkflowScreen):
     MODE = "fix"
     HELP = ("Fixes are data: a plan lists every change (object, field, before → after) and the API call it makes. "
             "Planning reads the live state and writes nothing. Applying asks for an explicit yes, applies one change "
-            "at a time, verifies each by probing again, and journals the before-values so r can roll back.")
+            "at a time, verifies each by probing again, and records the before-values in the incident so r can roll them back.")
     BINDINGS = [
         Binding("p", "plan_selected", "Plan", id="fix.plan",
                 tooltip="Build the plan of the highlighted fix (Enter too); reads the live state, writes nothing"),
         Binding("x", "apply", "Apply…", id="fix.apply", tooltip="Show the exact changes and ask before applying them"),
         Binding("r", "rollback", "Roll back…", id="fix.rollback",
-                tooltip="Restore every before-value from the change journal (asks first)"),
+                tooltip="Restore this incident's before-values, newest first (asks first)"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -48,22 +49,22 @@ class FixScreen(WorkflowScreen):
     def _refresh_fixes(self) -> None:
         table = self.query_one("#fix-table", DataTable)
         table.clear()
-        suggested = self.ppd.suggested_fixes()
+        suggested = suggest_fixes(self.ppd.findings)
         for fix, finding in suggested:
             table.add_row(Text(fix, style="bold"), safe_text(finding, "yellow"), key=fix)
         for fix in FIX_TITLES:
             if fix not in table.rows:
                 table.add_row(Text(fix, style="dim"), Text(""), key=fix)
-        current = getattr(self.ppd.plan, "id", None) or (suggested[0][0] if suggested else None)
+        current = getattr(self.ppd.fixes.plan, "id", None) or (suggested[0][0] if suggested else None)
         if current in table.rows:
             table.move_cursor(row=table.get_row_index(current))
 
     def _refresh_plan(self) -> None:
         app = self.ppd
         planning = ""
-        if app.plan is None and any(w.group == "plan" and w.is_running for w in app.workers):
+        if app.fixes.plan is None and any(w.group == "plan" and w.is_running for w in app.workers):
             planning = "Reading the live state to build the plan…"
-        self.query_one(PlanView).show(app.plan, app.apply_log, app.apply_result, planning=planning)
+        self.query_one(PlanView).show(app.fixes.plan, app.fixes.apply_log, app.fixes.apply_result, planning=planning)
 
     @property
     def selected(self) -> str | None:
@@ -74,17 +75,17 @@ class FixScreen(WorkflowScreen):
 
     @on(DataTable.RowSelected, "#fix-table")
     def _selected(self, event: DataTable.RowSelected) -> None:
-        self.ppd.plan_fix(str(event.row_key.value))
+        self.ppd.fixes.plan_fix(str(event.row_key.value))
 
     def action_plan_selected(self) -> None:
         if self.selected:
-            self.ppd.plan_fix(self.selected)
+            self.ppd.fixes.plan_fix(self.selected)
 
     def action_apply(self) -> None:
-        self.ppd.request_apply()
+        self.ppd.fixes.request_apply()
 
     def action_rollback(self) -> None:
-        self.ppd.request_rollback()
+        self.ppd.fixes.request_rollback()
 
     @on(Button.Pressed, "#plan-apply")
     def _apply_pressed(self) -> None:

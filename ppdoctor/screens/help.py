@@ -9,6 +9,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from .host import APP_BINDINGS
+
 WORKFLOW = ("Setup → Probes → Diagnosis → Fix → Report. Probe the path (each probe keeps its raw evidence), read "
             "the findings (ranked, each with the facts it rests on), plan a fix (reads the live state, writes "
             "nothing), confirm it explicitly, watch it apply and verify, roll it back if needed, and export the "
@@ -23,7 +25,6 @@ def _key(binding: Binding) -> str:
 
 
 def bindings_text() -> Text:
-    from ..app import PPDoctorApp
     from .bench import BenchScreen
     from .diagnosis import DiagnosisScreen
     from .fix import FixScreen
@@ -33,7 +34,7 @@ def bindings_text() -> Text:
     from .timeline import TimelineScreen
 
     text = Text()
-    sections = [("Everywhere", None, PPDoctorApp.BINDINGS)] + [
+    sections = [("Everywhere", None, APP_BINDINGS)] + [
         (cls.__name__.removesuffix("Screen"), cls.HELP, cls.BINDINGS)
         for cls in (SetupScreen, ProbesScreen, DiagnosisScreen, FixScreen, ReportScreen, TimelineScreen,
                                                   BenchScreen)]

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
 
 from ..config import TargetConfig
-from ..diagnosis.engine import Finding
+from ..diagnosis.model import Finding
 from ..probes.model import Observation
 from ..session import TimelineEvent
+
+if TYPE_CHECKING:  # the bench and fixes packages load when first used, not at start-up
+    from ..bench import BenchProgress, BenchResult, BenchSpec, RunResult
+    from ..fixes.apply import ApplyResult
+    from ..fixes.model import FixPlan
 
 
 @dataclass
@@ -35,7 +40,7 @@ class FindingsReady(Message):
 
 @dataclass
 class PlanReady(Message):
-    plan: Any  # FixPlan
+    plan: FixPlan
 
 
 @dataclass
@@ -45,7 +50,7 @@ class ApplyProgress(Message):
 
 @dataclass
 class ApplyFinished(Message):
-    result: Any  # ApplyResult
+    result: ApplyResult
 
 
 @dataclass
@@ -95,9 +100,42 @@ class EngineFailed(Message):
     error: str
 
 
-@dataclass
-class BenchUpdate(Message):
-    """Something happened in the bench: ``kind`` is status | progress | run | finished | failed."""
+# --- the bench: one message per kind of update (BenchController.handle) ---------------------------
 
-    kind: str
-    payload: Any = None
+@dataclass
+class BenchStatus(Message):
+    """What the bench is doing now (preflight, starting a companion lab)."""
+
+    text: str
+
+
+@dataclass
+class BenchPlanned(Message):
+    """The runs are decided: sides × rates."""
+
+    spec: BenchSpec
+
+
+@dataclass
+class BenchProgressed(Message):
+    """About twice a second during a run."""
+
+    progress: BenchProgress
+
+
+@dataclass
+class BenchRunDone(Message):
+    run: RunResult
+
+
+@dataclass
+class BenchFinished(Message):
+    result: BenchResult
+
+
+@dataclass
+class BenchFailed(Message):
+    error: str
+
+
+BenchUpdate = BenchStatus | BenchPlanned | BenchProgressed | BenchRunDone | BenchFinished | BenchFailed

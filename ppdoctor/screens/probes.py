@@ -55,18 +55,18 @@ class ProbesScreen(WorkflowScreen):
     def _cells(self, name: str) -> tuple[Text, Text, Text, Text]:
         app = self.ppd
         obs = app.observations.get(name)
-        if name in app.running:
-            elapsed = time.monotonic() - app.running[name]
+        if name in app.probes.running:
+            elapsed = time.monotonic() - app.probes.running[name]
             return Text(name, style="bold"), status_text("running"), Text(f"{elapsed:.1f} s", style="cyan"), \
                 Text(PROBES[name].description, style="dim", no_wrap=True, overflow="ellipsis")
         if obs is None:
-            state = "cancelled" if name in app.cancelled else "not run"
+            state = "cancelled" if name in app.probes.cancelled else "not run"
             return Text(name, style="bold"), status_text(state), Text(""), \
                 Text(PROBES[name].description, style="dim", no_wrap=True, overflow="ellipsis")
         status = status_text(obs.status.value)
         if obs.status.value in ("fail", "error") and obs.failure_class is not None and obs.failure_class.value != "ok":
             status.append(f" {obs.failure_class.value}", style="")
-        if name in app.cancelled:
+        if name in app.probes.cancelled:
             status = status_text("cancelled")
         took = obs.timings_ms.get("probe")
         summary = safe_text(obs.summary, limit=SUMMARY_WIDTH)
@@ -88,7 +88,7 @@ class ProbesScreen(WorkflowScreen):
             self._show_evidence()
 
     def _tick(self) -> None:
-        for name in list(self.ppd.running):
+        for name in list(self.ppd.probes.running):
             self._refresh_row(name)
 
     @property
@@ -103,7 +103,7 @@ class ProbesScreen(WorkflowScreen):
         name = self.selected
         info = PROBES[name]
         app = self.ppd
-        state = "running" if name in app.running else "cancelled" if name in app.cancelled else "idle"
+        state = "running" if name in app.probes.running else "cancelled" if name in app.probes.cancelled else "idle"
         self.query_one(EvidencePane).show(name, info.description, info.needs, app.observations.get(name), state)
 
     @on(DataTable.RowHighlighted, "#probe-table")
@@ -112,27 +112,27 @@ class ProbesScreen(WorkflowScreen):
 
     @on(DataTable.RowSelected, "#probe-table")
     def _selected(self, event: DataTable.RowSelected) -> None:
-        self.ppd.start_probe(str(event.row_key.value))
+        self.ppd.probes.start(str(event.row_key.value))
 
     def action_run_selected(self) -> None:
-        self.ppd.start_probe(self.selected)
+        self.ppd.probes.start(self.selected)
 
     def action_run_all(self) -> None:
-        if not self.ppd.start_probes():
+        if not self.ppd.probes.start_all():
             self.ppd.say("every probe is already running", severity="warning")
 
     def action_cancel(self) -> None:
         app = self.ppd
-        if app.cancel_probe(self.selected):
+        if app.probes.cancel(self.selected):
             return
-        count = app.cancel_all_probes()
+        count = app.probes.cancel_all()
         app.say(f"cancelled {count} running probe(s)" if count else "no probe is running")
 
     def action_diagnose(self) -> None:
         if not self.ppd.observations:
             self.ppd.say("nothing observed yet: run a probe first (Enter, or a for all)", severity="warning")
             return
-        self.ppd.run_diagnosis()
+        self.ppd.probes.diagnose()
         self.ppd.switch_mode("diagnosis")
 
     def action_focus_evidence(self) -> None:

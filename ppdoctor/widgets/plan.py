@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
@@ -11,6 +11,9 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, DataTable, Log, Static
 
 from .safe import clean, safe_text, show_value
+
+if TYPE_CHECKING:
+    from ..fixes.model import FixPlan
 
 CHANGE_STATUS_STYLE = {"pending": "dim", "applied": "bold green", "failed": "bold red", "rolled-back": "yellow",
                        "skipped": "dim"}
@@ -31,7 +34,7 @@ class PlanView(VerticalScroll):
         yield Static(id="plan-window")
         with Horizontal(id="plan-buttons"):
             yield Button("Apply…", id="plan-apply", variant="warning", tooltip="Shows the exact changes and asks first")
-            yield Button("Roll back…", id="plan-rollback", tooltip="Restore the before-values from the change journal")
+            yield Button("Roll back…", id="plan-rollback", tooltip="Restore this incident's before-values, newest first")
         yield Static("Verification", classes="section", id="plan-verify-label")
         yield DataTable(id="plan-verify", show_cursor=False)
         yield Static("Progress", classes="section", id="plan-log-label")
@@ -132,3 +135,25 @@ class PlanView(VerticalScroll):
     @on(DataTable.RowHighlighted, "#plan-changes")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_change(getattr(self, "plan", None), event.cursor_row)
+
+
+def short_value(value: Any, limit: int = 160) -> str:
+    """A value as the plan shows it, cut at ``limit`` characters."""
+    text = show_value(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def plan_lines(plan: FixPlan) -> list[str]:
+    """The exact changes of a plan, one block each, for the confirmation modal."""
+    lines = []
+    for i, change in enumerate(plan.changes, 1):
+        block = [f"{i}. {change.object}", f"   {change.field}:",
+                 f"     before: {'(absent)' if change.before is None else short_value(change.before, 400)}",
+                 f"     after:  {'(absent)' if change.after is None else short_value(change.after, 400)}",
+                 f"   via {change.api_call}"]
+        if change.note:
+            block.append(f"   note: {change.note}")
+        lines.append("\n".join(block))
+    if plan.window:
+        lines.append(f"window: {plan.window}")
+    return lines

@@ -16,7 +16,7 @@ from ppdoctor.bench import cli
 from ppdoctor.bench.targets import build_sides
 from ppdoctor.config import TargetConfig, load_config
 from ppdoctor.errors import ConfigError
-from ppdoctor.lab.echo import start_echo
+from ppdoctor.echo.server import start_echo
 
 from .servers import BehaviourServer
 

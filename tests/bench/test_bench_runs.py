@@ -12,7 +12,7 @@ import pytest
 
 from ppdoctor.bench import KEEPALIVE, NEW_CONNECTION, BenchSpec, Side, Target, run_bench, wire
 from ppdoctor.bench.runner import auto_workers
-from ppdoctor.lab.echo import start_echo
+from ppdoctor.echo.server import start_echo
 
 from .servers import BehaviourServer, closed_port, full_backlog_listener
 

@@ -16,7 +16,7 @@ import pytest
 from ppdoctor import proxyproto
 from ppdoctor.errors import ConfigError
 from ppdoctor.lab.addresses import CLIENT_IP, TEST_NET_SOURCE
-from ppdoctor.lab.echo import parse_listen, run_cli
+from ppdoctor.echo.server import parse_listen, run_cli
 
 LISTEN_IP = "127.1.2.30"
 

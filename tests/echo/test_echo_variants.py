@@ -11,7 +11,7 @@ import pytest_asyncio
 from ppdoctor import proxyproto
 from ppdoctor.errors import ConfigError
 from ppdoctor.lab.addresses import CLIENT_IP, ECHO_POD_IP, TEST_NET_SOURCE
-from ppdoctor.lab.echo import (
+from ppdoctor.echo.server import (
     MAX_BODY_BYTES,
     MAX_HEADER_BYTES,
     go_canonical_header,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest_asyncio
 
 from ppdoctor.lab.addresses import ECHO_POD_IP
-from ppdoctor.lab.echo import start_echo
+from ppdoctor.echo.server import start_echo
 from ppdoctor.lab.gateway import GatewayProcess
 
 

@@ -153,6 +153,7 @@ def gateway_deployment(
     *,
     metadata_annotations: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    image: str = "docker.io/istio/proxyv2:1.24.0",
 ) -> dict:
     return {
         "apiVersion": "apps/v1",
@@ -169,7 +170,7 @@ def gateway_deployment(
                     "containers": [
                         {
                             "name": "istio-proxy",
-                            "image": "docker.io/istio/proxyv2:1.24.0",
+                            "image": image,
                             "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
                         }
                     ]

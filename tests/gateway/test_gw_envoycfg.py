@@ -20,6 +20,8 @@ from .gwhelpers import PP_ANNOTATION, gateway_deployment
 PP_ON = derive_gateway_settings(gateway_deployment({"proxy.istio.io/config": PP_ANNOTATION}), {}, [], [], {})
 PLAIN = derive_gateway_settings(gateway_deployment(), {"defaultConfig": {"gatewayTopology": {"numTrustedProxies": 2}}}, [], [], {})
 
+ISTIO_127 = "docker.io/istio/proxyv2:1.27.1"  # knows ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL (PR #55986)
+
 
 def listeners(settings, **kw):
     args = {"pod_ip": "127.1.2.10", "traffic_port": 18080, "tls_port": 18443, "tls_cert": ("/c.pem", "/k.pem")}
@@ -125,7 +127,7 @@ def test_bootstrap_has_admin_status_listener_cluster_and_file_lds(tmp_path):
 
 
 def test_status_listener_pp_from_env():
-    settings = derive_gateway_settings(gateway_deployment(env={"ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL": "true"}), {}, [], [], {})
+    settings = derive_gateway_settings(gateway_deployment(env={"ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL": "true"}, image=ISTIO_127), {}, [], [], {})
     boot = envoycfg.render_bootstrap(
         settings, pod_ip="127.1.2.10", status_port=1, admin_port=2, echo_upstream=("127.1.2.20", 3), lds_path="/x/l.json"
     )

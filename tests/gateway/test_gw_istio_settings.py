@@ -25,6 +25,8 @@ from .gwhelpers import (
 ANNOTATION_SOURCE = "pod-template annotation proxy.istio.io/config"
 MESH_SOURCE = "mesh config defaultConfig.gatewayTopology"
 
+ISTIO_127 = "docker.io/istio/proxyv2:1.27.1"  # knows ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL (PR #55986)
+
 
 def derive(deployment=None, mesh=None, filters=(), services=(), labels=GATEWAY_LABELS):
     return derive_gateway_settings(deployment or gateway_deployment(), mesh or {}, list(filters), list(services), labels)
@@ -251,9 +253,20 @@ def test_unsupported_operations_are_reported():
 
 @pytest.mark.parametrize("value,expected", [("true", True), ("1", True), ("false", False), ("yes", False)])
 def test_status_port_env(value, expected):
-    s = derive(gateway_deployment(env={"ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL": value}))
+    s = derive(gateway_deployment(env={"ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL": value}, image=ISTIO_127))
     assert s.status_pp is expected
     assert s.status_allow_without_pp is expected
+
+
+@pytest.mark.parametrize("image,expected", [
+    ("docker.io/istio/proxyv2:1.26.3", False),  # before istio/istio PR #55986: pilot-agent ignores the env
+    ("docker.io/istio/proxyv2:1.27.0", True),
+    ("gcr.io/istio-release/proxyv2:1.28.1-distroless", True),
+    ("registry.example/proxyv2@sha256:" + "0" * 64, True),  # release unknown: the env is taken as set
+])
+def test_status_port_env_needs_istio_127(image, expected):
+    s = derive(gateway_deployment(env={"ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL": "true"}, image=image))
+    assert s.status_pp is expected
 
 
 def test_virtual_service_direct_responses():

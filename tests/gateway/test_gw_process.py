@@ -39,6 +39,8 @@ UNTYPED_DEPRECATED = derive_gateway_settings(
 )
 REJECTED_DETAIL = "Didn't find a registered implementation for 'envoy.listener.proxy_protocol' with type URL: ''"
 
+ISTIO_127 = "docker.io/istio/proxyv2:1.27.1"  # knows ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL (PR #55986)
+
 
 def ppv2_get(port: int) -> bytes:
     return proxyproto.proxy_v2((TEST_NET_SOURCE, 40004), (GATEWAY_POD_IP, port)) + get_request()
@@ -154,7 +156,7 @@ async def test_stop_leaves_no_process_and_is_idempotent(gateways):
 
 async def test_status_listener_gets_optional_pp_from_the_env(gateways):
     settings = derive_gateway_settings(
-        gateway_deployment(env={"ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL": "true"}), {}, [], [], LABELS
+        gateway_deployment(env={"ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL": "true"}, image=ISTIO_127), {}, [], [], LABELS
     )
     assert settings.status_pp and settings.status_allow_without_pp
     gw = await gateways(settings, name="gw-status-pp")

@@ -12,7 +12,7 @@ from ppdoctor.lab.addresses import (
     GATEWAY_POD_IP,
     TEST_NET_SOURCE,
 )
-from ppdoctor.lab.echo import start_echo
+from ppdoctor.echo.server import start_echo
 from ppdoctor.lab.istio import derive_gateway_settings
 
 from .gwhelpers import gateway_deployment, get_request, raw_exchange

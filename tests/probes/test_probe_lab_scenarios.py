@@ -147,7 +147,7 @@ def test_cli_probe_all_json(lab_pool, tmp_path):
     out = json.loads(proc.stdout)
     assert list(out) == ["observations"]
     observations = out["observations"]
-    assert [o["probe"] for o in observations] == list(PROBES)
+    assert [o["probe"] for o in observations] == [n for n, p in PROBES.items() if not p.on_demand]
     assert len(observations) == 12
     for o in observations:
         assert {"probe", "status", "failure_class", "timings_ms", "facts", "evidence", "summary"} <= set(o), o

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from textual.widgets import DataTable, Input, Select, Static
 
-from ppdoctor.app import LabHandle, PPDoctorApp
+from ppdoctor.app import PPDoctorApp
+from ppdoctor.lab.handle import LabHandle
 from ppdoctor.bench import wire
 from ppdoctor.config import GatewayTarget, TargetConfig
 from ppdoctor.screens.bench import BenchScreen, log_ticks
@@ -159,10 +160,10 @@ async def test_stop_keeps_what_was_measured(ok_server):
         await start_long_run(pilot, app)
         assert "live: 100 RPS" in screen_text(app)
         # no fix while the bench runs: its numbers would mix the states before and after
-        app.plan = demo_plan()
-        app.request_apply()
+        app.fixes.plan = demo_plan()
+        app.fixes.request_apply()
         await pilot.pause()
-        assert not isinstance(app.screen, ConfirmModal) and not app.applying
+        assert not isinstance(app.screen, ConfirmModal) and not app.fixes.applying
         assert any("a bench is running" in n.message for n in app._notifications)
         await pilot.press("ctrl+x")
         await wait_until(pilot, lambda: app.bench.result is not None, 30, "the stopped bench")

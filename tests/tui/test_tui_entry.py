@@ -7,15 +7,17 @@ import json
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ppdoctor import app as app_module
-from ppdoctor.app import LabHandle, PPDoctorApp, aws_credentials_source, run_default, run_lab, target_configured
-from ppdoctor.config import NlbTarget, TargetConfig, write_config
+from ppdoctor import tui as tui_module
+from ppdoctor.app import PPDoctorApp
+from ppdoctor.config import NlbTarget, TargetConfig, aws_credentials_source, target_configured, write_config
+from ppdoctor.lab import handle as handle_module
+from ppdoctor.lab.handle import LabHandle
+from ppdoctor.tui import run_default, run_lab
 from ppdoctor.errors import LabError
 from ppdoctor.screens.diagnosis import DiagnosisScreen
 from ppdoctor.screens.fix import FixScreen
@@ -70,13 +72,13 @@ def test_run_default_without_target_offers_the_lab(monkeypatch, tmp_path):
     apps = _capture_run(monkeypatch)
     monkeypatch.setenv("HOME", str(tmp_path))
     missing = tmp_path / "nothing.toml"
-    monkeypatch.setattr(app_module, "load_config", lambda path: TargetConfig())
+    monkeypatch.setattr(tui_module, "load_config", lambda path: TargetConfig())
     assert run_default(argparse.Namespace(config=None)) == 0
     assert apps[-1].session is None and "No target is configured" in apps[-1].start_reason
     assert isinstance(apps[-1].get_default_screen(), StartScreen)
     config = tmp_path / "target.toml"
     write_config(demo_config(), config)
-    monkeypatch.setattr(app_module, "load_config", app_module.__dict__["load_config"])
+    monkeypatch.setattr(tui_module, "load_config", tui_module.__dict__["load_config"])
     monkeypatch.undo()
     apps = _capture_run(monkeypatch)
     assert run_default(argparse.Namespace(config=str(config))) == 0
@@ -88,7 +90,7 @@ def test_run_default_without_target_offers_the_lab(monkeypatch, tmp_path):
 def test_run_lab_always_tears_the_lab_down(monkeypatch, tmp_path):
     stopped: list[LabHandle] = []
     monkeypatch.setattr(LabHandle, "stop", lambda self: stopped.append(self))
-    monkeypatch.setattr(app_module, "_lab_state_dir", lambda: tmp_path / "ppdoctor-lab-x")
+    monkeypatch.setattr(handle_module, "scratch_state_dir", lambda: tmp_path / "ppdoctor-lab-x")
 
     def crash(self: PPDoctorApp, *args: Any, **kwargs: Any) -> int:
         raise RuntimeError("boom")
@@ -104,7 +106,7 @@ def test_run_lab_always_tears_the_lab_down(monkeypatch, tmp_path):
 
 def test_attaching_to_a_running_lab_leaves_it_running(monkeypatch, tmp_path):
     (tmp_path / "lab.json").write_text(json.dumps({"scenario": "healthy", "config": "x.toml"}))
-    monkeypatch.setenv(app_module.ATTACH_ENV, str(tmp_path))
+    monkeypatch.setenv(tui_module.ATTACH_ENV, str(tmp_path))
     apps = _capture_run(monkeypatch)
     calls: list[Any] = []
     monkeypatch.setattr("ppdoctor.lab.cli.stop_lab", lambda *a, **k: calls.append(a))
@@ -129,7 +131,7 @@ async def test_start_screen_starts_the_lab_and_opens_on_it(monkeypatch, tmp_path
 
     monkeypatch.setattr(LabHandle, "start", fake_start)
     monkeypatch.setattr(LabHandle, "stop", lambda self: stopped.append(True))
-    monkeypatch.setattr(app_module, "_lab_state_dir", lambda: tmp_path / "ppdoctor-lab-y")
+    monkeypatch.setattr(handle_module, "scratch_state_dir", lambda: tmp_path / "ppdoctor-lab-y")
     app = PPDoctorApp(start_reason="No target is configured.", scenarios=None, cursor_blink=False)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)

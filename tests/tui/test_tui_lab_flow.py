@@ -73,8 +73,8 @@ async def wait_until(pilot: Any, condition: Callable[[], bool], timeout: float, 
     while not condition():
         if time.monotonic() > deadline:
             app = pilot.app
-            state = {"mode": app.current_mode, "screen": type(app.screen).__name__, "running": sorted(app.running),
-                     "stale": app.diagnosis_stale, "findings": [f.id for f in app.findings],
+            state = {"mode": app.current_mode, "screen": type(app.screen).__name__, "running": sorted(app.probes.running),
+                     "stale": app.probes.stale, "findings": [f.id for f in app.findings],
                      "workers": [(w.group, w.state.name) for w in app.workers],
                      "timeline": [e.summary[:80] for e in app.timeline[-6:]]}
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}: {state}")
@@ -93,7 +93,7 @@ async def plan_fix(pilot: Any, app: PPDoctorApp, fix_id: str) -> None:
     table = app.screen.query_one("#fix-table", DataTable)
     table.move_cursor(row=table.get_row_index(fix_id))
     await pilot.press("p")
-    await wait_until(pilot, lambda: getattr(app.plan, "id", None) == fix_id, 30, f"the plan of {fix_id}")
+    await wait_until(pilot, lambda: getattr(app.fixes.plan, "id", None) == fix_id, 30, f"the plan of {fix_id}")
     await settle(pilot, app)
 
 
@@ -103,7 +103,7 @@ async def test_declining_the_confirmation_changes_nothing(lab: Lab):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         await plan_fix(pilot, app, "FIX-GW-PP-ON")
-        assert [c.status for c in app.plan.changes] == ["pending"]
+        assert [c.status for c in app.fixes.plan.changes] == ["pending"]
         await pilot.press("x")
         await settle(pilot, app)
         assert isinstance(app.screen, ConfirmModal)
@@ -112,7 +112,7 @@ async def test_declining_the_confirmation_changes_nothing(lab: Lab):
         await pilot.press("enter")
         await settle(pilot, app)
         assert not isinstance(app.screen, ConfirmModal)
-        assert app.apply_result is None and not app.applying
+        assert app.fixes.apply_result is None and not app.fixes.applying
         await wait_until(pilot, lambda: any("declined" in e.summary for e in app.timeline), 5, "the declined note")
     assert (lab.deployment_annotations(), lab.tg_attributes()) == before
     assert PP_CONFIG not in before[0]["template"]
@@ -132,7 +132,7 @@ async def test_probe_diagnose_fix_verify_report(lab: Lab, tmp_path: Path, monkey
         for row, name in enumerate(PROBES):
             table.move_cursor(row=row)
             await pilot.press("enter")
-            await wait_until(pilot, lambda name=name: name in app.observations and name not in app.running, 30,
+            await wait_until(pilot, lambda name=name: name in app.observations and name not in app.probes.running, 30,
                              f"probe {name}")
         assert app.observations["http-via-nlb"].evidence["response"]["status"] == 400
         table.move_cursor(row=list(PROBES).index("direct-ppv2"))
@@ -146,7 +146,7 @@ async def test_probe_diagnose_fix_verify_report(lab: Lab, tmp_path: Path, monkey
 
         # Diagnosis: PPD003 first
         await pilot.press("3")
-        await wait_until(pilot, lambda: bool(app.findings) and not app.diagnosis_stale, 10, "the diagnosis")
+        await wait_until(pilot, lambda: bool(app.findings) and not app.probes.stale, 10, "the diagnosis")
         await settle(pilot, app)
         assert app.findings[0].id == "PPD003"
         findings = app.screen.query_one("#finding-table", DataTable)
@@ -156,15 +156,15 @@ async def test_probe_diagnose_fix_verify_report(lab: Lab, tmp_path: Path, monkey
 
         # Fix: plan from the finding (f), confirm explicitly, apply, verify
         await pilot.press("f")
-        await wait_until(pilot, lambda: getattr(app.plan, "id", None) == "FIX-GW-PP-ON", 30, "the plan")
+        await wait_until(pilot, lambda: getattr(app.fixes.plan, "id", None) == "FIX-GW-PP-ON", 30, "the plan")
         await settle(pilot, app)
         assert app.current_mode == "fix"
         await pilot.press("x")
         await settle(pilot, app)
         assert isinstance(app.screen, ConfirmModal)
         await pilot.click("#confirm")
-        await wait_until(pilot, lambda: app.apply_result is not None, 90, "the fix to be applied and verified")
-        result = app.apply_result
+        await wait_until(pilot, lambda: app.fixes.apply_result is not None, 90, "the fix to be applied and verified")
+        result = app.fixes.apply_result
         assert result.completed, result.error
         assert result.verifications and all(v.passed for v in result.verifications)
         await settle(pilot, app)
@@ -173,7 +173,7 @@ async def test_probe_diagnose_fix_verify_report(lab: Lab, tmp_path: Path, monkey
         assert PP_CONFIG in template and "proxyProtocol" in template[PP_CONFIG]
 
         # the app re-probes after the fix and diagnoses again: PPD003 is gone
-        await wait_until(pilot, lambda: not app.running and not app.diagnosis_stale and app.findings
+        await wait_until(pilot, lambda: not app.probes.running and not app.probes.stale and app.findings
                          and app.findings[0].id != "PPD003", 60, "the re-probe after the fix")
         assert "PPD003" not in [f.id for f in app.findings if not f.superseded_by]
         app.screen.query_one("#plan-view").scroll_end(animate=False)
@@ -188,16 +188,16 @@ async def test_probe_diagnose_fix_verify_report(lab: Lab, tmp_path: Path, monkey
         await pilot.pause(0.2)  # not settle(): the rollback worker is waiting for this very modal
         assert PP_CONFIG in screen_text(app)
         await pilot.click("#confirm")
-        await wait_until(pilot, lambda: bool(app.apply_log) and app.apply_log[-1].startswith("rolled back"), 30,
+        await wait_until(pilot, lambda: bool(app.fixes.apply_log) and app.fixes.apply_log[-1].startswith("rolled back"), 30,
                          "the rollback")
         assert PP_CONFIG not in lab.deployment_annotations()["template"]
         for _attempt in range(6):  # the gateway restarts after the rollback: probe again until it shows
-            await wait_until(pilot, lambda: not app.running and not app.diagnosis_stale, 60,
+            await wait_until(pilot, lambda: not app.probes.running and not app.probes.stale, 60,
                              "the re-probe after the rollback")
             if app.findings and app.findings[0].id == "PPD003":
                 break
             await pilot.pause(1.0)
-            app.start_probes()
+            app.probes.start_all()
         assert app.findings[0].id == "PPD003"
 
         # Report

@@ -41,7 +41,7 @@ async def test_keys_work_while_a_probe_hangs_and_cancel_stops_it():
             t0 = time.monotonic()
             await pilot.press("enter")
             await asyncio.wait_for(accepted.wait(), 5)  # the probe has connected and now waits for an answer
-            assert "http-via-nlb" in app.running
+            assert "http-via-nlb" in app.probes.running
 
             # moving the cursor, switching screens and back: each answered at once
             for keys, check in ((("down",), lambda: table.cursor_row == 2),
@@ -59,12 +59,12 @@ async def test_keys_work_while_a_probe_hangs_and_cancel_stops_it():
             await pilot.pause(1.2)  # the running row ticks
             row = _row(app, "http-via-nlb")
             assert "running" in row and " s " in row, row
-            assert "http-via-nlb" in app.running, "the probe should still be waiting"
+            assert "http-via-nlb" in app.probes.running, "the probe should still be waiting"
             assert time.monotonic() - t0 < 10
 
             await pilot.press("c")
             await settle(pilot, app)
-            assert "http-via-nlb" not in app.running
+            assert "http-via-nlb" not in app.probes.running
             assert "cancelled" in _row(app, "http-via-nlb")
             await asyncio.wait_for(closed.wait(), 5)  # the engine dropped the connection
             assert time.monotonic() - t0 < 12, "cancelled well before the 15 s timeout"

@@ -50,7 +50,7 @@ def test_snapshot_start(snap_compare):
 
 
 def test_snapshot_lab_that_did_not_start(snap_compare, monkeypatch):
-    from ppdoctor.app import LabHandle
+    from ppdoctor.lab.handle import LabHandle
     from ppdoctor.errors import LabError
 
     def fail(self: LabHandle) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Echo backends: the pods behind the lab's gateway, and the ``ppdoctor echo`` command.
+"""Echo backends: the ``ppdoctor echo`` command users deploy behind an NLB, and the pods behind the lab's gateway.
 
 Three variants answer like the images people deploy behind an Istio gateway:
 

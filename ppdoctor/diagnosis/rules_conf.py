@@ -1,0 +1,133 @@
+"""Configuration traps operators report again and again (issue 14, ../shared/FIELD.md): one rule per id.
+
+Each rule reads facts and returns a Finding or None, like ``rules.py``; every rule decides from
+whichever of its facts are present and says which probe would confirm the rest.
+"""
+
+from __future__ import annotations
+
+from .model import FactView, Finding
+
+CATALOGUE = {
+    "PPD028": "No gateway listener on the target port: no Gateway server lands there",
+    "PPD023": "numTrustedProxies does not match the proxies in front of the NLB (one too high behind a CDN)",
+}
+
+
+def _finding(fid: str, severity: str, confidence: float, explanation: str, f: FactView, facts: list[str],
+             *, fixes: list[str] = (), confirm: list[str] = (), supersedes: list[str] = ()) -> Finding:
+    return Finding(fid, CATALOGUE[fid], severity, confidence, explanation, f.evidence(*facts),
+                   list(confirm), list(fixes), list(supersedes))
+
+
+def _xff_entries(value: str | None) -> list[str]:
+    return [e.strip() for e in (value or "").split(",") if e.strip()]
+
+
+def status_port_remedy(f: FactView) -> tuple[str, list[str], list[str]]:
+    """PPD005's remedy by proxy release: (sentence, fixes, facts).
+
+    Istio ≥ 1.27 reads ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL at pod start and puts a PROXY filter with
+    allow_requests_without_proxy_protocol on 15021 (istio/istio PR #55986, fixes #39868); older releases
+    ignore it and need the TCP health check (or a second health port through an EnvoyFilter, #39868).
+    """
+    facts = ["gateway.istio_version", "gateway.status_pp_env_supported", "gateway.status_pp_env",
+             "gateway.status_pp_env_running", "gateway.status_pp"]
+    version = f.get("gateway.istio_version") or "of unknown release"
+    supported = f.get("gateway.status_pp_env_supported")
+    if supported is True and f.get("gateway.status_pp_env") and f.get("gateway.status_pp_env_running") is False:
+        return ("The pod template sets ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL, but pilot-agent reads it at start "
+                "and the running pods started without it: restart them.", ["FIX-GW-ROLLOUT", "FIX-HC-TCP"], facts)
+    if supported is True:
+        return (f"The gateway runs Istio {version} (≥ 1.27): ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL=true on the "
+                "gateway container gives the status port an optional PROXY filter (the pods restart to read it); "
+                "or health-check the traffic port over TCP.", ["FIX-STATUS-PP-ENV", "FIX-HC-TCP"], facts)
+    if supported is False:
+        return (f"The gateway runs Istio {version}, before 1.27: ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL does not "
+                "exist there" + (" (it is set, and ignored)" if f.get("gateway.status_pp_env") else "")
+                + "; health-check the traffic port over TCP, or upgrade to 1.27 and set it.", ["FIX-HC-TCP"], facts)
+    return ("Health-check the traffic port over TCP (from Istio 1.27 on, ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL is "
+            "another way; the proxy's release is not known).", ["FIX-HC-TCP"], facts)
+
+
+def ppd023(f: FactView) -> Finding | None:
+    """CDN → NLB → gateway: with PROXY protocol (or preservation) the NLB adds no XFF entry, so
+    numTrustedProxies must be the number of proxies in front of the NLB (istio/istio #31704).
+
+    Measured with Envoy 1.40 (docs/diagnosis.md): XFF ``client`` from a CDN peer with
+    xff_num_trusted_hops 2 gives X-Envoy-External-Address = the CDN's address; with 1 the client's.
+    """
+    hops = f.get("gateway.xff_num_trusted_hops")
+    hops_fact = "gateway.xff_num_trusted_hops"
+    if hops is None:
+        hops, hops_fact = f.get("gateway.num_trusted_proxies"), "gateway.num_trusted_proxies"
+    # Proxies in front: the X-Forwarded-For entries the request reached Envoy with (the backend's view
+    # minus the one Envoy appended itself), else what the client path is configured to add.
+    seen = _xff_entries(f.get("via_nlb.xff"))
+    in_front = len(seen) - 1 if seen else f.get("via_nlb.hops_in_front")
+    if hops is None or not in_front or hops == in_front:
+        return None
+    cls = f.get("via_nlb.client_ip_class")
+    if cls not in ("proxy-in-front", None) and not (hops > in_front and f.get("xff.spoofable")):
+        return None
+    confidence = 0.95 if cls == "proxy-in-front" else 0.7
+    direction = "one too many" if hops == in_front + 1 else ("too many" if hops > in_front else "too few")
+    return _finding(
+        "PPD023", "error", confidence,
+        f"numTrustedProxies is {hops}, but {in_front} prox{'y' if in_front == 1 else 'ies'} (a CDN) append"
+        f"{'s' if in_front == 1 else ''} to X-Forwarded-For in front of the NLB, and the NLB itself adds no entry "
+        "(it passes the client address in the PROXY header, or preserves it): that is "
+        f"{direction}. Envoy then takes {f.get('via_nlb.external_address') or 'the wrong entry'} as the client "
+        f"(X-Envoy-External-Address), the proxy in front rather than the client behind it. Set numTrustedProxies "
+        f"to {in_front}.",
+        f, [hops_fact, "via_nlb.hops_in_front", "via_nlb.xff", "via_nlb.external_address", "via_nlb.client_ip_class",
+            "xff.spoofable", "tg.pp_v2"],
+        fixes=["FIX-TRUSTED-HOPS-CDN"], supersedes=["PPD010"],
+        confirm=f.missing("via_nlb.client_ip_class", "gateway.xff_num_trusted_hops"))
+
+
+def _target_ports(f: FactView) -> list[int]:
+    if f.get("tg.target_type") not in ("ip", None):
+        return []  # instance targets: the target port is a NodePort, not the gateway's
+    return sorted({h["port"] for h in f.get("tg.health") or [] if isinstance(h.get("port"), int)})
+
+
+def ppd028(f: FactView) -> Finding | None:
+    """The target port has no listener: no Gateway server selects the pods on it (istio/istio #48492).
+
+    Decided from the running Envoy (gateway.listener_ports) when the admin API answered, else from the
+    Gateways and the Service (gateway.server_container_ports). The symptom is refusal, not a PROXY
+    protocol mismatch: the NLB's connections and its TCP health checks are refused.
+    """
+    ports = _target_ports(f)
+    if not ports:
+        return None
+    if f.has("gateway.listener_ports"):
+        open_ports, source = set(f.get("gateway.listener_ports")), "gateway.listener_ports"
+    elif f.has("gateway.server_container_ports"):
+        open_ports, source = set(f.get("gateway.server_container_ports")), "gateway.server_container_ports"
+    else:
+        return None
+    missing = [p for p in ports if p not in open_ports]
+    if not missing:
+        return None
+    refused = f.get("via_nlb.result") in ("reset", "refused", "empty-reply") or f.get("gateway.plain_result") == "refused"
+    unhealthy = f.has("tg.healthy_count") and f.get("tg.healthy_count") == 0
+    confidence = 0.95 if source == "gateway.listener_ports" and (refused or unhealthy) else 0.8
+    servers = f.get("gateway.servers") or []
+    declared = ", ".join(f"{s['gateway']} port {s['number']} → {s['container_ports']}" for s in servers) or "none"
+    return _finding(
+        "PPD028", "error", confidence,
+        f"The target group sends to port {', '.join(map(str, missing))} of the gateway pods, but Envoy has no "
+        f"listener there (it listens on {', '.join(map(str, sorted(open_ports))) or 'no traffic port'}): istiod opens "
+        "a gateway listener only for a Gateway server that selects the pods, and a server's port lands on the "
+        f"targetPort of the gateway Service port with that number. Servers: {declared}. Connections and TCP health "
+        "checks are refused, so the targets are unhealthy; this is not a PROXY protocol problem. Add a Gateway "
+        "server whose port is the Service port of that target port.",
+        f, [source, "tg.health", "tg.healthy_count", "tg.target_type", "gateway.servers", "svc.port_map",
+            "via_nlb.result", "gateway.plain_result"],
+        fixes=["FIX-GW-SERVER-PORT"], supersedes=["PPD001", "PPD003", "PPD004", "PPD005", "PPD012"],
+        confirm=f.missing("gateway.listener_ports", "gateway.servers"))
+
+
+RULES = [ppd023, ppd028]

@@ -1,0 +1,87 @@
+"""Configuration traps of issue 14 against the running lab: the specific fix alone → PPD000 → rollback → the trap again.
+
+The closed-loop test applies every fix of the first finding; here each trap's own fix is applied
+alone, so what cures the symptom is that fix and nothing else, and its rollback brings it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from ppdoctor.diagnosis import diagnose
+from ppdoctor.fixes import apply_plan, build_plan, read_state
+from ppdoctor.fixes.apply import diagnose_settled, rollback
+from ppdoctor.probes import ProbeContext, run_probes
+
+
+def _fact(observations, name):
+    for o in observations:
+        if name in o.facts:
+            return o.facts[name].value
+    return None
+
+
+async def _apply_only(config, fix_id, journal):
+    ctx = ProbeContext(config)
+    try:
+        plan = build_plan(fix_id, await asyncio.to_thread(read_state, ctx))
+        assert plan.changes, plan.as_dict()
+        result = await apply_plan(plan, ctx, journal=journal)
+        assert result.completed, result.as_dict()
+        findings = await diagnose_settled(config)
+        done, failed = await rollback(ctx, journal=journal)
+        assert done and not failed, (done, failed)
+        return plan, findings
+    finally:
+        ctx.close()
+
+
+@pytest.mark.lab
+def test_status_port_env_alone_heals_istio_127_and_rolls_back(lab_pool):
+    lab = lab_pool.get("status-port-pp-istio-127", fresh=True)
+    lab.wait_health("unhealthy", timeout=20.0)
+    observations = asyncio.run(run_probes(lab.config, ["aws", "kube", "envoy", "health", "http-via-nlb"]))
+    assert _fact(observations, "gateway.istio_version") == "1.27.1"
+    assert _fact(observations, "gateway.status_pp") is False
+    first = diagnose(observations)[0]
+    assert first.id == "PPD005" and first.fixes[0] == "FIX-STATUS-PP-ENV", first.as_dict()
+
+    journal = Path(tempfile.mkdtemp()) / "journal.json"
+    plan, findings = asyncio.run(_apply_only(lab.config, "FIX-STATUS-PP-ENV", journal))
+    assert plan.changes[0].field.endswith('env["ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL"]')
+    assert findings[0].id == "PPD000", [f.as_dict() for f in findings]
+    # the health check stays HTTP on the status port: the env, not a TCP check, healed it
+    tg = lab.elbv2().describe_target_groups(TargetGroupArns=[lab.endpoints["target_group_arn"]])["TargetGroups"][0]
+    assert tg["HealthCheckProtocol"] == "HTTP" and tg["HealthCheckPort"] != "traffic-port"
+
+    # rolled back: the pods restart without the env and the targets fail again
+    lab.wait_health("unhealthy", timeout=30.0)
+    after = asyncio.run(run_probes(lab.config, ["kube", "envoy"]))
+    assert _fact(after, "gateway.status_pp_env") is False
+    assert _fact(after, "gateway.status_pp") is False
+
+
+@pytest.mark.lab
+def test_istio_124_ignores_the_env_and_is_offered_the_tcp_check_only(lab_pool):
+    lab = lab_pool.get("pp-on-hc-status-port", fresh=True)
+    lab.wait_health("unhealthy", timeout=20.0)
+    first = diagnose(asyncio.run(run_probes(lab.config)))[0]
+    assert first.id == "PPD005" and first.fixes == ["FIX-HC-TCP"], first.as_dict()
+    assert "before 1.27" in first.explanation
+
+
+@pytest.mark.lab
+def test_gateway_server_fix_alone_opens_the_listener_and_rolls_back(lab_pool):
+    lab = lab_pool.get("no-listener-on-port", fresh=True)
+    lab.wait_health("unhealthy", timeout=20.0)
+    journal = Path(tempfile.mkdtemp()) / "journal.json"
+    plan, findings = asyncio.run(_apply_only(lab.config, "FIX-GW-SERVER-PORT", journal))
+    assert plan.changes[0].object == "Gateway default/httpbin-gateway"
+    assert findings[0].id == "PPD000", [f.as_dict() for f in findings]
+    # rolled back: istiod's push removes the listener again, the target port refuses
+    lab.wait_health("unhealthy", timeout=30.0)
+    assert diagnose(asyncio.run(run_probes(lab.config)))[0].id == "PPD028"

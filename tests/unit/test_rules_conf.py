@@ -1,0 +1,138 @@
+"""Table-driven tests of the configuration-trap rules (diagnosis/rules_conf.py): facts that fire, near misses that must not."""
+
+from __future__ import annotations
+
+import pytest
+
+from ppdoctor.diagnosis import diagnose
+from ppdoctor.diagnosis.engine import FactView
+from ppdoctor.diagnosis import rules_conf
+from ppdoctor.probes.model import Observation
+
+
+def view(**facts) -> FactView:
+    obs = Observation("hand-built")
+    for name, value in facts.items():
+        obs.fact(name.replace("__", "."), value)
+    return FactView([obs])
+
+
+def facts(**kw):
+    return {k.replace(".", "__"): v for k, v in kw.items()}
+
+
+CDN_TOO_HIGH = {"gateway.xff_num_trusted_hops": 2, "via_nlb.xff": "203.0.113.50,127.0.0.5",
+                "via_nlb.external_address": "127.0.0.5", "via_nlb.client_ip_class": "proxy-in-front",
+                "via_nlb.hops_in_front": 1, "tg.pp_v2": True}
+
+PPD023_CASES = [
+    # (name, facts, fires, wanted N in the explanation)
+    ("one CDN, N=2", CDN_TOO_HIGH, True, 1),
+    ("one CDN, N=0", {**CDN_TOO_HIGH, "gateway.xff_num_trusted_hops": 0}, True, 1),
+    ("two proxies, N=3", {**CDN_TOO_HIGH, "gateway.xff_num_trusted_hops": 3,
+                          "via_nlb.xff": "203.0.113.50, 198.51.100.9,127.0.0.5"}, True, 2),
+    ("N from the kube probe only", {k: v for k, v in CDN_TOO_HIGH.items() if k != "gateway.xff_num_trusted_hops"}
+     | {"gateway.num_trusted_proxies": 2}, True, 1),
+    ("configured hops, no echo", {"gateway.xff_num_trusted_hops": 2, "via_nlb.hops_in_front": 1}, True, 1),
+    # near misses
+    ("one CDN, N=1 (right)", {**CDN_TOO_HIGH, "gateway.xff_num_trusted_hops": 1,
+                              "via_nlb.external_address": "203.0.113.50", "via_nlb.client_ip_class": "external"}, False, None),
+    ("no proxy in front (PPD010's case)", {"gateway.xff_num_trusted_hops": 1, "via_nlb.xff": "127.0.0.5",
+                                           "via_nlb.client_ip_class": "prober", "via_nlb.hops_in_front": 0}, False, None),
+    ("trusted hops unknown", {k: v for k, v in CDN_TOO_HIGH.items() if k != "gateway.xff_num_trusted_hops"}, False, None),
+    ("client seen correctly although N differs", {**CDN_TOO_HIGH, "via_nlb.client_ip_class": "external"}, False, None),
+]
+
+
+@pytest.mark.parametrize("name,given,fires,wanted", PPD023_CASES, ids=[c[0] for c in PPD023_CASES])
+def test_ppd023(name, given, fires, wanted):
+    finding = rules_conf.ppd023(view(**facts(**given)))
+    assert (finding is not None) == fires, finding
+    if fires:
+        assert finding.id == "PPD023"
+        assert f"Set numTrustedProxies to {wanted}." in finding.explanation
+        assert finding.fixes == ["FIX-TRUSTED-HOPS-CDN"]
+
+
+def test_ppd023_supersedes_the_forgery_finding():
+    obs = Observation("hand-built")
+    for k, v in {**CDN_TOO_HIGH, "xff.spoofable": True}.items():
+        obs.fact(k, v)
+    findings = diagnose([obs])
+    assert findings[0].id == "PPD023"
+    assert {f.id: f.superseded_by for f in findings}.get("PPD010") == "PPD023"
+
+
+# --- PPD005 refinement: the remedy follows the proxy's release --------------------------------
+
+from ppdoctor.diagnosis import rules  # noqa: E402
+
+HC_FAILS = {"tg.pp_v2": True, "hc.protocol": "HTTP", "hc.port": "15021", "hc.would_pass": False,
+            "tg.health": [{"state": "unhealthy"}]}
+
+PPD005_CASES = [
+    ("1.27, env unset", {"gateway.istio_version": "1.27.1", "gateway.status_pp_env_supported": True,
+                         "gateway.status_pp_env": False}, ["FIX-STATUS-PP-ENV", "FIX-HC-TCP"]),
+    ("1.28, env set but pods predate it", {"gateway.istio_version": "1.28.0", "gateway.status_pp_env_supported": True,
+                                           "gateway.status_pp_env": True, "gateway.status_pp_env_running": False},
+     ["FIX-GW-ROLLOUT", "FIX-HC-TCP"]),
+    ("1.24, env unset", {"gateway.istio_version": "1.24.2", "gateway.status_pp_env_supported": False,
+                         "gateway.status_pp_env": False}, ["FIX-HC-TCP"]),
+    ("1.26, env set (ignored)", {"gateway.istio_version": "1.26.0", "gateway.status_pp_env_supported": False,
+                                 "gateway.status_pp_env": True}, ["FIX-HC-TCP"]),
+    ("release unknown", {}, ["FIX-HC-TCP"]),
+]
+
+
+@pytest.mark.parametrize("name,given,fixes", PPD005_CASES, ids=[c[0] for c in PPD005_CASES])
+def test_ppd005_remedy_by_release(name, given, fixes):
+    finding = rules.ppd005(view(**facts(**HC_FAILS, **given)))
+    assert finding is not None and finding.fixes == fixes
+
+
+def test_ppd005_not_when_the_status_port_takes_the_header():
+    # env active on 1.27: the check passes and no target is unhealthy
+    given = {**HC_FAILS, "hc.would_pass": True, "tg.health": [{"state": "healthy"}], "gateway.status_pp": True,
+             "gateway.istio_version": "1.27.1", "gateway.status_pp_env_supported": True, "gateway.status_pp_env": True}
+    assert rules.ppd005(view(**facts(**given))) is None
+
+
+# --- PPD028: no listener on the target port ----------------------------------------------------
+
+NO_LISTENER = {"tg.target_type": "ip", "tg.health": [{"id": "10.0.0.5", "port": 8080, "state": "unhealthy"}],
+               "tg.healthy_count": 0, "gateway.listener_ports": [8443], "via_nlb.result": "reset",
+               "gateway.servers": [{"gateway": "default/gw", "number": 8081, "container_ports": [8081]}]}
+
+PPD028_CASES = [
+    ("envoy listens elsewhere", NO_LISTENER, True, 0.95),
+    ("no traffic listener at all", {**NO_LISTENER, "gateway.listener_ports": []}, True, 0.95),
+    ("kube only: no server lands on the port",
+     {k: v for k, v in NO_LISTENER.items() if k != "gateway.listener_ports"} | {"gateway.server_container_ports": [8443]},
+     True, 0.8),
+    # near misses
+    ("listener present", {**NO_LISTENER, "gateway.listener_ports": [8080, 8443]}, False, None),
+    ("instance targets (NodePort)", {**NO_LISTENER, "tg.target_type": "instance",
+                                     "tg.health": [{"id": "i-1", "port": 30080, "state": "unhealthy"}]}, False, None),
+    ("nothing known about listeners", {k: v for k, v in NO_LISTENER.items() if k != "gateway.listener_ports"}, False, None),
+    ("no targets", {**NO_LISTENER, "tg.health": []}, False, None),
+]
+
+
+@pytest.mark.parametrize("name,given,fires,confidence", PPD028_CASES, ids=[c[0] for c in PPD028_CASES])
+def test_ppd028(name, given, fires, confidence):
+    finding = rules_conf.ppd028(view(**facts(**given)))
+    assert (finding is not None) == fires, finding
+    if fires:
+        assert finding.confidence == confidence and finding.fixes == ["FIX-GW-SERVER-PORT"]
+        assert "not a PROXY protocol problem" in finding.explanation
+
+
+def test_ppd028_ranks_before_proxy_protocol_blame():
+    obs = Observation("hand-built")
+    # the gateway "requires" PROXY (8443 has the filter) while the target group sends none: PPD004 would blame PP
+    for k, v in {**NO_LISTENER, "tg.pp_v2": False, "tg.preserve_ip": False, "gateway.pp_live": True,
+                 "gateway.pp_allow_without": False}.items():
+        obs.fact(k, v)
+    findings = diagnose([obs])
+    assert findings[0].id == "PPD028"
+    assert {f.id: f.superseded_by for f in findings}.get("PPD004") == "PPD028"
