@@ -29,6 +29,10 @@ def diagnose(observations: Iterable[Observation], rules: Iterable[Rule] | None =
     """
     view = FactView(observations)
     findings = [finding for rule in (rules or RULES) if (finding := rule(view)) is not None]
+    for finding in findings:
+        if not finding.explains:  # a rule that does not say: the probes its evidence came from
+            finding.explains = sorted({probe_for(e["fact"]) for e in finding.evidence if isinstance(e, dict) and "fact" in e}
+                                      | {e["source"] for e in finding.evidence if isinstance(e, dict) and e.get("source")})
     by_id = {f.id: f for f in findings}
     for finding in findings:
         for other in finding.supersedes:
