@@ -144,7 +144,8 @@ def ppd003(f: FactView) -> Finding | None:
     via, status = f.get("via_nlb.result"), f.get("via_nlb.status")
     facts = ["tg.pp_v2", *mode_facts, "via_nlb.result", "via_nlb.status"]
     explains = [*_FAILS_WHEN_OFF, "http-via-nlb", "xff-forge"]
-    alternatives = [] if f.has("mesh.pp") else ["PPD006", "PPD007"]
+    # without the Kubernetes facts, the ids that name *why* the gateway lacks the filter stay open
+    alternatives = [] if f.has("mesh.pp") else ["PPD006", "PPD007", "PPD027"]
     if pp is True and mode == "off":
         confidence = 0.95 if via == "http-4xx" else 0.8
     elif via == "http-4xx" and status == 400 and (mode == "off" or (pp is True and mode is None)):

@@ -146,7 +146,7 @@ def ppd092(f: FactView, findings: list[Finding]) -> Finding | None:
 
 # NLB-level symptom → catalogue ids it is typical of, most likely first (KNOWLEDGE.md catalogue).
 HYPOTHESES = {
-    "http-4xx": ["PPD003", "PPD006", "PPD007"],
+    "http-4xx": ["PPD003", "PPD006", "PPD007", "PPD027"],
     "reset": ["PPD004", "PPD008"],
     "empty-reply": ["PPD004", "PPD008"],
     "timeout-response": ["PPD002", "PPD015"],

@@ -35,6 +35,7 @@ NOT_FIRST = {
     # mesh config / misplaced annotation are Kubernetes facts; the running gateway alone looks like PPD003
     ("mesh-config-pods-predate", "kube-denied"): "PPD003", ("mesh-config-pods-predate", "both-denied"): "PPD003",
     ("annotation-on-service", "kube-denied"): "PPD003", ("annotation-on-service", "both-denied"): "PPD003",
+    ("gateway-api-annotations-dropped", "kube-denied"): "PPD003", ("gateway-api-annotations-dropped", "both-denied"): "PPD003",
     # the ignored annotation is on the Service (Kubernetes); the target group alone looks like PPD004
     ("in-tree-annotation-ignored", "kube-denied"): "PPD004", ("in-tree-annotation-ignored", "both-denied"): "PPD004",
     # an NLB fails open to unhealthy targets: with neither the target group nor the Service readable,
