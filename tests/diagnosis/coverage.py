@@ -19,12 +19,13 @@ from ppdoctor.diagnosis.engine import diagnose
 from ppdoctor.diagnosis.model import FactView, gateway_mode
 from ppdoctor.diagnosis.rules_diag import EXPECTED_BY_MODE, META_IDS
 from ppdoctor.lab.scenario import load_scenario
-from ppdoctor.probes import PROBES, run_probes
+from ppdoctor.probes import default_probes, run_probes
 
 from .denial import DeniedContext
 
 TIMEOUTS = Timeouts(connect=3.0, response=5.0, api=10.0, total=20.0)  # generous: a loaded CI machine
-PROBE_NAMES = [p for p in PROBES if p != "syn"]  # raw SYN needs CAP_NET_RAW; it only ever adds a skip here
+# what `diagnose` runs (on-demand probes stay out); raw SYN needs CAP_NET_RAW and only ever adds a skip here
+PROBE_NAMES = [p for p in default_probes() if p != "syn"]
 MODES = {"full": {}, "aws-denied": {"aws": True}, "kube-denied": {"kube": True}, "both-denied": {"aws": True, "kube": True}}
 
 # Where the evidence that separates the scenario's id from a neighbour lives only behind the refused
@@ -52,23 +53,25 @@ def _ranked(findings) -> tuple[list[str], object]:
     return (hyp.alternatives if hyp else []), hyp
 
 
-def _diagnose(lab, mode):
+def _diagnose(lab, mode, extra=()):
     config = replace(lab.config, timeouts=TIMEOUTS)
     ctx = DeniedContext(config, **MODES[mode])
     try:
-        observations = asyncio.run(run_probes(config, PROBE_NAMES, ctx=ctx))
+        observations = asyncio.run(run_probes(config, [*PROBE_NAMES, *extra], ctx=ctx))
     finally:
         ctx.close()
     return observations, diagnose(observations)
 
 
-def check_access_modes(lab, scenario: str) -> None:
-    """Assert the coverage and partial-access properties on a settled lab of ``scenario``."""
+def check_access_modes(lab, scenario: str, extra_probes=()) -> None:
+    """Assert the coverage and partial-access properties on a settled lab of ``scenario``.
+
+    ``extra_probes``: on-demand probes the scenario's finding needs (as the closed-loop test runs them)."""
     expected = load_scenario(scenario).expected_findings[0]
     problems = []
     full_confidence = None
     for mode in MODES:
-        observations, findings = _diagnose(lab, mode)
+        observations, findings = _diagnose(lab, mode, extra_probes)
         ids = [f.id for f in findings]
         ranked, top = _ranked(findings)
         if mode == "full":

@@ -108,7 +108,7 @@ def test_scenario_closed_loop(scenario, lab_pool, tmp_path):
     # nothing failing left unexplained; AWS denied / Kubernetes denied / both (same lab, probes only)
     from tests.diagnosis.coverage import check_access_modes
 
-    check_access_modes(lab, scenario)
+    check_access_modes(lab, scenario, EXTRA_PROBES.get(scenario, []))
 
     from tests.lab.fixloop import fix_all, roll_back
 
