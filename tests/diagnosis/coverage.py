@@ -42,6 +42,7 @@ NOT_FIRST = {
     # an NLB fails open to unhealthy targets: with neither the target group nor the Service readable,
     # requests and the client IP look healthy
     ("pp-on-hc-status-port", "both-denied"): "PPD000", ("hc-path-not-served", "both-denied"): "PPD000",
+    ("status-port-pp-istio-127", "both-denied"): "PPD000",
 }
 
 
