@@ -94,7 +94,8 @@ def ppd001(f: FactView) -> Finding | None:
                         "filter while requests work: the target group neither sends PROXY v2 nor preserves the client "
                         "address (its attributes could not be read).",
                         f, facts, fixes=["FIX-PP-ENABLE"], explains=[*_FAILS_WHEN_OFF, "http-via-nlb"],
-                        alternatives=["PPD012"], confirm=f.missing("tg.pp_v2", "tg.preserve_ip"))
+                        # the NLB's address also reaches the backend for IPv6 clients / PrivateLink with preservation
+                        alternatives=["PPD012", "PPD019", "PPD022"], confirm=f.missing("tg.pp_v2", "tg.preserve_ip"))
     if cls is not None and cls not in ("nlb", "vpc-internal"):
         return None
     confidence = 0.95 if cls in ("nlb", "vpc-internal") else 0.7
@@ -123,7 +124,8 @@ def ppd002(f: FactView) -> Finding | None:
                         "Requests through the NLB hang although the gateway answers directly: the pattern of client IP "
                         "preservation with replies leaving around the NLB (preservation and routes could not be read).",
                         f, facts, fixes=["FIX-TG-PRESERVE-OFF", "FIX-PP-ENABLE"], explains=_NLB_SYMPTOMS,
-                        alternatives=["PPD015"], confirm=f.missing("tg.preserve_ip", "routes.private_default", "vpc.cidrs"))
+                        alternatives=["PPD015", "PPD017"],  # hairpin; security groups dropping preserved clients
+                        confirm=f.missing("tg.preserve_ip", "routes.private_default", "vpc.cidrs"))
     bypass = route in ("nat", "tgw")
     if not bypass and not _timed_out(via):
         return None
@@ -183,7 +185,8 @@ def ppd004(f: FactView) -> Finding | None:
                     "connection without a byte (empty reply / reset). Port-forwards and in-cluster clients break too.",
                     f, ["tg.pp_v2", *mode_facts, "via_nlb.result"], fixes=["FIX-TG-PP-ON"],
                     explains=[*_FAILS_WHEN_REQUIRED, "http-via-nlb", "xff-forge"],
-                    alternatives=["PPD008"] if in_tree_possible else [],
+                    # a reset through the NLB is also what a target port with no listener gives (PPD028)
+                    alternatives=(["PPD008"] if in_tree_possible else []) + ([] if pp is False and mode == "required" else ["PPD028"]),
                     confirm=f.missing("tg.pp_v2", "gateway.plain_result", "gateway.ppv2_result", "via_nlb.result"))
 
 

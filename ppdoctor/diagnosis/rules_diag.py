@@ -147,10 +147,10 @@ def ppd092(f: FactView, findings: list[Finding]) -> Finding | None:
 # NLB-level symptom → catalogue ids it is typical of, most likely first (KNOWLEDGE.md catalogue).
 HYPOTHESES = {
     "http-4xx": ["PPD003", "PPD006", "PPD007", "PPD027"],
-    "reset": ["PPD004", "PPD008"],
-    "empty-reply": ["PPD004", "PPD008"],
-    "timeout-response": ["PPD002", "PPD015"],
-    "timeout-connect": ["PPD002", "PPD015"],
+    "reset": ["PPD004", "PPD008", "PPD028"],
+    "empty-reply": ["PPD004", "PPD008", "PPD028"],
+    "timeout-response": ["PPD002", "PPD015", "PPD017"],
+    "timeout-connect": ["PPD002", "PPD015", "PPD017"],
 }
 
 
@@ -160,7 +160,7 @@ def ppd093(f: FactView, findings: list[Finding]) -> Finding | None:
         return None
     via = f.get("via_nlb.result")
     if via == "ok":
-        ranked = (["PPD001", "PPD012"] if f.get("via_nlb.client_ip_class") not in ("prober", "external")
+        ranked = (["PPD001", "PPD012", "PPD019", "PPD022"] if f.get("via_nlb.client_ip_class") not in ("prober", "external")
                   else ["PPD000", "PPD005", "PPD016", "PPD014"])
     else:
         ranked = HYPOTHESES.get(via or "", [])

@@ -43,6 +43,12 @@ NOT_FIRST = {
     # requests and the client IP look healthy
     ("pp-on-hc-status-port", "both-denied"): "PPD000", ("hc-path-not-served", "both-denied"): "PPD000",
     ("status-port-pp-istio-127", "both-denied"): "PPD000",
+    # network-level ids whose separating facts are AWS-only (security groups, dualstack, PrivateLink endpoint,
+    # target health reason): the symptom through the NLB is the catalogue neighbour's
+    ("preserve-on-sg-blocks-clients", "aws-denied"): "PPD002", ("preserve-on-sg-blocks-clients", "both-denied"): "PPD002",
+    ("dualstack-ipv6-client", "aws-denied"): "PPD001", ("dualstack-ipv6-client", "both-denied"): "PPD001",
+    ("privatelink-preserve-on", "aws-denied"): "PPD001", ("privatelink-preserve-on", "both-denied"): "PPD001",
+    ("no-listener-on-port", "aws-denied"): "PPD004", ("no-listener-on-port", "both-denied"): "PPD004",
 }
 
 
