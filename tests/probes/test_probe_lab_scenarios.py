@@ -148,7 +148,7 @@ def test_cli_probe_all_json(lab_pool, tmp_path):
     assert list(out) == ["observations"]
     observations = out["observations"]
     assert [o["probe"] for o in observations] == [n for n, p in PROBES.items() if not p.on_demand]
-    assert len(observations) == 12
+    assert not {"idle", "server-first"} & {o["probe"] for o in observations}  # on demand: they wait out timeouts
     for o in observations:
         assert {"probe", "status", "failure_class", "timings_ms", "facts", "evidence", "summary"} <= set(o), o
         assert o["status"] in ("ok", "fail", "skipped", "error")
