@@ -4,7 +4,7 @@ Run from the repository root: ``python benchmarks/probes_all.py``. Measures
 
 - ``ppdoctor lab up --scenario healthy --detach`` until it returns (the lab is ready), N times
   (each followed by ``lab down``);
-- ``run_probes`` (all 12 probes, concurrently) in-process, N times in one process — the first
+- ``run_probes`` (every default probe, concurrently; the on-demand ones are not in ``--all``) in-process, N times in one process — the first
   run pays the imports (boto3, kubernetes, scapy), later ones do not;
 - ``ppdoctor --config LAB probe --all --json`` as a subprocess, N times (what an operator waits,
   interpreter start-up included);
@@ -30,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_md import write_section  # noqa: E402  (shared with the other benchmarks)
+
+from ppdoctor.probes import default_probes  # noqa: E402  (light: the probe modules load when they run)
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## Probes and lab start-up"
@@ -105,8 +107,9 @@ def measure_probes(n: int, base: Path) -> tuple[list[float], list[float], dict[s
             out = subprocess.run([*PPDOCTOR, "--config", endpoints["config"], "probe", "--all", "--json"],
                                  env=_env(base), capture_output=True, text=True, check=False, timeout=120)
             subprocess_times.append(time.perf_counter() - t0)
-            if len(json.loads(out.stdout)["observations"]) != 12:
-                raise SystemExit("probe --all did not return 12 observations")
+            expected = len(default_probes())
+            if len(json.loads(out.stdout)["observations"]) != expected:
+                raise SystemExit(f"probe --all did not return {expected} observations")
         return in_process, subprocess_times, slowest, statuses
     finally:
         stop_lab(state_dir, pid=proc.pid)
@@ -132,7 +135,7 @@ def markdown(lab_up: list[float], in_process: list[float], sub: list[float], slo
         "| measurement | runs | median | max | goal | result | every run |",
         "|---|---:|---:|---:|---|---|---|",
         _row("`ppdoctor lab up --detach` → ready", lab_up, GOAL_LAB_UP_S),
-        _row("`run_probes` (all 12) in-process", in_process, GOAL_PROBES_S),
+        _row(f"`run_probes` (all {len(default_probes())}) in-process", in_process, GOAL_PROBES_S),
         _row("`ppdoctor probe --all --json` subprocess", sub, GOAL_PROBES_S),
         "",
         "- In-process: N runs in one process; the first pays the imports of boto3, kubernetes and scapy.",

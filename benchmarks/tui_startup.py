@@ -11,6 +11,11 @@ The clock starts just before the spawn and stops when the terminal output — es
 stripped — shows a marker: the boot screen's title (first paint) and then the Probes table
 (the screen an operator works in). The baseline is a minimal Textual app (one ``Static``)
 measured the same way in the same run, interleaved, so machine load affects both alike.
+
+``--compare DIR`` adds another ppdoctor tree to the same interleaving (its ``ppdoctor`` package
+first on PYTHONPATH, with its stylesheet at ``ppdoctor/assets``), so a branch is measured against
+``main`` under the same load: ``git archive main ppdoctor assets | tar -x -C DIR && ln -s ../assets
+DIR/ppdoctor/assets``. ``--size 80x24`` measures in another terminal size.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from results_md import write_section  # noqa: E402  (shared with the other bench
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "## TUI start-up"
 SCENARIO = "tg-pp-on-gateway-off"
-GOAL_S = 1.0
+GOAL_S = 0.35  # issue 17: start-up to the Probes screen, against ~0.13 s for a bare Textual app
 SIZE = (120, 40)
 ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]|\x1bP[^\x1b]*\x1b\\")
 BASELINE_APP = (
@@ -50,12 +55,13 @@ BASELINE_APP = (
 )
 
 
-def measure(argv: list[str], markers: list[str], env: dict[str, str], timeout: float = 20.0) -> dict[str, float]:
+def measure(argv: list[str], markers: list[str], env: dict[str, str], timeout: float = 20.0,
+            cwd: str | None = None) -> dict[str, float]:
     """Seconds from spawn until each marker first appears on the (pseudo-)terminal; waits for the last one."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SIZE[1], SIZE[0], 0, 0))
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True, cwd=cwd)
     os.close(slave)
     seen = ""
     found: dict[str, float] = {}
@@ -107,11 +113,16 @@ def _row(name: str, values: list[float], goal: str = "") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global SIZE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per contender (interleaved)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="Markdown file to update")
     parser.add_argument("--no-write", action="store_true", help="print the section only")
+    parser.add_argument("--compare", type=Path, help="another ppdoctor tree to measure interleaved (e.g. main)")
+    parser.add_argument("--compare-label", default="main", help="its name in the table")
+    parser.add_argument("--size", default="120x40", help="terminal COLSxROWS")
     args = parser.parse_args(argv)
+    SIZE = tuple(int(n) for n in args.size.lower().split("x"))  # type: ignore[assignment]
 
     from ppdoctor.lab.cli import start_lab, stop_lab
 
@@ -120,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     first_paint: list[float] = []
     probes_ready: list[float] = []
     baseline: list[float] = []
+    compared: list[float] = []
+    compare_env = dict(env, PYTHONPATH=str(args.compare.resolve())) if args.compare else None
     with tempfile.TemporaryDirectory(prefix="ppdoctor-bench-") as tmp:
         state_dir = Path(tmp) / "lab"
         t0 = time.perf_counter()
@@ -132,11 +145,16 @@ def main(argv: list[str] | None = None) -> int:
             markers = ["Starting the lab", "http-via-nlb"]  # the boot screen (may never show), the Probes table
             measure([sys.executable, "-c", BASELINE_APP], ["minimal-app-ready"], env)  # warm the file cache
             measure(ppdoctor, markers, env)
+            if compare_env is not None:  # from a neutral directory, so its PYTHONPATH decides which tree imports
+                compare_env["PPDOCTOR_LAB_ATTACH"], compare_env["XDG_STATE_HOME"] = env["PPDOCTOR_LAB_ATTACH"], env["XDG_STATE_HOME"]
+                measure(ppdoctor, markers, compare_env, cwd=tmp)
             for _ in range(args.runs):
                 times = measure(ppdoctor, markers, env)
                 first_paint.append(min(times.values()))
                 probes_ready.append(times[markers[-1]])
                 baseline.append(measure([sys.executable, "-c", BASELINE_APP], ["minimal-app-ready"], env)["minimal-app-ready"])
+                if compare_env is not None:
+                    compared.append(measure(ppdoctor, markers, compare_env, cwd=tmp)[markers[-1]])
         finally:
             stop_lab(state_dir, pid=proc.pid)
             proc.wait(timeout=20)
@@ -148,16 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     section = "\n".join([
         SECTION,
         "",
-        f"Seconds from process start to a rendered screen in a 120×40 pseudo-terminal (`python benchmarks/tui_startup.py`), "
+        f"Seconds from process start to a rendered screen in a {SIZE[0]}×{SIZE[1]} pseudo-terminal (`python benchmarks/tui_startup.py`), "
         f"median of {args.runs} interleaved runs; the lab was already up (`PPDOCTOR_LAB_ATTACH`), its own start is not counted.",
         "",
         "| measurement | runs | median | min | max | goal | every run |",
         "|---|---:|---:|---:|---:|---|---|",
         _row("`ppdoctor --lab`: first paint (boot screen or Probes)", first_paint, f"< {GOAL_S:g} s"),
         _row("`ppdoctor --lab`: Probes screen on the lab", probes_ready, f"< {GOAL_S:g} s"),
+        *([_row(f"`ppdoctor --lab` of {args.compare_label}: Probes screen on the lab", compared)] if compared else []),
         _row("minimal Textual app (one `Static`)", baseline),
         "",
         f"- ppdoctor's own cost over a bare Textual app: {overhead:+.2f} s (Probes screen vs the minimal app, medians).",
+        *([f"- This tree vs {args.compare_label}, same runs interleaved: "
+           f"{statistics.median(probes_ready) - statistics.median(compared):+.2f} s (medians)."] if compared else []),
         f"- The lab itself took {lab_start:.2f} s to start (scenario `{SCENARIO}`); `ppdoctor --lab` shows the boot screen "
         "during that time.",
         f"- Python {platform.python_version()} ({platform.machine()}), Textual {textual.__version__}; "

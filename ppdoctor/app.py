@@ -3,8 +3,8 @@
 The app is a thin shell over the engine. It owns UI-side copies of the incident state
 (observations, findings, plan, timeline) and starts the engine's work through workers; the
 IncidentSession itself lives on the engine loop (``screens/engine.py``). Screens are modes
-(the ``MODES`` table: Setup, Probes, Diagnosis, Fix, Report, Timeline, Bench) switched with
-1–5, t and 6. Screens see the app only through ``screens.host.Host``; the lab it may own only
+(the ``SCREENS`` table: Setup, Probes, Diagnosis, Fix, Report, Timeline, Bench, Pcap) switched
+with 1–7 and t. Screens see the app only through ``screens.host.Host``; the lab it may own only
 through ``screens.host.LabLike`` (``ppdoctor.lab.handle``, imported on the lab path alone).
 """
 
@@ -34,7 +34,7 @@ from .screens.engine import EngineLoop
 from .screens.fixflow import FixFlow, FixUpdate
 from .screens.probeflow import ProbeFlow, ProbeUpdate
 from .screens.help import HelpScreen
-from .screens.host import APP_BINDINGS, LabLike
+from .screens.host import APP_BINDINGS, WORKER_TITLES, LabLike
 from .screens.modals import ConfirmModal, ErrorModal
 from .screens.start import LabBootScreen, StartScreen
 from .session import IncidentSession, TimelineEvent
@@ -42,15 +42,16 @@ from .widgets.safe import clean
 
 __all__ = ["PPDoctorApp"]
 
-WORKER_TITLES = {
-    "diagnosis": "Diagnosis failed",
-    "plan": "Could not build the fix plan",
-    "apply": "Applying or rolling back failed",
-    "report": "Exporting the report failed",
-    "report-preview": "Rendering the report failed",
-    "lab": "The lab did not start",
-    "discovery": "Reading kube contexts / AWS profiles failed",
-    "bench": "The bench failed",
+# mode → (module under ppdoctor.screens, screen class): register a screen here, with its key in screens/host.py.
+SCREENS = {
+    "setup": ("setup", "SetupScreen"),
+    "probes": ("probes", "ProbesScreen"),
+    "diagnosis": ("diagnosis", "DiagnosisScreen"),
+    "fix": ("fix", "FixScreen"),
+    "report": ("report", "ReportScreen"),
+    "timeline": ("timeline", "TimelineScreen"),
+    "bench": ("bench", "BenchScreen"),
+    "pcap": ("pcap", "PcapScreen"),
 }
 
 
@@ -67,16 +68,7 @@ class PPDoctorApp(App[int]):
     TITLE = "ppdoctor"
     CSS_PATH = str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
     COMMANDS = App.COMMANDS | {PPDoctorCommands}
-    MODES = {
-        "setup": _mode("setup", "SetupScreen"),
-        "probes": _mode("probes", "ProbesScreen"),
-        "diagnosis": _mode("diagnosis", "DiagnosisScreen"),
-        "fix": _mode("fix", "FixScreen"),
-        "report": _mode("report", "ReportScreen"),
-        "timeline": _mode("timeline", "TimelineScreen"),
-        "bench": _mode("bench", "BenchScreen"),
-        "pcap": _mode("pcap", "PcapScreen"),
-    }
+    MODES = {mode: _mode(*where) for mode, where in SCREENS.items()}
     BINDINGS = APP_BINDINGS
 
     def __init__(self, session: IncidentSession | None = None, *, lab: LabLike | None = None,
@@ -153,6 +145,13 @@ class PPDoctorApp(App[int]):
             self.switch_mode(self.landing)
         elif self.lab is not None:
             self.start_lab_worker()
+        self.call_after_refresh(self._warm_screens)
+
+    @work(thread=True, exit_on_error=False, group="warm")
+    def _warm_screens(self) -> None:
+        """Once the first screen is up: import the other screens, so that the first switch to each is quick."""
+        for module, _name in SCREENS.values():
+            import_module(f"ppdoctor.screens.{module}")
 
     def on_unmount(self) -> None:
         self.bench.shutdown()

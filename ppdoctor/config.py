@@ -82,11 +82,14 @@ class ResolverTarget:
 
     ``endpoints``: "DNS_NAME:LISTENER_PORT=HOST:PORT" entries. On a real cluster this stays empty
     and the DNS name is resolved with DNS (never /etc/hosts). ``client_source``: the address probes
-    bind to when they come through one of these endpoints (the lab's "internet" client).
+    bind to when they come through one of these endpoints (the lab's "internet" client);
+    ``client_headers``: the headers that client path adds (a CDN in front), copied like it.
     """
 
     endpoints: tuple[str, ...] = ()
     client_source: str = ""
+    client_headers: tuple[str, ...] = ()  # what the lab's client path adds in front of the NLB (a CDN hop)
+    time_scale: float = 1.0  # the lab emulator's compression of AWS timeouts (nlb.time_scale)
 
     def lookup(self, dns_name: str, port: int) -> str | None:
         want = f"{dns_name.lower().rstrip('.')}:{port}"
@@ -123,6 +126,7 @@ class TargetConfig:
         data.pop("path", None)
         data["aws"]["target_group_arns"] = list(self.aws.target_group_arns)
         data["resolver"]["endpoints"] = list(self.resolver.endpoints)
+        data["resolver"]["client_headers"] = list(self.resolver.client_headers)
         return data
 
 

@@ -11,7 +11,7 @@ before ``apply``.
 from __future__ import annotations
 
 import asyncio
-import secrets
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -128,7 +128,7 @@ class IncidentSession:
             obs = await run_probe(name, ctx)
         finally:
             await asyncio.to_thread(ctx.close)
-        self._record_probe(obs, secrets.token_hex(4))
+        self._record_probe(obs, os.urandom(4).hex())
         return obs
 
     async def probe_all(self, names: list[str] | None = None) -> list[Observation]:
@@ -138,14 +138,14 @@ class IncidentSession:
             results = await asyncio.gather(*(run_probe(n, ctx) for n in names))
         finally:
             await asyncio.to_thread(ctx.close)
-        run = secrets.token_hex(4)
+        run = os.urandom(4).hex()
         for obs in results:
             self._record_probe(obs, run)
         return list(results)
 
     def adopt_observations(self, observations: list[Observation]) -> None:
         """Observations made elsewhere (``run_probes``) join the session and the record."""
-        run = secrets.token_hex(4)
+        run = os.urandom(4).hex()
         for obs in observations:
             self._record_probe(obs, run)
 
@@ -203,7 +203,7 @@ class IncidentSession:
 
         self.record("confirm", f"{plan.id}: confirmed by {confirmed_by}, applying {len(plan.changes)} change(s)",
                     fix=plan.id, confirmed=True, who=confirmed_by, changes=len(plan.changes))
-        cids = [secrets.token_hex(6) for _ in plan.changes]
+        cids = [os.urandom(6).hex() for _ in plan.changes]
 
         def on_change(index: int, change: Any) -> None:
             try:

@@ -105,6 +105,7 @@ def spec_from_args(args: argparse.Namespace) -> BenchSpec:
     from ..discovery.target import config_for_args
 
     cfg = config_for_args(args)  # no complete config file: discover the path
+    args.resolved_config = cfg  # the incident the run is recorded in belongs to this target
     off_path = getattr(args, "off_config", None)
     off_cfg = load_config(off_path) if off_path else None
     pp = getattr(args, "pp", None) or "both"
@@ -191,7 +192,8 @@ def _record(args: argparse.Namespace, result: BenchResult) -> None:
     from .report import comparison, table
 
     try:
-        log = open_current(load_config(getattr(args, "config", None)), by="cli bench")
+        config = getattr(args, "resolved_config", None) or load_config(getattr(args, "config", None))
+        log = open_current(config, by="cli bench")
         s = result.spec
         log.append("bench", f"bench: GET {s.path}, {s.mode}, {s.connections} connections, {s.duration_s:g} s per run"
                    + (" (interrupted)" if result.interrupted else ""),

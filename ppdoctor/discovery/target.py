@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import KubeTarget, NlbTarget, TargetConfig, default_config_path, load_config, parse_config
+from ..config import KubeTarget, TargetConfig, default_config_path, load_config, parse_config
 from ..errors import ConfigError
 from .model import Discovery, PathCandidate, Problem
 
@@ -83,8 +83,11 @@ def candidate_config(c: PathCandidate, base: TargetConfig) -> TargetConfig:
     return replace(
         base,
         name=f"discovered:{c.gateway.ref()}:{c.port}",
-        nlb=NlbTarget(name=c.nlb["name"], arn=c.nlb["arn"], address=address, listener_port=c.listener_port,
-                      client_source=base.nlb.client_source or (base.resolver.client_source if resolved else "")),
+        nlb=replace(base.nlb, name=c.nlb["name"], arn=c.nlb["arn"], address=address, listener_port=c.listener_port,
+                    client_source=base.nlb.client_source or (base.resolver.client_source if resolved else ""),
+                    client_headers=base.nlb.client_headers or (base.resolver.client_headers if resolved else ()),
+                    time_scale=base.nlb.time_scale if base.nlb.time_scale != 1.0 or not resolved
+                    else base.resolver.time_scale),
         aws=replace(base.aws, region=c.region or base.aws.region, target_group_arns=(c.target_group_arn,)),
         kubernetes=KubeTarget(kubeconfig=base.kubernetes.kubeconfig, context=base.kubernetes.context,
                               namespace=c.namespace, gateway_deployment=deployment,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +83,7 @@ def state_dir() -> Path:
 def new_incident_id(now: float | None = None) -> str:
     """Sortable by time, unique across processes: 20261202T052241Z-3f9a."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now if now is not None else time.time()))
-    return f"{stamp}-{secrets.token_hex(2)}"
+    return f"{stamp}-{os.urandom(2).hex()}"
 
 
 def _is_entry(text: str) -> bool:
@@ -129,7 +128,7 @@ class IncidentLog:
             "data": data or {},
             "by": by,
             "pid": os.getpid(),
-            "eid": secrets.token_hex(6),
+            "eid": os.urandom(6).hex(),
         }
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -149,7 +148,7 @@ class IncidentLog:
                         "data": {"torn_fragment": torn[1][:2000]},
                         "by": by,
                         "pid": os.getpid(),
-                        "eid": secrets.token_hex(6),
+                        "eid": os.urandom(6).hex(),
                     }
                     self._write_line(fd, note)
                     last_at = note["at"]

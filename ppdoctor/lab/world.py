@@ -394,7 +394,10 @@ class LabWorld:
                 direct=_host_port(gw, self.ports.traffic), admin=_host_port(gw, self.ports.admin),
                 tls_direct=_host_port(gw, self.ports.tls),
             ),
-            resolver=cfgmod.ResolverTarget(endpoints=tuple(resolve), client_source=self.scenario.client.source),
+            resolver=cfgmod.ResolverTarget(
+                endpoints=tuple(resolve), client_source=self.scenario.client.source,
+                client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
+                time_scale=self.nlb.idle_timeout_scale),
         )
         if self.gwapi is not None and self.scenario.gateway_api.target:
             cfg = self._gwapi_target(cfg)

@@ -235,14 +235,15 @@ class Analysis:
 
     def decide(self) -> list:
         """Findings from the catalogue that the capture decides (docs/pcap.md has the table)."""
-        from ..diagnosis.model import Finding  # diagnosis is heavy-ish; imported once the flows are read
-        from ..diagnosis.rules import CATALOGUE
 
         def finding(fid, severity, confidence, explanation, count, flows, fixes):
-            f = Finding(fid, CATALOGUE[fid], severity, confidence,
-                        f"{explanation} ({count} flow{'s' if count != 1 else ''} in the capture).", flows,
-                        [], list(fixes))
-            return f
+            # The diagnosis package loads the probes package (~0.1 s): only once something is decided.
+            from ..diagnosis.model import Finding
+            from ..diagnosis.rules import CATALOGUE
+
+            return Finding(fid, CATALOGUE[fid], severity, confidence,
+                           f"{explanation} ({count} flow{'s' if count != 1 else ''} in the capture).", flows,
+                           [], list(fixes))
 
         nlb = self.nlb()
         out = []

@@ -94,6 +94,7 @@ class FlowTracker:
         self.on_done = on_done
         self.ports = frozenset(ports) if ports else None
         self.max_open = max_open
+        self.closed_kept = min(CLOSED_KEPT, max_open)
         self.flows: dict[tuple, tuple[Flow, bool]] = {}  # 4-tuple (either direction) → (flow, from client)
         self.pending: dict[tuple, Flow] = {}  # (client, cport, sport) → flow waiting for its SYN-ACK
         self.closed: OrderedDict[tuple, None] = OrderedDict()
@@ -221,40 +222,61 @@ class FlowTracker:
         flow = Flow(client, cport, server, sport, ts)
         self.flows[(client, cport, server, sport)] = (flow, True)
         self.flows[(server, sport, client, cport)] = (flow, False)
-        self.open_count += 1
-        if self.open_count > self.peak_open:
-            self.peak_open = self.open_count
-        if self.open_count > self.max_open:
+        self.open_count = n = self.open_count + 1
+        if n > self.peak_open:
+            self.peak_open = n
+        if n > self.max_open:
             self._evict()
         return flow
 
     def _start(self, src: bytes, sport: int, dst: bytes, dport: int, ts: float, seq: int) -> None:
-        flow = self._new(src, sport, dst, dport, ts)
+        # _new inlined: one of these per connection of the capture
+        flow = Flow(src, sport, dst, dport, ts)
+        flows = self.flows
+        flows[(src, sport, dst, dport)] = (flow, True)
+        flows[(dst, dport, src, sport)] = (flow, False)
         flow.syns = 1
         flow.syn_isn = seq
         flow.c_base = (seq + 1) & 0xFFFFFFFF
         flow.packets = 1
         self.pending[(src, sport, dport)] = flow
-        if len(self.servers) < 65536:
-            self.servers.add((dst, dport))
+        servers = self.servers
+        if len(servers) < 65536:
+            servers.add((dst, dport))
+        self.open_count = n = self.open_count + 1
+        if n > self.peak_open:
+            self.peak_open = n
+        if n > self.max_open:
+            self._evict()
 
     def _evict(self) -> None:
-        # dicts keep insertion order: the first entry is the oldest open flow
-        oldest = next(iter(self.flows.values()))[0]
-        self.evicted += 1
-        self._finish(oldest)
+        """Finish the oldest tenth of the open flows (dicts keep insertion order). In bulk, because
+        finding the first live entry of a dict with deletions at its front is a scan."""
+        batch = []
+        seen = set()
+        for flow, _ in self.flows.values():
+            if id(flow) not in seen:
+                seen.add(id(flow))
+                batch.append(flow)
+                if len(batch) >= max(1, self.max_open // 10):
+                    break
+        for flow in batch:
+            self.evicted += 1
+            self._finish(flow)
 
     def _finish(self, flow: Flow) -> None:
-        a = (flow.client, flow.cport, flow.server, flow.sport)
-        b = (flow.server, flow.sport, flow.client, flow.cport)
-        if self.flows.pop(a, None) is None:
+        client, cport, server, sport = flow.client, flow.cport, flow.server, flow.sport
+        a = (client, cport, server, sport)
+        flows = self.flows
+        if flows.pop(a, None) is None:
             return
-        self.flows.pop(b, None)
-        self.pending.pop((flow.client, flow.cport, flow.sport), None)
+        del flows[(server, sport, client, cport)]
+        if not flow.synack:
+            self.pending.pop((client, cport, sport), None)
         self.open_count -= 1
         closed = self.closed
         closed[a] = None  # the client → server direction only; a stray packet is looked up both ways
-        if len(closed) > CLOSED_KEPT:
+        if len(closed) > self.closed_kept:
             closed.popitem(last=False)
         self.on_done(flow)
 

@@ -2,8 +2,9 @@
 
 Written over ``struct.unpack_from`` on 4 MiB chunks (no per-packet slicing of frames, no
 objects per layer): a 10^6-packet capture reads in about a second (benchmarks/pcap.py).
-dpkt was measured and is slower, because it builds an object per layer per packet; scapy's
-``rdpcap`` is two orders of magnitude slower. Memory: one chunk plus the largest record.
+dpkt 1.9.8 (Reader + Ethernet/IP/TCP objects) took 9.7 s of CPU for the 10^6-packet benchmark
+capture where this reader takes 1.1 s, because it builds an object per layer per packet; scapy's
+``rdpcap`` is slower still. Memory: one chunk plus the largest record.
 
 Formats (Wireshark's "Libpcap File Format" and IETF draft-ietf-opsawg-pcapng):
 - pcap: both byte orders, microsecond (0xA1B2C3D4) and nanosecond (0xA1B23C4D) magic;
@@ -43,6 +44,7 @@ _PCAP_MAGIC = {
 }
 _PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 _ETHER_IPV4, _ETHER_IPV6 = 0x0800, 0x86DD
+_MIN_BLOCK = {1: 20, 2: 32, 3: 16, 6: 32}  # pcapng block type → its length with no data and no options
 _VLAN_TYPES = (0x8100, 0x88A8, 0x9100)
 _U16 = Struct("!H").unpack_from
 _IPV4 = Struct("!BxHHHBB2x4s4s").unpack_from  # vhl, total len, id, flags/frag, ttl, proto, src, dst
@@ -265,7 +267,9 @@ def _read_pcapng(f, path: str, magic: bytes, stats: ReadStats, chunk: int) -> It
                         raise CaptureError(f"{path}: a pcapng block claims {blen} bytes; the file is corrupt from here")
                     break
                 bt = u32(buf, pos)[0]
-                if bt == 6 or bt == 2:  # Enhanced / obsolete Packet Block
+                if (bt == 6 or bt == 2 or bt == 3 or bt == 1) and blen < _MIN_BLOCK[bt]:
+                    stats.unreadable += 1  # a block too short for its own fixed fields
+                elif bt == 6 or bt == 2:  # Enhanced / obsolete Packet Block
                     if bt == 6:
                         iface, hi, lo, caplen = Struct(order + "IIII").unpack_from(buf, pos + 8)
                     else:

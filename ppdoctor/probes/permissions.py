@@ -41,6 +41,8 @@ class KubePermission:
 AWS_PERMISSIONS: tuple[AwsPermission, ...] = (
     AwsPermission("describe_load_balancers", "elasticloadbalancing:DescribeLoadBalancers", "find the NLB (by DNS name)"),
     AwsPermission("describe_listeners", "elasticloadbalancing:DescribeListeners", "listener ports and their target groups"),
+    AwsPermission("describe_listener_attributes", "elasticloadbalancing:DescribeListenerAttributes",
+                  "the listener's TCP idle timeout"),
     AwsPermission("describe_target_groups", "elasticloadbalancing:DescribeTargetGroups", "target type, protocol, health check"),
     AwsPermission("describe_target_group_attributes", "elasticloadbalancing:DescribeTargetGroupAttributes",
                   "proxy_protocol_v2.enabled, preserve_client_ip.enabled"),

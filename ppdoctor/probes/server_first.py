@@ -45,8 +45,11 @@ async def first_bytes(host: str, port: int, *, prefix: bytes = b"", source: str 
                 await writer.wait_closed()
 
 
-def _greeted(data: bytes | None) -> bool:
-    return bool(data)
+def greeted(data: bytes | None) -> bool:
+    """Did the server speak first? An HTTP status line is not a greeting: it is an HTTP listener
+    answering what it took for a broken request (Envoy without the PROXY filter answers the header
+    alone with 400), so an HTTP port never counts as server-first."""
+    return bool(data) and not data.startswith(b"HTTP/")
 
 
 async def probe_server_first(ctx: ProbeContext) -> Observation:
@@ -70,12 +73,12 @@ async def probe_server_first(ctx: ProbeContext) -> Observation:
         obs.evidence["direct_target"] = f"{t_ip}:{t_port}"
     results = dict(zip(jobs, await asyncio.gather(*jobs.values())))
     for name, got in results.items():
-        obs.fact(f"server_first.{name}_greeting", _greeted(got))
+        obs.fact(f"server_first.{name}_greeting", greeted(got))
         obs.evidence[f"{name}_first_bytes"] = (got or b"")[:80].decode("latin-1")
-    if not any(_greeted(v) for v in results.values()):
+    if not any(greeted(v) for v in results.values()):
         obs.status = Status.SKIPPED
         obs.summary = "no greeting on any path: not a server-first service (or it is down)"
-    elif not _greeted(results["via_nlb"]):
+    elif not greeted(results["via_nlb"]):
         obs.status = Status.FAIL
         obs.summary = f"the service greets directly but not through the NLB (header placement {placement})"
     else:

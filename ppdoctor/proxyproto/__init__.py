@@ -29,7 +29,6 @@ from ._errors import (
     V1NoCRLF,
 )
 from ._parse import parse
-from ._reader import DEFAULT_MAX_SIZE, read_header
 from ._tlv import TLV, AWSSubtype, SSLClient, SSLInfo, TLVType
 from ._types import Address, Command, Family, ParsedHeader, Protocol, ProxyHeader, ReadResult
 from ._v1 import build_v1, proxy_v1
@@ -79,3 +78,13 @@ __all__ = [
     "NotPresent",
     "EncodeError",
 ]
+
+
+def __getattr__(name: str):
+    # The asyncio header reader loads asyncio (~40 ms of start-up); the decoders and `ppdoctor pcap`
+    # do not need it, so it is imported on first use.
+    if name in ("read_header", "DEFAULT_MAX_SIZE"):
+        from . import _reader
+
+        return getattr(_reader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

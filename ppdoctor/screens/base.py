@@ -9,12 +9,15 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ..widgets.nav import NavBar
+from . import sizes
 
 if TYPE_CHECKING:
     from .host import Host
 
 
 class WorkflowScreen(Screen[Any]):
+    HORIZONTAL_BREAKPOINTS = sizes.HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = sizes.VERTICAL_BREAKPOINTS
     MODE = ""
     HELP = ""  # a paragraph for the help screen
 

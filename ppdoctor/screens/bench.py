@@ -151,9 +151,9 @@ class BenchScreen(WorkflowScreen):
         self.ppd.say(f"bench started: about {total:.0f} s of load" if total else "bench started")
 
     def action_toggle_form(self) -> None:
-        form = self.query_one("#bench-form")
-        form.display = not form.display
-        if not form.display:
+        # a class, not form.display: on a narrow terminal the stylesheet shows the form or the results
+        self.toggle_class("-form-hidden")
+        if self.has_class("-form-hidden"):
             self.query_one("#bench-table", DataTable).focus()
 
     def action_leave_field(self) -> None:

@@ -15,7 +15,7 @@ from ..diagnosis.engine import FactView
 from ..fixes.model import FIX_TITLES
 from ..widgets.findings import FindingDetail, severity_text
 from ..widgets.matrix import ModeMatrix
-from ..widgets.safe import safe_text
+from ..widgets.safe import copy_json, safe_text
 from ..widgets.topology import PathView
 from .base import WorkflowScreen
 
@@ -33,6 +33,12 @@ class DiagnosisScreen(WorkflowScreen):
                 tooltip="Run the rules again on the current observations"),
         Binding("a", "run_all", "Run all probes", id="diagnosis.run_all",
                 tooltip="Run every probe again; the diagnosis follows"),
+        Binding("p", "toggle('-show-path')", "Path", id="diagnosis.path",
+                tooltip="Show or hide the traffic path (hidden by default below 30 rows)"),
+        Binding("m", "toggle('-show-matrix')", "Matrix", id="diagnosis.matrix",
+                tooltip="Show or hide the preservation × PROXY matrix (beside the finding from 120×30)"),
+        Binding("y", "copy", "Copy", id="diagnosis.copy",
+                tooltip="Copy the highlighted finding with all its evidence (JSON) to the clipboard"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -124,3 +130,13 @@ class DiagnosisScreen(WorkflowScreen):
 
     def action_run_all(self) -> None:
         self.ppd.probes.start_all()
+
+    def action_toggle(self, name: str) -> None:
+        self.toggle_class(name)
+
+    def action_copy(self) -> None:
+        finding = self.selected()
+        if finding is None:
+            self.ppd.say("no finding to copy", severity="warning")
+            return
+        copy_json(self, finding.as_dict(), f"{finding.id} copied to the clipboard")

@@ -12,7 +12,7 @@ from textual.widgets import Button, DataTable
 from ..fixes.choose import suggest_fixes
 from ..fixes.model import FIX_TITLES
 from ..widgets.plan import PlanView
-from ..widgets.safe import safe_text
+from ..widgets.safe import copy_json, safe_text
 from .base import WorkflowScreen
 
 
@@ -27,6 +27,8 @@ class FixScreen(WorkflowScreen):
         Binding("x", "apply", "Apply…", id="fix.apply", tooltip="Show the exact changes and ask before applying them"),
         Binding("r", "rollback", "Roll back…", id="fix.rollback",
                 tooltip="Restore this incident's before-values, newest first (asks first)"),
+        Binding("y", "copy", "Copy", id="fix.copy",
+                tooltip="Copy the plan (JSON: every change with its before and after values) to the clipboard"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -86,6 +88,13 @@ class FixScreen(WorkflowScreen):
 
     def action_rollback(self) -> None:
         self.ppd.fixes.request_rollback()
+
+    def action_copy(self) -> None:
+        plan = self.ppd.fixes.plan
+        if plan is None:
+            self.ppd.say("no plan yet: plan a fix first (p)", severity="warning")
+            return
+        copy_json(self, plan.as_dict(), f"the plan of {plan.id} is on the clipboard")
 
     @on(Button.Pressed, "#plan-apply")
     def _apply_pressed(self) -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from textual.binding import Binding
 
-__all__ = ["APP_BINDINGS", "Host", "LabLike"]
+__all__ = ["APP_BINDINGS", "WORKER_TITLES", "Host", "LabLike"]
 
 if TYPE_CHECKING:
     from textual.signal import Signal
@@ -51,6 +51,19 @@ APP_BINDINGS = [
     Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit ppdoctor (a lab it started is torn down)"),
 ]
 
+
+# Worker groups the app and its screens run, with the title of the error modal when one fails unexpectedly.
+WORKER_TITLES = {
+    "diagnosis": "Diagnosis failed",
+    "plan": "Could not build the fix plan",
+    "apply": "Applying or rolling back failed",
+    "report": "Exporting the report failed",
+    "report-preview": "Rendering the report failed",
+    "lab": "The lab did not start",
+    "discovery": "Reading kube contexts / AWS profiles failed",
+    "bench": "The bench failed",
+    "warm": "Loading a screen failed",
+}
 
 class LabLike(Protocol):
     """A lab the app started (and stops when it quits) or attached to."""

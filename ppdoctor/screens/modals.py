@@ -10,11 +10,14 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from ..widgets.safe import safe_text
+from . import sizes
 
 
 class ConfirmModal(ModalScreen[bool]):
     """Shows exactly what will happen; Cancel has the focus, the confirm button says what it does."""
 
+    HORIZONTAL_BREAKPOINTS = sizes.HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = sizes.VERTICAL_BREAKPOINTS
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="confirm.cancel", tooltip="Close without changing anything")]
 
     def __init__(self, title: str, lines: list[str], *, confirm_label: str = "Confirm", warning: str = "") -> None:
@@ -52,6 +55,8 @@ class ConfirmModal(ModalScreen[bool]):
 
 
 class ErrorModal(ModalScreen[None]):
+    HORIZONTAL_BREAKPOINTS = sizes.HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = sizes.VERTICAL_BREAKPOINTS
     BINDINGS = [Binding("escape,enter", "close", "Close", id="error.close", tooltip="Close this message")]
 
     def __init__(self, title: str, message: str) -> None:

@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 
 from ..probes import PROBES
 from ..widgets.evidence import EvidencePane, format_ms, status_text
-from ..widgets.safe import safe_text
+from ..widgets.safe import copy_json, safe_text
 from .base import WorkflowScreen
 
 SUMMARY_WIDTH = 200
@@ -32,6 +32,8 @@ class ProbesScreen(WorkflowScreen):
         Binding("d", "diagnose", "Diagnose", id="probes.diagnose",
                 tooltip="Diagnose from what has been observed so far and show the findings"),
         Binding("e", "focus_evidence", "Evidence", id="probes.evidence", tooltip="Move the focus to the evidence pane"),
+        Binding("y", "copy", "Copy", id="probes.copy",
+                tooltip="Copy the highlighted probe's whole observation (JSON: evidence, facts, timings) to the clipboard"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -137,3 +139,10 @@ class ProbesScreen(WorkflowScreen):
 
     def action_focus_evidence(self) -> None:
         self.query_one(EvidencePane).focus()
+
+    def action_copy(self) -> None:
+        obs = self.ppd.observations.get(self.selected)
+        if obs is None:
+            self.ppd.say(f"{self.selected} has not run yet: nothing to copy", severity="warning")
+            return
+        copy_json(self, obs.as_dict(), f"{self.selected}: the observation is on the clipboard")

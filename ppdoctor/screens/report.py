@@ -15,7 +15,6 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static,
 from ..widgets.safe import safe_text
 from . import messages as msg
 from .base import WorkflowScreen
-from ..report import FORMATS as REPORT_SUFFIXES
 
 FORMATS = (("md", "Markdown"), ("json", "JSON"), ("html", "HTML"))
 
@@ -45,9 +44,10 @@ class ReportScreen(WorkflowScreen):
                     for i, (_fmt, label) in enumerate(FORMATS):
                         yield RadioButton(label, value=i == 0)
                 yield Label("Path")
-                yield Input(id="report-path")
-                yield Button("Export", id="report-export", variant="primary",
-                             tooltip="Write the report (ctrl+s)")
+                with Horizontal(id="report-path-row"):
+                    yield Input(id="report-path")
+                    yield Button("Export", id="report-export", variant="primary",
+                                 tooltip="Write the report (ctrl+s)")
                 yield Static(id="report-status")
             yield TextArea(id="report-preview", read_only=True, show_line_numbers=False, soft_wrap=False)
 
@@ -95,6 +95,8 @@ class ReportScreen(WorkflowScreen):
         if not path:
             self.ppd.say("enter a path for the report", severity="warning")
             return
+        from ..report import FORMATS as REPORT_SUFFIXES  # the one suffix rule; loaded when first exporting
+
         if Path(path).suffix.lower() not in REPORT_SUFFIXES:
             path = f"{path}.{self.fmt}"
         self.query_one("#report-status", Static).update(Text("writing…", style="dim"))

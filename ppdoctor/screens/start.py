@@ -14,11 +14,14 @@ from textual.widgets import DataTable, Footer, LoadingIndicator, Log, Static
 from textual.worker import Worker, WorkerState
 
 from ..widgets.safe import safe_text
+from . import sizes
 
 
 class StartScreen(Screen[None]):
     """No target configured and no AWS credentials: say so, and offer the embedded lab."""
 
+    HORIZONTAL_BREAKPOINTS = sizes.HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = sizes.VERTICAL_BREAKPOINTS
     BINDINGS = [
         Binding("l,L", "start_lab", "Start lab", id="start.lab",
                 key_display="L", tooltip="Start the embedded lab with the highlighted scenario and open on it"),
@@ -94,6 +97,8 @@ class StartScreen(Screen[None]):
 class LabBootScreen(Screen[None]):
     """Progress while the lab starts (a few seconds); the error and what to do if it does not."""
 
+    HORIZONTAL_BREAKPOINTS = sizes.HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = sizes.VERTICAL_BREAKPOINTS
     BINDINGS = [Binding("q", "app.quit", "Quit", id="boot.quit", tooltip="Quit (the lab is torn down)")]
 
     def __init__(self, scenario: str) -> None:

@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from ..session import TimelineEvent
-from ..widgets.safe import safe_text
+from ..widgets.safe import copy_json, safe_text
 from .base import WorkflowScreen
 
 KIND_STYLE = {"probe": "cyan", "diagnosis": "magenta", "plan": "blue", "change": "bold yellow", "verify": "green",
@@ -33,6 +33,8 @@ class TimelineScreen(WorkflowScreen):
             "before this one opened it. Highlight one to see its data.")
     BINDINGS = [
         Binding("end", "latest", "Latest", id="timeline.latest", tooltip="Jump to the newest event"),
+        Binding("y", "copy", "Copy", id="timeline.copy",
+                tooltip="Copy the highlighted event with all its data (JSON, not cut) to the clipboard"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -95,6 +97,14 @@ class TimelineScreen(WorkflowScreen):
             text.append("\n")
             text.append_text(safe_text(dumped, multiline=True))
         detail.update(text)
+
+    def action_copy(self) -> None:
+        table = self.query_one("#timeline-table", DataTable)
+        events = self.ppd.timeline
+        if not 0 <= table.cursor_row < len(events):
+            self.ppd.say("no event to copy", severity="warning")
+            return
+        copy_json(self, events[table.cursor_row].as_dict(), "the event is on the clipboard")
 
     @on(DataTable.RowHighlighted, "#timeline-table")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:

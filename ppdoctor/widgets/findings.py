@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
+from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Static
 
 from .safe import safe_text, show_value
+
+if TYPE_CHECKING:
+    from ..diagnosis.model import Finding
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "bold yellow", "info": "bold cyan", "ok": "bold green"}
 
@@ -24,16 +30,17 @@ class FindingDetail(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="fd-head")
         yield Static(id="fd-explanation")
+        # the fixes before the evidence: two lines that say what to do, then the facts, which can run long
+        yield Static(id="fd-fixes")
         yield Static("Evidence", classes="section", id="fd-evidence-label")
         yield DataTable(id="fd-evidence", show_cursor=False, zebra_stripes=True)
         yield Static(id="fd-confirm")
-        yield Static(id="fd-fixes")
 
     def on_mount(self) -> None:
         self.border_title = "Finding"
         self.query_one("#fd-evidence", DataTable).add_columns("fact", "value", "source")
 
-    def show(self, finding: Any | None, fix_titles: dict[str, str], empty: str = "") -> None:
+    def show(self, finding: Finding | None, fix_titles: dict[str, str], empty: str = "") -> None:
         table = self.query_one("#fd-evidence", DataTable)
         table.clear()
         if finding is None:
@@ -68,16 +75,15 @@ class FindingDetail(VerticalScroll):
                 confirm.append("\n")
         confirm.rstrip()
         self.query_one("#fd-confirm", Static).update(confirm)
-        fixes = Text()
+        fixes: Text | Group = Text()
         if finding.fixes:
-            fixes.append("Fixes", style="bold")
-            fixes.append("  (f plans the first one)\n", style="dim")
+            # a grid, so a title that wraps stays under itself instead of running back under the fix id
+            grid = Table.grid(padding=(0, 1))
+            grid.add_column(no_wrap=True)
+            grid.add_column()
             for fix in finding.fixes:
-                fixes.append("  ")
-                fixes.append_text(safe_text(fix, "bold"))
                 title = fix_titles.get(fix)
-                if title:
-                    fixes.append(f" — {title}")
-                fixes.append("\n")
-        fixes.rstrip()
+                grid.add_row(safe_text(fix, "bold"), Text(f"— {title}") if title else Text(""))
+            fixes = Group(Text.assemble(("Fixes", "bold"), ("  (f plans the first one)", "dim")),
+                          Padding(grid, (0, 0, 0, 2)))
         self.query_one("#fd-fixes", Static).update(fixes)

@@ -12,17 +12,20 @@ from .safe import clean
 
 TABS = (("setup", "1", "Setup"), ("probes", "2", "Probes"), ("diagnosis", "3", "Diagnosis"),
         ("fix", "4", "Fix"), ("report", "5", "Report"), ("timeline", "t", "Timeline"),
-        ("bench", "6", "Bench"))
+        ("bench", "6", "Bench"), ("pcap", "7", "Pcap"))
 
 
-class NavTab(Static):
+class NavTab(Horizontal):
+    """A screen's key and name; on narrow terminals the stylesheet hides the name of the screens not shown."""
+
     def __init__(self, mode: str, key: str, label: str, current: bool) -> None:
-        text = Text()
-        text.append(f" {key} ", style="bold")
-        text.append(f"{label} ")
-        super().__init__(text, classes="nav-tab -current" if current else "nav-tab")
-        self.mode = mode
+        super().__init__(classes="nav-tab -current" if current else "nav-tab")
+        self.mode, self.key, self.label = mode, key, label
         self.tooltip = f"{label} (key {key})"
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f" {self.key} ", style="bold"), classes="nav-key")
+        yield Static(f"{self.label} ", classes="nav-label")
 
     def on_click(self, event: events.Click) -> None:
         event.stop()
@@ -52,7 +55,9 @@ class NavBar(Horizontal):
 
     def show_target(self, config: object) -> None:
         name = getattr(config, "name", "") if config is not None else ""
-        self.query_one("#nav-target", Static).update(Text(clean(name or "no target", limit=40), style="italic"))
+        target = self.query_one("#nav-target", Static)
+        target.update(Text(clean(name or "no target", limit=40), style="italic"))
+        target.tooltip = Text(clean(name or "no target"))  # the whole name where the bar has to cut it
 
     def show_activity(self, text: str) -> None:
         widget = self.query_one("#nav-activity", Static)

@@ -1,18 +1,25 @@
-"""A fix plan: each change with its before → after, the API call, progress while applying, verification results."""
+"""A fix plan: each change once, with its before → after in full, the API call, progress while applying, verification.
+
+The Apply / Roll back buttons are docked at the bottom of the panel so the confirm action stays in
+view however long the changes are; long values (annotations, JSON) wrap instead of being cut.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from rich.console import Group
+from rich.padding import Padding
+from rich.table import Table
 from rich.text import Text
-from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Button, DataTable, Log, Static
 
 from .safe import clean, safe_text, show_value
 
 if TYPE_CHECKING:
+    from ..fixes.apply import ApplyResult
     from ..fixes.model import FixPlan
 
 CHANGE_STATUS_STYLE = {"pending": "dim", "applied": "bold green", "failed": "bold red", "rolled-back": "yellow",
@@ -23,14 +30,58 @@ def plan_value(value: object) -> str:
     return "(absent)" if value is None else show_value(value)
 
 
+def change_text(index: int, change: Any) -> Group:
+    """One change in full: object, field, before → after, the API call, how it is verified, notes, errors.
+
+    A two-column grid so a long value (an annotation, a JSON patch, an ARN) wraps under itself; ``fold``
+    breaks a value without spaces rather than cutting it.
+    """
+    head = Text()
+    head.append(f"{index}. ", style="bold")
+    head.append(change.status, style=CHANGE_STATUS_STYLE.get(change.status, ""))
+    head.append("  ")
+    head.append_text(safe_text(change.object, "bold"))
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    grid.add_row("field", safe_text(change.field))
+    grid.add_row("before", safe_text(plan_value(change.before), "red", multiline=True))
+    grid.add_row("after", safe_text(plan_value(change.after), "green", multiline=True))
+    grid.add_row("via", safe_text(change.api_call))
+    if change.verify:
+        grid.add_row("verify", safe_text(change.verify))
+    if change.note:
+        grid.add_row("note", safe_text(change.note, multiline=True))
+    if change.error:
+        grid.add_row(Text("error", style="bold red"), safe_text(change.error, multiline=True))
+    return Group(head, Padding(grid, (0, 0, 0, 3)))
+
+
+def outcome_text(result: Any | None) -> Text:
+    """One line under the plan's title once it was applied, so the outcome is in view before the details below."""
+    text = Text()
+    if result is None:
+        return text
+    checks = list(getattr(result, "verifications", []) or [])
+    passed = sum(1 for v in checks if v.passed)
+    if result.completed and passed == len(checks):
+        text.append(f"\n✓ applied; {passed}/{len(checks)} verification(s) passed", style="bold green")
+    elif result.completed:
+        text.append(f"\n✗ applied, but {len(checks) - passed}/{len(checks)} verification(s) FAILED (r rolls back)",
+                    style="bold red")
+    else:
+        text.append("\n✗ not completed: ", style="bold red")
+        text.append_text(safe_text(result.error or "see Progress below", "red"))
+    return text
+
+
 class PlanView(VerticalScroll):
     DEFAULT_CLASSES = "panel"
 
     def compose(self) -> ComposeResult:
         yield Static(id="plan-title")
         yield Static(id="plan-explanation")
-        yield DataTable(id="plan-changes", cursor_type="row", zebra_stripes=True)
-        yield Static(id="plan-change-detail")
+        yield Vertical(id="plan-changes")
         yield Static(id="plan-window")
         with Horizontal(id="plan-buttons"):
             yield Button("Apply…", id="plan-apply", variant="warning", tooltip="Shows the exact changes and asks first")
@@ -42,19 +93,15 @@ class PlanView(VerticalScroll):
 
     def on_mount(self) -> None:
         self.border_title = "Plan"
-        changes = self.query_one("#plan-changes", DataTable)
-        changes.add_column("#", key="n", width=2)
-        changes.add_column("status", key="status", width=11)
-        changes.add_column("change: object · field · before → after", key="what")
         self.query_one("#plan-verify", DataTable).add_columns("check", "result", "after")
         self.show(None, [], None)
 
-    def show(self, plan: Any | None, log: list[str], result: Any | None, *, planning: str = "") -> None:
+    def show(self, plan: FixPlan | None, log: list[str], result: ApplyResult | None, *, planning: str = "") -> None:
         title = self.query_one("#plan-title", Static)
-        changes = self.query_one("#plan-changes", DataTable)
-        changes.clear()
+        changes = self.query_one("#plan-changes", Vertical)
+        changes.remove_children()
         has_plan = plan is not None
-        for wid in ("#plan-changes", "#plan-change-detail", "#plan-buttons"):
+        for wid in ("#plan-changes", "#plan-buttons"):
             self.query_one(wid).display = has_plan
         if not has_plan:
             title.update(Text(planning or "No plan yet: pick a fix on the left and press Enter to plan it. "
@@ -68,18 +115,13 @@ class PlanView(VerticalScroll):
             head.append_text(safe_text(plan.title, "bold"))
             if not plan.changes:
                 head.append("\nnothing to change: the live state already matches", style="green")
+            head.append_text(outcome_text(result))
             title.update(head)
-            self.query_one("#plan-explanation", Static).update(safe_text(plan.explanation, multiline=True))
-            for i, change in enumerate(plan.changes, 1):
-                what = safe_text(change.object, "bold", limit=90)
-                what.append("\n")
-                what.append_text(safe_text(change.field, limit=90))
-                what.append("\n− ", style="red")
-                what.append_text(safe_text(plan_value(change.before), "red", limit=90))
-                what.append("\n+ ", style="green")
-                what.append_text(safe_text(plan_value(change.after), "green", limit=90))
-                changes.add_row(Text(str(i)), Text(change.status, style=CHANGE_STATUS_STYLE.get(change.status, "")),
-                                what, key=str(i), height=4)
+            explanation = self.query_one("#plan-explanation", Static)
+            explanation.update(safe_text(plan.explanation, multiline=True))
+            explanation.display = bool(plan.explanation)
+            changes.mount_all(Static(change_text(i, change), classes="plan-change")
+                              for i, change in enumerate(plan.changes, 1))
             window = Text()
             if plan.window:
                 window.append("window: ", style="bold yellow")
@@ -89,7 +131,6 @@ class PlanView(VerticalScroll):
                 window.append_text(safe_text(", ".join(plan.verify)))
             self.query_one("#plan-window", Static).update(window)
             self.query_one("#plan-apply", Button).disabled = not plan.changes or result is not None
-            self._show_change(plan, 0)
         self.plan = plan
         log_widget = self.query_one("#plan-log", Log)
         log_widget.clear()
@@ -104,37 +145,6 @@ class PlanView(VerticalScroll):
                            Text("passed", style="bold green") if v.passed else Text("FAILED", style="bold red"),
                            Text(f"{v.seconds:.1f} s"))
         verify.display = self.query_one("#plan-verify-label").display = bool(verifications)
-
-    def _show_change(self, plan: Any, index: int) -> None:
-        detail = self.query_one("#plan-change-detail", Static)
-        if plan is None or not plan.changes:
-            detail.update("")
-            return
-        change = plan.changes[min(index, len(plan.changes) - 1)]
-        text = Text()
-        text.append_text(safe_text(f"{index + 1}. {change.object}", "bold"))
-        text.append("\n   field   ", style="dim")
-        text.append_text(safe_text(change.field))
-        text.append("\n   before  ", style="dim")
-        text.append_text(safe_text(plan_value(change.before), "red", limit=2000))
-        text.append("\n   after   ", style="dim")
-        text.append_text(safe_text(plan_value(change.after), "green", limit=2000))
-        text.append("\n   via     ", style="dim")
-        text.append_text(safe_text(change.api_call))
-        if change.verify:
-            text.append("\n   verify  ", style="dim")
-            text.append_text(safe_text(change.verify))
-        if change.note:
-            text.append("\n   note    ", style="dim")
-            text.append_text(safe_text(change.note, multiline=True))
-        if change.error:
-            text.append("\n   error   ", style="bold red")
-            text.append_text(safe_text(change.error, multiline=True))
-        detail.update(text)
-
-    @on(DataTable.RowHighlighted, "#plan-changes")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_change(getattr(self, "plan", None), event.cursor_row)
 
 
 def short_value(value: Any, limit: int = 160) -> str:

@@ -20,3 +20,11 @@ __all__ = ["clean", "safe_text", "show_value"]
 def safe_text(value: Any, style: str = "", *, multiline: bool = False, limit: int | None = None) -> Text:
     """A rich Text showing ``value`` literally (no markup, control codes escaped)."""
     return Text(clean(value, multiline=multiline, limit=limit), style=style)
+
+
+def copy_json(widget: Any, value: Any, done: str) -> None:
+    """Put ``value`` as JSON on the clipboard (OSC 52, so it works over ssh): the whole of what a cell shows cut."""
+    import json
+
+    widget.app.copy_to_clipboard(json.dumps(value, indent=2, default=str, ensure_ascii=False))
+    widget.app.notify(clean(done), timeout=3, markup=False)

@@ -1,4 +1,10 @@
-"""The traffic path client → NLB → gateway → echo, with what is known at each hop and, on the Diagnosis screen, where it breaks."""
+"""The traffic path client → NLB → gateway → echo, with what is known at each hop and, on the Diagnosis screen, where it breaks.
+
+Two forms of the same facts: boxes side by side when the terminal has room, and one line per hop
+(``NLB 127.1.1.10:80 [PPv2 on, preserve off] ─✗ PROXY header not expected → 400→``) for narrow or
+short terminals. Both are composed; the stylesheet shows one according to the screen's breakpoint
+classes, so a resize needs no Python.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 
 from ..config import TargetConfig
@@ -134,16 +140,56 @@ def hop_text(hop: Hop, broken: str | None) -> Text:
     return text
 
 
-class PathView(Horizontal):
+# How a hop line reads in the one-line form: the label shortened, or "" for the value alone.
+SHORT_LABELS = {"source": "", "address": "", "direct": "", "path": "", "PROXY v2": "PPv2", "preserve IP": "preserve",
+                "health chk": "health", "expects PP": "expects PP", "live filter": "live filter"}
+
+
+def hop_line(hop: Hop, link: str | None, broken_hop: str | None, broken_link: str | None) -> Text:
+    """One hop on one line: the title, its main value, the rest in brackets, then the link to the next hop."""
+    text = Text()
+    text.append(hop.title, style="bold")
+    extras: list[tuple[str, str, str]] = []
+    for label, value, state in hop.lines:
+        short = SHORT_LABELS.get(label, label)
+        if not short and not extras and value != "?":
+            text.append(" ")
+            text.append(clean(value), style=STATE_STYLE.get(state, ""))
+        else:
+            extras.append((short, value, state))
+    if extras:
+        text.append(" [", style="dim")
+        for i, (label, value, state) in enumerate(extras):
+            if i:
+                text.append(", ", style="dim")
+            if label:
+                text.append(f"{label} ", style="dim")
+            text.append(clean(value), style=STATE_STYLE.get(state, ""))
+        text.append("]", style="dim")
+    if broken_hop:
+        text.append(f" ✗ {broken_hop}", style="bold red")
+    if link is not None:
+        if broken_link:
+            text.append(f" ─✗ {clean(link)}: {broken_link}→", style="bold red")
+        else:
+            text.append(f" ─{clean(link)}→", style="bold")
+    return text
+
+
+class PathView(Vertical):
     """client ─▶ NLB ─▶ gateway ─▶ echo; a break (finding) turns a hop or a link red."""
 
     DEFAULT_CLASSES = "path-view"
 
     def compose(self) -> ComposeResult:
-        for i in range(4):
-            yield Static(classes="hop", id=f"hop-{i}")
-            if i < 3:
-                yield Static(classes="link", id=f"link-{i}")
+        with Horizontal(classes="path-boxes"):
+            for i in range(4):
+                yield Static(classes="hop", id=f"hop-{i}")
+                if i < 3:
+                    yield Static(classes="link", id=f"link-{i}")
+        with Vertical(classes="path-lines"):
+            for i in range(4):
+                yield Static(classes="path-line", id=f"line-{i}")
 
     def show(self, config: TargetConfig, facts: FactView, finding_id: str | None = None) -> None:
         hops, links = describe_hops(config, facts)
@@ -154,6 +200,10 @@ class PathView(Horizontal):
             box.border_title = hop.title
             box.set_class(bool(broken), "-broken")
             box.update(hop_text(hop, broken))
+            link_broken = label if kind == "link" and index == i else None
+            line = self.query_one(f"#line-{i}", Static)
+            line.set_class(bool(broken or link_broken), "-broken")
+            line.update(hop_line(hop, links[i] if i < len(links) else None, broken, link_broken))
         for i, link in enumerate(links):
             box = self.query_one(f"#link-{i}", Static)
             broken = kind == "link" and index == i

@@ -18,13 +18,14 @@ def minimal_config(full, path: Path) -> Path:
     data = {
         "kubernetes": {"kubeconfig": full.kubernetes.kubeconfig},
         "aws": {"region": full.aws.region, "endpoint_url": full.aws.endpoint_url, "static_credentials": True},
-        "resolver": {"endpoints": list(full.resolver.endpoints), "client_source": full.resolver.client_source},
+        "resolver": {"endpoints": list(full.resolver.endpoints), "client_source": full.resolver.client_source,
+                     "client_headers": list(full.resolver.client_headers), "time_scale": full.resolver.time_scale},
     }
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     return path
 
 
-def discovered_findings(full, tmp_path: Path) -> list:
+def discovered_findings(full, tmp_path: Path, probes: list[str] | None = None) -> list:
     """Diagnosis with the discovered config; the path is chosen the way an operator would (--gateway, --port)."""
     k = full.kubernetes
     gateway = f"{k.namespace}/{k.gateway_service}"
@@ -32,4 +33,4 @@ def discovered_findings(full, tmp_path: Path) -> list:
                          port=full.nlb.listener_port, env={})
     assert cfg.aws.target_group_arns == full.aws.target_group_arns
     assert cfg.nlb.arn == full.nlb.arn
-    return diagnose(asyncio.run(run_probes(cfg)))
+    return diagnose(asyncio.run(run_probes(cfg, probes)))

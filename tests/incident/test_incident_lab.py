@@ -129,7 +129,15 @@ def test_fix_killed_between_two_changes_leaves_exactly_the_applied_part(lab_pool
     shown = _cli(lab, state, "incident", "show")
     assert "applied:" in shown.stdout and shown.stdout.count("applied:") == 1
 
-    back = _cli(lab, state, "fix", "--rollback", "--yes", "--json")
+    # Closed, its change stays; a plain rollback leaves it alone and lists it; naming the incident undoes it.
+    incident_id = json.loads(_cli(lab, state, "incident", "list", "--json").stdout)["incidents"][0]["id"]
+    closed = _cli(lab, state, "incident", "close", "--note", "handed over")
+    assert closed.returncode == 0 and "1 change(s) stay in place" in closed.stdout, closed.stdout
+    plain = _cli(lab, state, "fix", "--rollback", "--yes")
+    assert plain.returncode == 0 and "nothing to roll back in the current incident" in plain.stdout
+    assert incident_id in plain.stdout and " ago" in plain.stdout  # listed with its age
+    assert _service_annotations(lab) == now
+    back = _cli(lab, state, "fix", "--rollback", "--incident", incident_id, "--yes", "--json")
     assert back.returncode == 0, back.stdout + back.stderr
     assert len(json.loads(back.stdout)["rolled_back"]) == 1
     assert _service_annotations(lab) == before

@@ -103,7 +103,7 @@ def test_scenario_closed_loop(scenario, lab_pool, tmp_path):
     assert findings, "no finding"
     assert findings[0].id == expected[0], [f.as_dict() for f in findings]
     # zero config: only kubeconfig, AWS region/endpoint and the resolver map → the same first finding
-    assert discovered_findings(lab.config, tmp_path)[0].id == findings[0].id
+    assert discovered_findings(lab.config, tmp_path, default + EXTRA_PROBES.get(scenario, []))[0].id == findings[0].id
 
     # nothing failing left unexplained; AWS denied / Kubernetes denied / both (same lab, probes only)
     from tests.diagnosis.coverage import check_access_modes

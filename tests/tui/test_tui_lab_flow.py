@@ -1,7 +1,8 @@
 """Pilot flows against a real lab (tg-pp-on-gateway-off): probe one by one → PPD003 → FIX-GW-PP-ON confirmed →
 verified → report; and declining the confirmation changes nothing (read back through boto3 and kubernetes).
 
-With PPDOCTOR_SCREENSHOTS=1 the flow also regenerates docs/screenshots/{setup,probes,diagnosis,fix,report}.svg.
+With PPDOCTOR_SCREENSHOTS=1 the flows also regenerate docs/screenshots/{setup,probes,diagnosis,fix,report}.svg
+(120×40) and diagnosis-80x24.svg.
 """
 
 from __future__ import annotations
@@ -212,3 +213,59 @@ async def test_probe_diagnose_fix_verify_report(lab: Lab, tmp_path: Path, monkey
         assert "PPD003" in text and "FIX-GW-PP-ON" in text
         assert "written" in screen_text(app)
         shoot(app, "report")
+
+
+async def test_at_80x24_run_all_read_the_evidence_fix_and_export(lab: Lab, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    """Issue 18's "done when": in an 80×24 terminal, a → PPD003's evidence → plan → confirm → export, never resized.
+
+    Each step's widget is asserted on screen (clicked where a click is the operator's way). Last in this module:
+    it leaves the fix applied, and the module's lab is torn down after it.
+    """
+    from .test_tui_sizes import visible_region
+
+    monkeypatch.chdir(tmp_path)
+    app = PPDoctorApp(IncidentSession(lab.config), landing="probes", cursor_blink=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot, app)
+        for _attempt in range(4):  # after the previous test's rollback the gateway may still be restarting
+            await pilot.press("a")
+            await wait_until(pilot, lambda: bool(app.observations) and not app.probes.running
+                             and not app.probes.stale, 120, "every probe and the diagnosis")
+            if app.findings and app.findings[0].id == "PPD003":
+                break
+            await pilot.pause(1.0)
+        await pilot.press("3")
+        await settle(pilot, app)
+        assert app.findings[0].id == "PPD003"
+        evidence = app.screen.query_one("#fd-evidence", DataTable)
+        assert visible_region(app, evidence).height >= 3  # the header and the first facts, without scrolling
+        assert "gateway.ppv2_result" in screen_text(app) or "tg.pp_v2" in screen_text(app)
+        assert visible_region(app, app.screen.query_one("#fd-fixes")).area and "FIX-GW-PP-ON" in screen_text(app)
+        shoot(app, "diagnosis-80x24")
+
+        await pilot.press("f")
+        await wait_until(pilot, lambda: getattr(app.fixes.plan, "id", None) == "FIX-GW-PP-ON", 30, "the plan")
+        await settle(pilot, app)
+        assert app.current_mode == "fix"
+        text = screen_text(app)
+        assert PP_CONFIG in text and "(absent)" in text and "proxyProtocol" in text  # before → after, once
+        await pilot.click("#plan-apply")  # the confirm action is on screen
+        await settle(pilot, app)
+        assert isinstance(app.screen, ConfirmModal)
+        await pilot.click("#confirm")
+        await wait_until(pilot, lambda: app.fixes.apply_result is not None, 90, "the fix to be applied and verified")
+        assert app.fixes.apply_result.completed and all(v.passed for v in app.fixes.apply_result.verifications)
+        await settle(pilot, app)
+        assert "✓ applied;" in screen_text(app)  # the outcome in view, without scrolling
+
+        await pilot.press("5")
+        await settle(pilot, app)
+        app.screen.query_one("#report-path", Input).value = "incident.md"
+        await pilot.click("#report-export")
+        await wait_until(pilot, (tmp_path / "incident.md").exists, 20, "the report file")
+        await settle(pilot, app)
+        assert "written" in screen_text(app)
+        assert app.size == (80, 24)
+    text = (tmp_path / "incident.md").read_text(encoding="utf-8")
+    assert "PPD003" in text and "FIX-GW-PP-ON" in text

@@ -216,3 +216,14 @@ def test_ppd018(case, facts, confidence):
     assert (finding is not None) == (confidence is not None), case
     if finding is not None:
         assert finding.confidence == confidence and finding.fixes == [] and "on_first_ack" in finding.explanation
+
+
+@pytest.mark.parametrize("first, is_greeting", [
+    (b"220 mail ESMTP\r\n", True), (b"SSH-2.0-OpenSSH_9.6\r\n", True), (b"J\x00\x00\x00\n5.7.32", True),
+    (b"HTTP/1.1 400 Bad Request\r\n", False),  # an HTTP listener rejecting the bare header
+    (b"", False), (None, False),
+])
+def test_what_counts_as_a_greeting(first, is_greeting):
+    from ppdoctor.probes.server_first import greeted
+
+    assert greeted(first) is is_greeting
