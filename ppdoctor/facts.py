@@ -191,3 +191,7 @@ _d("gateway.servers", list, "kube", "Istio Gateway servers selecting the pods: [
 _d("gateway.server_container_ports", list, "kube", "container ports the Gateway servers land on (through the Service's ports)")
 _d("svc.port_map", list, "kube", "the gateway Service's ports: [{port, name, container_port}]")
 _d("gateway.listener_ports", list, "envoy", "ports of the running gateway's traffic listeners")
+_d("incluster.plain_result", str, "incluster", "failure class of a header-less GET to the target port through the API's port-forward")
+_d("incluster.pp_errors_total", int, "incluster", "Envoy's downstream_cx_proxy_proto_error counter")
+_d("incluster.foreign_pp_errors", int, "incluster", "header-less connections from others than ppdoctor within the window")
+_d("incluster.window_s", _num, "incluster", "length of that window (s)")

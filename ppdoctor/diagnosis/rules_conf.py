@@ -6,10 +6,11 @@ whichever of its facts are present and says which probe would confirm the rest.
 
 from __future__ import annotations
 
-from .model import FactView, Finding
+from .model import FactView, Finding, gateway_mode
 
 CATALOGUE = {
     "PPD028": "No gateway listener on the target port: no Gateway server lands there",
+    "PPD026": "In-cluster callers reach the gateway without the NLB and send no PROXY header: reset",
     "PPD023": "numTrustedProxies does not match the proxies in front of the NLB (one too high behind a CDN)",
 }
 
@@ -130,4 +131,37 @@ def ppd028(f: FactView) -> Finding | None:
         confirm=f.missing("gateway.listener_ports", "gateway.servers"))
 
 
-RULES = [ppd023, ppd028]
+def ppd026(f: FactView) -> Finding | None:
+    """Pods calling the gateway Service's ClusterIP send no PROXY header and are reset (kgateway-dev/kgateway
+    #1668, cert-manager #656). Fires only on evidence of such callers: header-less connections counted by
+    Envoy (downstream_cx_proxy_proto_error) that ppdoctor did not make, while the NLB sends PROXY v2 — so
+    the NLB is not their source and a healthy setup without such callers stays PPD000.
+    """
+    foreign = f.get("incluster.foreign_pp_errors")
+    if not foreign or f.get("tg.pp_v2") is not True:
+        return None
+    mode, mode_facts = gateway_mode(f)
+    if mode == "optional" or mode == "off":
+        return None  # accepted (optional) or a PPD003 world: not the in-cluster trap
+    pod_style = f.get("incluster.plain_result")
+    confidence = 0.9 if pod_style in ("reset", "empty-reply") else 0.75
+    window = f.get("incluster.window_s")
+    return _finding(
+        "PPD026", "warning", confidence,
+        f"Envoy reset {foreign} connection(s) without a PROXY header"
+        + (f" within {window:g} s" if window else "")
+        + " that neither the NLB (it sends PROXY v2) nor ppdoctor made: something inside the cluster calls the "
+        "gateway's ClusterIP (kube-proxy sends it straight to the pods' target port, no header) — typically "
+        "cert-manager's HTTP-01 self-check or a service calling a public hostname that resolves in-cluster. "
+        "A pod-style call ppdoctor made the same way got: " + (pod_style or "unknown") + ". Remedies, by hand: "
+        "call the backend Service instead of the gateway from inside the cluster; or give internal callers a "
+        "separate listener (another Gateway server port and Service port, with an EnvoyFilter putting "
+        "allow_requests_without_proxy_protocol on that listener only — never on the NLB's port, where it "
+        "would accept forged client addresses); or, on Kubernetes >= 1.30, a LoadBalancer ipMode: Proxy "
+        "status (KEP-1860) so in-cluster traffic goes through the NLB.",
+        f, ["incluster.foreign_pp_errors", "incluster.window_s", "incluster.pp_errors_total", "incluster.plain_result",
+            "tg.pp_v2", *mode_facts],
+        confirm=f.missing("incluster.foreign_pp_errors"))
+
+
+RULES = [ppd023, ppd026, ppd028]

@@ -114,12 +114,23 @@ class EchoSpec:
 
 
 @dataclass(frozen=True)
+class InClusterCaller:
+    """A pod that calls the gateway Service's ClusterIP (kube-proxy → the pods' target port), not the NLB."""
+
+    name: str  # e.g. "cert-manager" (HTTP-01 self-check, cert-manager #656)
+    namespace: str
+    path: str = "/"
+    every_seconds: float = 0.5  # lab time: compressed like the NLB's health checks
+
+
+@dataclass(frozen=True)
 class KubernetesSpec:
     lbc_installed: bool = True
     gateway: GatewaySpec = field(default_factory=GatewaySpec)
     mesh: MeshSpec = field(default_factory=MeshSpec)
     echo: EchoSpec = field(default_factory=EchoSpec)
     extra_manifests: str = ""  # YAML documents (EnvoyFilters, VirtualServices, …)
+    in_cluster_callers: tuple[InClusterCaller, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -327,12 +338,28 @@ def _kubernetes(r: _Reader) -> KubernetesSpec:
         for doc in docs:
             if not isinstance(doc, dict) or not {"apiVersion", "kind", "metadata"} <= doc.keys():
                 raise r.fail("extra_manifests", "must hold Kubernetes objects with apiVersion, kind and metadata")
+    callers = []
+    for i, item in enumerate(r.take("in_cluster_callers", list, [])):
+        c = _Reader(item, (*r.where, f"in_cluster_callers[{i}]"), r.source)
+        name = c.take("name", str, "")
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+            raise c.fail("name", f"is {name!r}; allowed: a Kubernetes name (lower case, digits, '-')")
+        every = c.take("every_seconds", (int, float), 0.5)
+        if every <= 0:
+            raise c.fail("every_seconds", "must be positive")
+        callers.append(InClusterCaller(name=name, namespace=c.take("namespace", str, name),
+                                       path=c.take("path", str, "/"), every_seconds=float(every)))
+        c.done()
+    if len(callers) > len(addresses.IN_CLUSTER_CALLER_IPS):
+        raise r.fail("in_cluster_callers", f"holds {len(callers)}; the lab has addresses for "
+                                           f"{len(addresses.IN_CLUSTER_CALLER_IPS)}")
     spec = KubernetesSpec(
         lbc_installed=r.take("lbc_installed", bool, True),
         gateway=gateway,
         mesh=mesh,
         echo=echo,
         extra_manifests=extra,
+        in_cluster_callers=tuple(callers),
     )
     r.done()
     return spec

@@ -88,6 +88,7 @@ class LabWorld:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._elbv2: Any = None
         self.events: list[dict[str, Any]] = []
+        self.caller_stats: dict[str, Any] = {}  # in-cluster caller name → incluster.CallerStats
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -136,6 +137,7 @@ class LabWorld:
             *self._echo_pods(),
             *manifests.lbc_objects(sc, tg_arn=self.aws.tg_arn),
             *manifests.extra_objects(sc),
+            *self._caller_objects(),
         ]
         token = secrets.token_urlsafe(24)
         self.kube = KubeApiServer(objects, token=token, host=addresses.CONTROL_PLANE_IP, port=0)
@@ -167,8 +169,26 @@ class LabWorld:
         await self.nlb.start()
 
         self.kube.store.subscribe(self._on_kube_event)
+        self._start_callers()
         self.endpoints = self._write_endpoints(kubeconfig)
         return self.endpoints
+
+    # --- in-cluster callers (pods calling the gateway's ClusterIP, no PROXY header) ------------
+
+    def _caller_objects(self) -> list[dict[str, Any]]:
+        from .incluster import caller_ips, caller_objects
+
+        callers = self.scenario.kubernetes.in_cluster_callers
+        return [o for c, ip in zip(callers, caller_ips(callers)) for o in caller_objects(c, ip)]
+
+    def _start_callers(self) -> None:
+        from .incluster import CallerStats, caller_ips, run_caller
+
+        callers = self.scenario.kubernetes.in_cluster_callers
+        for caller, ip in zip(callers, caller_ips(callers)):
+            stats = self.caller_stats[caller.name] = CallerStats()
+            # ClusterIP → kube-proxy → an endpoint's targetPort: the gateway pod's traffic port
+            self._spawn(run_caller(caller, ip, lambda: (addresses.GATEWAY_POD_IP, self.ports.traffic), stats))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -359,7 +379,8 @@ def _v6_listener(client_source: str) -> str | None:
 
 def _check_loopback_aliases() -> None:
     """The lab needs to bind 127.1.x.x: true on Linux (all of 127/8 is local), not on macOS without aliases."""
-    for ip in (addresses.NLB_IP, addresses.GATEWAY_POD_IP, addresses.ECHO_POD_IP, addresses.CLIENT_IP):
+    for ip in (addresses.NLB_IP, addresses.GATEWAY_POD_IP, addresses.ECHO_POD_IP, addresses.CLIENT_IP,
+               *addresses.IN_CLUSTER_CALLER_IPS):
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind((ip, 0))

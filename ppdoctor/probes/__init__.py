@@ -62,6 +62,8 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.privatelink:probe_privatelink", "aws.*"),
     ProbeInfo("ipv6", "IPv6 client? dualstack NLB? IPv4 targets? (preservation cannot carry IPv6 to IPv4 targets)",
               "ppdoctor.probes.ipv6:probe_ipv6", "aws.*, nlb.client_source"),
+    ProbeInfo("incluster", "a pod's header-less call to the gateway, and other callers' PROXY errors in Envoy's counters",
+              "ppdoctor.probes.incluster:probe_incluster", "gateway.admin, kubernetes.*"),
     ProbeInfo("syn", "raw SYN to the NLB with scapy: who answers? (needs CAP_NET_RAW)",
               "ppdoctor.probes.syn:probe_syn", "nlb.address"),
 )}

@@ -194,8 +194,15 @@ async def _direct(ctx: ProbeContext, name: str, kind: str) -> Observation:
     if prefix:
         obs.evidence["proxy_header_hex"] = prefix.hex()
     t = ctx.config.timeouts
-    ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
-                             prefix=prefix, connect_timeout=t.connect, total_timeout=t.response)
+    if not prefix:
+        ctx.plain_sent += 1
+        ctx.plain_in_flight += 1
+    try:
+        ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
+                                 prefix=prefix, connect_timeout=t.connect, total_timeout=t.response)
+    finally:
+        if not prefix:
+            ctx.plain_in_flight -= 1
     _apply_exchange(obs, ex)
     key = {"plain": "gateway.plain", "ppv2": "gateway.ppv2", "ppv1": "gateway.ppv1", "local": "gateway.local"}[kind]
     obs.fact(f"{key}_result", ex.failure_class.value)

@@ -85,3 +85,23 @@ def test_gateway_server_fix_alone_opens_the_listener_and_rolls_back(lab_pool):
     # rolled back: istiod's push removes the listener again, the target port refuses
     lab.wait_health("unhealthy", timeout=30.0)
     assert diagnose(asyncio.run(run_probes(lab.config)))[0].id == "PPD028"
+
+
+@pytest.mark.lab
+def test_in_cluster_caller_is_reset_and_counted_as_foreign(lab_pool):
+    lab = lab_pool.get("clusterip-callers-reset", fresh=True)
+    lab.wait_health("healthy", timeout=20.0)
+    observations = asyncio.run(run_probes(lab.config, ["incluster", "direct-plain", "http-via-nlb"]))
+    assert _fact(observations, "via_nlb.result") == "ok"  # the NLB path is healthy
+    assert _fact(observations, "incluster.plain_result") in ("reset", "empty-reply")  # a pod is reset
+    assert _fact(observations, "incluster.foreign_pp_errors") >= 1, [o.as_dict() for o in observations]
+
+
+@pytest.mark.lab
+def test_own_header_less_probes_are_not_taken_for_in_cluster_callers(lab_pool):
+    lab = lab_pool.get("healthy", fresh=False)
+    lab.wait_health("healthy", timeout=20.0)
+    # direct-plain (header-less, reset by the gateway) runs inside the incluster probe's window
+    observations = asyncio.run(run_probes(lab.config, ["incluster", "direct-plain", "direct-plain"]))
+    assert _fact(observations, "gateway.plain_result") in ("reset", "empty-reply")
+    assert _fact(observations, "incluster.foreign_pp_errors") == 0

@@ -37,6 +37,7 @@ VIA_NLB = {
     "status-port-pp-istio-127": ({"ok"}, "prober"),
     # nothing listens on the target port: the NLB fails open to the unhealthy target, which refuses
     "no-listener-on-port": ({"reset", "empty-reply"}, None),
+    "clusterip-callers-reset": ({"ok"}, "prober"),
     # Field catalogue, network level (FIELD.md): timeouts from outside the VPC; the NLB's address.
     "preserve-on-sg-blocks-clients": ({"timeout-response"}, None),
     "privatelink-preserve-on": ({"ok"}, "nlb"),
@@ -50,7 +51,7 @@ UNHEALTHY = {"pp-on-hc-status-port", "status-port-pp-istio-127", "no-listener-on
 # Probes that cannot reach what they test in a scenario (straight to a port nobody listens on).
 PROBE_ERRORS = {"no-listener-on-port": {"direct-plain", "direct-ppv2", "direct-ppv1", "direct-local"}}
 # Findings a fix cannot settle from ppdoctor's side (the echo image is the app team's choice).
-NOT_AUTO_FIXABLE = {"echo-drops-xff"}
+NOT_AUTO_FIXABLE = {"echo-drops-xff", "clusterip-callers-reset"}  # in-cluster callers: the owners' change
 
 SCENARIOS = sorted(s.name for s in list_scenarios())
 

@@ -136,3 +136,30 @@ def test_ppd028_ranks_before_proxy_protocol_blame():
     findings = diagnose([obs])
     assert findings[0].id == "PPD028"
     assert {f.id: f.superseded_by for f in findings}.get("PPD004") == "PPD028"
+
+
+# --- PPD026: in-cluster callers without a PROXY header ------------------------------------------
+
+CALLERS = {"incluster.foreign_pp_errors": 4, "incluster.window_s": 2.0, "incluster.plain_result": "reset",
+           "tg.pp_v2": True, "gateway.pp_live": True, "gateway.pp_allow_without": False}
+
+PPD026_CASES = [
+    ("callers reset, gateway requires PP", CALLERS, True),
+    ("gateway mode from the direct probes", {k: v for k, v in CALLERS.items() if not k.startswith("gateway.")}
+     | {"gateway.plain_result": "reset", "gateway.ppv2_result": "ok"}, True),
+    ("mode unknown, still evidence", {k: v for k, v in CALLERS.items() if not k.startswith("gateway.")}, True),
+    # near misses
+    ("no foreign errors (healthy)", {**CALLERS, "incluster.foreign_pp_errors": 0}, False),
+    ("incluster probe did not run", {k: v for k, v in CALLERS.items() if not k.startswith("incluster.")}, False),
+    ("the NLB sends no header (PPD004's world)", {**CALLERS, "tg.pp_v2": False}, False),
+    ("gateway accepts header-less (optional)", {**CALLERS, "gateway.pp_allow_without": True}, False),
+]
+
+
+@pytest.mark.parametrize("name,given,fires", PPD026_CASES, ids=[c[0] for c in PPD026_CASES])
+def test_ppd026(name, given, fires):
+    finding = rules_conf.ppd026(view(**facts(**given)))
+    assert (finding is not None) == fires, finding
+    if fires:
+        assert finding.severity == "warning" and finding.fixes == []
+        assert "allow_requests_without_proxy_protocol" in finding.explanation
