@@ -82,6 +82,7 @@ class LiveState:
     lb_permissions: tuple[Mapping[str, Any], ...] = ()
     vpc_endpoint_ids: tuple[str, ...] = ()  # available interface endpoints of the NLB's endpoint service
     lb_ip_address_type: str = "ipv4"  # "dualstack": IPv6 clients can reach the NLB
+    listener_protocol: str = "TCP"  # "TLS": the NLB terminates TLS (DescribeListeners)
 
 
 @dataclass(frozen=True)
@@ -144,6 +145,8 @@ def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
 
     route, route_target = _private_default_route(ec2, world)
     security = read_security(ec2, elbv2, world, [t.ip for t in targets if t.ip])
+    listeners = elbv2.describe_listeners(ListenerArns=[world.listener_arn])["Listeners"] if world.listener_arn else []
+    listener_protocol = listeners[0].get("Protocol", "TCP") if listeners else "TCP"
     return LiveState(
         tg_arn=world.tg_arn,
         target_type=target_type,
@@ -158,6 +161,7 @@ def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
         targets=targets,
         private_default_route=route,
         private_default_route_target=route_target,
+        listener_protocol=listener_protocol,
         **security,
     )
 

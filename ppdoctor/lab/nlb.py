@@ -30,6 +30,7 @@ import ssl
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ..errors import LabError
 from ..proxyproto import local_v2, proxy_v2
@@ -79,6 +80,7 @@ class NlbStats:
     sg_dropped: int = 0
     pp_headers_sent: int = 0
     resets_to_client: int = 0
+    tls_failures: int = 0  # TLS handshakes (listener or target side) that failed
     target_connect_failures: int = 0
     health_checks: int = 0
     health_check_failures: int = 0
@@ -311,6 +313,7 @@ class NlbEmulator:
         connect_timeout: float = 10.0,
         privatelink: bool = False,
         listen_host_v6: str | None = None,
+        tls_cert: tuple[Path, Path] | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.world = world
@@ -326,6 +329,9 @@ class NlbEmulator:
         self._vpc_endpoint_id = vpc_endpoint_id
         self.privatelink = privatelink
         self.listen_host_v6 = listen_host_v6
+        # The TLS listener's certificate and key (the pair imported into moto's ACM): used when the
+        # live listener protocol is TLS (nlb_tls.py).
+        self.tls_cert = tls_cert
         self._server_v6: asyncio.Server | None = None
         self._address_v6: tuple[str, int] | None = None
         self._state: LiveState | None = None
@@ -610,9 +616,30 @@ class NlbEmulator:
             assert side.transport is not None
             side.transport.write(header)
             self._stats.pp_headers_sent += 1
+        if state.protocol == "TLS" or state.listener_protocol == "TLS":
+            if not await self._tls(flow, side, state):
+                return
         client_transport = flow.client.transport
         if client_transport is not None and not client_transport.is_closing():
             client_transport.resume_reading()
+
+    async def _tls(self, flow: _Flow, side: _Side, state: LiveState) -> bool:
+        """TLS listener / TLS target group (nlb_tls.py); False when a handshake failed and the flow is reset."""
+        from . import nlb_tls
+
+        cert = self.tls_cert if state.listener_protocol == "TLS" else None
+        if state.listener_protocol == "TLS" and cert is None:
+            log.warning("lab NLB: TLS listener without a certificate; resetting")
+        try:
+            await nlb_tls.wrap_flow(flow.client, side, target_tls=state.protocol == "TLS", listener_cert=cert)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            self._stats.tls_failures += 1
+            log.info("lab NLB: TLS for %s:%s failed: %s", *flow.client_addr, exc)
+            if not flow.finished:
+                _reset(side.transport)
+                self._reset_client(flow)
+            return False
+        return not (flow.client.lost or flow.finished)
 
     def _flow_vpce_id(self, state: LiveState) -> str | None:
         """The VPC endpoint id for TLV 0xEA: the explicit one, else the endpoint a PrivateLink client uses."""

@@ -77,6 +77,8 @@ class AwsSpec:
     load_balancer_name: str = "istio-ingress-nlb"
     scheme: str = "internet-facing"
     listener_port: int = 80
+    # TLS: the NLB terminates TLS with a certificate made at lab start (imported into moto's ACM)
+    listener_protocol: str = "TCP"
     target_group: TargetGroupSpec = field(default_factory=TargetGroupSpec)
     # Where 0.0.0.0/0 of the targets' (private) subnet points: "nat" (NAT gateway) or "igw".
     private_default_route: str = "nat"
@@ -148,6 +150,7 @@ class Scenario:
 
 _CHOICES = {
     ("aws", "scheme"): ("internet-facing", "internal"),
+    ("aws", "listener_protocol"): ("TCP", "TLS", "TCP_UDP"),
     ("aws", "private_default_route"): ("nat", "igw"),
     ("aws", "ip_address_type"): ("ipv4", "dualstack"),
     ("aws", "target_group", "target_type"): ("ip", "instance"),
@@ -283,6 +286,7 @@ def _aws(r: _Reader) -> AwsSpec:
         load_balancer_name=r.take("load_balancer_name", str, d.load_balancer_name),
         scheme=r.take("scheme", str, d.scheme),
         listener_port=r.take("listener_port", int, d.listener_port),
+        listener_protocol=r.take("listener_protocol", str, d.listener_protocol),
         target_group=_target_group(r.sub("target_group")),
         private_default_route=r.take("private_default_route", str, d.private_default_route),
         target_sg_ingress=_cidrs(r, "target_sg_ingress", d.target_sg_ingress),

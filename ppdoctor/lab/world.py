@@ -16,6 +16,7 @@ picked up the way production picks it up:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -116,8 +117,16 @@ class LabWorld:
         # AWS
         self.moto = MotoServer()
         await asyncio.to_thread(self.moto.start)
+        # The NLB's TLS listener certificate (its own pair, imported into moto's ACM), made at lab start.
+        from .envoycfg import ensure_tls_cert
+
+        self.nlb_tls_cert = None
+        if sc.aws.listener_protocol == "TLS":
+            (self.state_dir / "nlb").mkdir(parents=True, exist_ok=True)
+            self.nlb_tls_cert = ensure_tls_cert(self.state_dir / "nlb")
         self.aws = await asyncio.to_thread(
-            seed_aws, self.moto.endpoint_url, sc.aws, target_ip=gw_ip, port_map=port_map
+            functools.partial(seed_aws, self.moto.endpoint_url, sc.aws, target_ip=gw_ip, port_map=port_map,
+                              tls_cert=self.nlb_tls_cert)
         )
         self._elbv2 = _elbv2_client(self.moto.endpoint_url, sc.aws.region)
 
@@ -165,7 +174,7 @@ class LabWorld:
 
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
                                vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink,
-                               listen_host_v6=_v6_listener(sc.client.source))
+                               listen_host_v6=_v6_listener(sc.client.source), tls_cert=self.nlb_tls_cert)
         await self.nlb.start()
 
         self.kube.store.subscribe(self._on_kube_event)
@@ -325,6 +334,7 @@ class LabWorld:
             nlb=cfgmod.NlbTarget(
                 name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
                 listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
+                tls=self.scenario.aws.listener_protocol == "TLS",
                 # what the scenario's client path (a CDN in front) adds to every request
                 client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
             ),

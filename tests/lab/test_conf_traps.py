@@ -105,3 +105,25 @@ def test_own_header_less_probes_are_not_taken_for_in_cluster_callers(lab_pool):
     observations = asyncio.run(run_probes(lab.config, ["incluster", "direct-plain", "direct-plain"]))
     assert _fact(observations, "gateway.plain_result") in ("reset", "empty-reply")
     assert _fact(observations, "incluster.foreign_pp_errors") == 0
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("scenario,fix_id,first", [
+    ("tls-nlb-no-sni", "FIX-GW-HOSTS-WILDCARD", "PPD024"),
+    ("tls-nlb-redirect-loop", "FIX-GW-NO-REDIRECT", "PPD025"),
+])
+def test_tls_trap_fix_alone_and_rollback(lab_pool, scenario, fix_id, first):
+    lab = lab_pool.get(scenario, fresh=True)
+    lab.wait_health("healthy", timeout=20.0)
+    before = asyncio.run(run_probes(lab.config, ["http-via-nlb"]))
+    if scenario == "tls-nlb-redirect-loop":
+        # measured: 301 to https://…, and following it through the NLB comes back to it
+        assert _fact(before, "via_nlb.status") == 301 and _fact(before, "via_nlb.redirect_loop") is True
+        assert _fact(before, "via_nlb.location").startswith("https://")
+    journal = Path(tempfile.mkdtemp()) / "journal.json"
+    plan, findings = asyncio.run(_apply_only(lab.config, fix_id, journal))
+    assert plan.changes and all(c.object.startswith("Gateway ") for c in plan.changes)
+    assert findings[0].id == "PPD000", [f.as_dict() for f in findings]
+    # rolled back through the same API: istiod's push restores the trap
+    deadline_findings = asyncio.run(diagnose_settled(lab.config))
+    assert deadline_findings[0].id == first, [f.as_dict() for f in deadline_findings]

@@ -38,6 +38,10 @@ VIA_NLB = {
     # nothing listens on the target port: the NLB fails open to the unhealthy target, which refuses
     "no-listener-on-port": ({"reset", "empty-reply"}, None),
     "clusterip-callers-reset": ({"ok"}, "prober"),
+    # TLS at the NLB: re-encrypted without SNI, the gateway's chain for *.lab.example never matches
+    "tls-nlb-no-sni": ({"reset", "empty-reply", "tls-error"}, None),
+    # TLS at the NLB, plaintext to a redirecting server: a 301 (no echo answer), followed in a loop
+    "tls-nlb-redirect-loop": ({"ok"}, None),
     # Field catalogue, network level (FIELD.md): timeouts from outside the VPC; the NLB's address.
     "preserve-on-sg-blocks-clients": ({"timeout-response"}, None),
     "privatelink-preserve-on": ({"ok"}, "nlb"),
