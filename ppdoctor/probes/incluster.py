@@ -6,8 +6,9 @@ NLB, so without a PROXY header: a gateway that requires one resets them, and Env
 ``downstream_cx_proxy_proto_error`` / ``proxy_proto.not_found_disallowed`` (names measured
 with Envoy 1.40, docs/diagnosis.md). Two measurements:
 
-* one GET the way a pod would send it: through the Kubernetes API's port-forward to the
-  target port, no header (``incluster.plain_result``);
+* one GET the way a pod would send it: to a pod's target port with no header — straight to the
+  pod address when the config has it, else through the Kubernetes API's port-forward
+  (``incluster.plain_result``);
 * the error counter over a short window, minus ppdoctor's own header-less connections in
   that window (``ProbeContext.plain_sent``): what is left came from someone else
   (``incluster.foreign_pp_errors``). The NLB is not among them when it sends PROXY v2.
@@ -19,7 +20,7 @@ import asyncio
 import time
 
 from ..errors import ProbeError
-from .context import ProbeContext, run_blocking
+from .context import ProbeContext
 from .model import FailureClass, Observation, Status
 from .net import http_exchange
 
@@ -60,13 +61,13 @@ async def _reading(ctx: ProbeContext) -> tuple[dict[str, int], int]:
 
 
 async def _pod_style_get(ctx: ProbeContext, obs: Observation) -> None:
-    """A header-less GET to the target port through the API's port-forward, as a pod's connection arrives."""
-    try:
-        host, port = await ctx.cached("port-forward:traffic", lambda: run_blocking(ctx._start_port_forward, "traffic"))
-        obs.evidence["via"] = f"port-forward through the Kubernetes API ({host}:{port})"
-    except Exception as exc:  # no API access: the configured pod address is the next best thing
-        host, port = await ctx.gateway_endpoint()
-        obs.evidence["via"] = f"gateway.direct {host}:{port} (port-forward unavailable: {exc})"
+    """A header-less GET to a pod's target port, as a pod's connection through the ClusterIP arrives."""
+    # The pod's way in: kube-proxy DNATs the ClusterIP to a pod's target port. ppdoctor gets there like the
+    # direct-* probes do (the pod address when configured, else the API's port-forward, one client shared:
+    # a second concurrent port-forward session would race the kube probe's calls on the same ApiClient).
+    host, port = await ctx.gateway_endpoint()
+    obs.evidence["via"] = (f"port-forward through the Kubernetes API ({host}:{port})"
+                           if ctx.config.gateway.direct in ("", "port-forward") else f"the pod address {host}:{port}")
     ctx.plain_sent += 1
     ctx.plain_in_flight += 1
     try:
