@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import time
+from importlib import import_module
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Callable
@@ -23,25 +24,19 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from .config import TargetConfig
-from .diagnosis.engine import Finding
+from .diagnosis.model import Finding
 from .errors import PPDoctorError
-from .probes.model import Observation, Status
+from .probes.model import Observation
 from .screens import messages as msg
 from .screens.benchctl import BenchController
 from .screens.commands import PPDoctorCommands
-from .screens.diagnosis import DiagnosisScreen
 from .screens.engine import EngineLoop
 from .screens.fixflow import FixFlow, FixUpdate
 from .screens.probeflow import ProbeFlow, ProbeUpdate
-from .screens.fix import FixScreen
 from .screens.help import HelpScreen
 from .screens.host import APP_BINDINGS, LabLike
 from .screens.modals import ConfirmModal, ErrorModal
-from .screens.probes import ProbesScreen
-from .screens.report import ReportScreen
-from .screens.setup import SetupScreen
 from .screens.start import LabBootScreen, StartScreen
-from .screens.timeline import TimelineScreen
 from .session import IncidentSession, TimelineEvent
 from .widgets.safe import clean
 
@@ -59,15 +54,9 @@ WORKER_TITLES = {
 }
 
 
-def _bench_screen() -> Screen[Any]:
-    """The Bench screen, imported when first opened (its widgets are not needed at start-up)."""
-    from .screens.bench import BenchScreen
-
-    return BenchScreen()
-
-
-def _css_path() -> str:
-    return str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
+def _mode(module: str, name: str) -> Callable[[], Screen[Any]]:
+    """A mode's screen, imported when first opened: start-up pays only for the screen it lands on."""
+    return lambda: getattr(import_module(f"ppdoctor.screens.{module}"), name)()
 
 
 # --- the app ------------------------------------------------------------------------------------
@@ -76,16 +65,17 @@ class PPDoctorApp(App[int]):
     """ppdoctor's TUI. Pass a session to open on a target, or a lab (``LabLike``) to start/attach first."""
 
     TITLE = "ppdoctor"
-    CSS_PATH = _css_path()
+    CSS_PATH = str(files("ppdoctor.assets").joinpath("ppdoctor.tcss"))
     COMMANDS = App.COMMANDS | {PPDoctorCommands}
     MODES = {
-        "setup": SetupScreen,
-        "probes": ProbesScreen,
-        "diagnosis": DiagnosisScreen,
-        "fix": FixScreen,
-        "report": ReportScreen,
-        "timeline": TimelineScreen,
-        "bench": _bench_screen,
+        "setup": _mode("setup", "SetupScreen"),
+        "probes": _mode("probes", "ProbesScreen"),
+        "diagnosis": _mode("diagnosis", "DiagnosisScreen"),
+        "fix": _mode("fix", "FixScreen"),
+        "report": _mode("report", "ReportScreen"),
+        "timeline": _mode("timeline", "TimelineScreen"),
+        "bench": _mode("bench", "BenchScreen"),
+        "pcap": _mode("pcap", "PcapScreen"),
     }
     BINDINGS = APP_BINDINGS
 
@@ -172,11 +162,11 @@ class PPDoctorApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "go":
-            return self.session is not None and not isinstance(self.screen, ModalScreen)
+            return (self.session is not None or parameters == ("pcap",)) and not isinstance(self.screen, ModalScreen)
         return True
 
     def action_go(self, mode: str) -> None:
-        if self.session is None:
+        if self.session is None and mode != "pcap":  # a capture needs no target
             self.say("start the lab (l) or configure a target first", severity="warning")
             return
         if isinstance(self.screen, ModalScreen):
@@ -191,7 +181,7 @@ class PPDoctorApp(App[int]):
         if self.fixes.applying:
             self.push_screen(ConfirmModal("Quit while a fix is being applied?",
                                           ["ppdoctor waits up to 20 s for the change in flight to be written and "
-                                           "journalled, then stops; its verification is not shown. "
+                                           "recorded in the incident, then stops; its verification is not shown. "
                                            "`ppdoctor fix --rollback` undoes applied changes."],
                                           confirm_label="Quit anyway"),
                              lambda ok: self.exit(0) if ok else None)
@@ -248,10 +238,7 @@ class PPDoctorApp(App[int]):
         self.post_message(msg.LabReady(endpoints, config))
 
     def _boot_screen(self) -> LabBootScreen | None:
-        for screen in reversed(self.screen_stack):
-            if isinstance(screen, LabBootScreen):
-                return screen
-        return None
+        return next((screen for screen in reversed(self.screen_stack) if isinstance(screen, LabBootScreen)), None)
 
     @on(msg.LabProgress)
     def _lab_progress(self, message: msg.LabProgress) -> None:
@@ -264,7 +251,7 @@ class PPDoctorApp(App[int]):
     @on(msg.LabReady)
     def _lab_ready(self, message: msg.LabReady) -> None:
         self.lab_status = ""
-        session = IncidentSession(message.config)
+        session = IncidentSession.open(message.config, by="tui")
         self._adopt(session)
         scenario = message.endpoints.get("scenario", "")
         self.note(f"lab scenario {scenario} is ready", endpoints={k: message.endpoints.get(k) for k in (
@@ -287,7 +274,7 @@ class PPDoctorApp(App[int]):
     def set_config(self, config: TargetConfig) -> None:
         """The Setup screen changed the target: earlier observations no longer describe it."""
         if self.session is None:
-            self._adopt(IncidentSession(config))
+            self._adopt(IncidentSession.open(config, by="tui"))
         elif config == self.config:
             return
         assert self.session is not None
@@ -352,7 +339,9 @@ class PPDoctorApp(App[int]):
         backend = self._report()
         target = Path(path).expanduser()
         if self.is_web:
-            fmt = {".md": "md", ".json": "json", ".html": "html", ".htm": "html"}.get(target.suffix.lower(), "md")
+            from .report import report_format
+
+            fmt = report_format(target)
             text = self.engine.call(backend.render_report, session, fmt).result(timeout=30)
             self.call_from_thread(self.deliver_text, io.StringIO(text), save_filename=target.name)
             self.post_message(msg.ReportWritten(f"download: {target.name}", len(text.encode())))
@@ -393,10 +382,7 @@ class PPDoctorApp(App[int]):
             return
         error = worker.error
         if worker.group == "probes":
-            name = (worker.name or "").removeprefix("probe ")
-            obs = Observation(name, status=Status.ERROR, summary=f"the probe could not run: {error}")
-            obs.error = {"kind": "ui", "message": str(error)}
-            self.post_message(msg.ProbeFinished(obs))
+            self.probes.worker_failed((worker.name or "").removeprefix("probe "), error)
             return
         if worker.group == "apply":
             self.fixes.worker_failed()

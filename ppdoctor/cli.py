@@ -29,6 +29,12 @@ def _handler(spec: str) -> Callable[[argparse.Namespace], int]:
     return run
 
 
+def _target_choice(parser: argparse.ArgumentParser) -> None:
+    """--gateway/--port: which discovered path to use when discovery finds several."""
+    parser.add_argument("--gateway", metavar="NS/NAME", help="discovered gateway to use (Gateway, Deployment or Service)")
+    parser.add_argument("--port", type=int, metavar="N", help="Service / NLB listener port of the path to use")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ppdoctor",
@@ -68,12 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--list", action="store_true", help="list the probes")
     probe.add_argument("--json", action="store_true", help="print {\"observations\": [...]}")
     probe.add_argument("-v", "--verbose", action="store_true", help="also print the facts")
+    _target_choice(probe)
     probe.set_defaults(run=_handler("ppdoctor.probes.cli:run"))
 
     # diagnose: probes → findings
     diag = sub.add_parser("diagnose", help="run the probes and name the root cause (exit 0 ok, 1 warnings, 2 errors)")
     diag.add_argument("--json", action="store_true", help="print {\"findings\": [...]}")
     diag.add_argument("-v", "--verbose", action="store_true", help="also print each finding's evidence")
+    _target_choice(diag)
     diag.set_defaults(run=_handler("ppdoctor.diagnosis.cli:run"))
 
     # fix: plans applied after confirmation
@@ -81,15 +89,41 @@ def build_parser() -> argparse.ArgumentParser:
     fix.add_argument("id", nargs="?", help="fix id, e.g. FIX-TG-PP-ON")
     fix.add_argument("--list", action="store_true", help="fixes for the current findings")
     fix.add_argument("--all", action="store_true", help="apply the fixes of each finding until healthy")
-    fix.add_argument("--rollback", action="store_true", help="restore every before-value from the journal")
+    fix.add_argument("--rollback", action="store_true",
+                     help="undo the current incident's changes, newest first (each checked against the live value)")
+    fix.add_argument("--incident", metavar="ID", help="with --rollback: undo that (earlier) incident's changes instead")
     fix.add_argument("--yes", action="store_true", help="confirm without asking (headless)")
     fix.add_argument("--json", action="store_true")
+    _target_choice(fix)
     fix.set_defaults(run=_handler("ppdoctor.fixes.cli:run"))
 
     # report: incident report
     rep = sub.add_parser("report", help="probe, diagnose and write an incident report (.md, .json or .html)")
     rep.add_argument("-o", "--output", required=True, metavar="FILE", help="FILE.md, FILE.json or FILE.html")
+    _target_choice(rep)
+    rep.add_argument("--incident", metavar="ID", help="report that incident (default: the current one)")
     rep.set_defaults(run=_handler("ppdoctor.report:run_cli"))
+
+    # incident: the record every process appends to
+    inc = sub.add_parser("incident", help="the incident record of the target: list, show, new, close, note")
+    inc_sub = inc.add_subparsers(dest="incident_command", metavar="ACTION", required=True)
+    inc_list = inc_sub.add_parser("list", help="incidents of the target (--all: of every target)")
+    inc_list.add_argument("--all", action="store_true", help="every target with an incident record")
+    inc_list.add_argument("--json", action="store_true")
+    inc_list.set_defaults(run=_handler("ppdoctor.incident.cli:run_list"))
+    inc_show = inc_sub.add_parser("show", help="the entries of an incident (default: the current one)")
+    inc_show.add_argument("id", nargs="?", metavar="ID")
+    inc_show.add_argument("--json", action="store_true", help="one JSON entry per line")
+    inc_show.set_defaults(run=_handler("ppdoctor.incident.cli:run_show"))
+    inc_new = inc_sub.add_parser("new", help="close the current incident and start a new one")
+    inc_new.add_argument("--note", metavar="TEXT", default="")
+    inc_new.set_defaults(run=_handler("ppdoctor.incident.cli:run_new"))
+    inc_close = inc_sub.add_parser("close", help="close the current incident")
+    inc_close.add_argument("--note", metavar="TEXT", default="")
+    inc_close.set_defaults(run=_handler("ppdoctor.incident.cli:run_close"))
+    inc_note = inc_sub.add_parser("note", help="add an operator note to the current incident")
+    inc_note.add_argument("text", nargs="+", metavar="TEXT")
+    inc_note.set_defaults(run=_handler("ppdoctor.incident.cli:run_note"))
 
     # bench: PROXY protocol latency cost, open loop
     bench = sub.add_parser("bench", help="open-loop load test: latency with PROXY protocol v2 off vs on")
@@ -106,8 +140,23 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--host", metavar="HOST", help="Host header")
     bench.add_argument("--realtime", action="store_true", help="SCHED_FIFO load processes (fixed rates only)")
     bench.add_argument("--json", action="store_true")
+    _target_choice(bench)
     bench.set_defaults(run=_handler("ppdoctor.bench.cli:run"))
 
+    # discover: zero-config path discovery
+    disc = sub.add_parser("discover", help="find every NLB → Istio ingress gateway path from the kube context and AWS")
+    disc.add_argument("--json", action="store_true", help='print {"paths": [...], "problems": [...], "notes": [...]}')
+    disc.add_argument("--write", metavar="FILE", help="save the chosen path as a config file")
+    _target_choice(disc)
+    disc.set_defaults(run=_handler("ppdoctor.discovery.cli:run"))
+
+    # permissions: least-privilege IAM policy and Kubernetes RBAC
+    perm = sub.add_parser("permissions", help="print the IAM policy and Kubernetes RBAC ppdoctor needs")
+    which = perm.add_mutually_exclusive_group()
+    which.add_argument("--aws", action="store_true", help="only the IAM policy (JSON)")
+    which.add_argument("--kube", action="store_true", help="only the Kubernetes ClusterRole (YAML)")
+    perm.add_argument("--with-fixes", action="store_true", help="also what the fixes change")
+    perm.set_defaults(run=_handler("ppdoctor.probes.permissions:run_cli"))
     # pcap: offline evidence from a capture
     pcap = sub.add_parser("pcap", help="classify the TCP flows of a pcap/pcapng capture and name the cause "
                                        "(exit 0 none, 1 findings, 2 unusable file)")
@@ -148,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--state-dir", metavar="DIR")
     status.add_argument("--json", action="store_true")
     status.set_defaults(run=_handler("ppdoctor.lab.cli:run_status"))
+    cap = lab_sub.add_parser("capture", help="tcpdump the lab's loopback traffic while the probes run")
+    cap.add_argument("--scenario", metavar="NAME", help="scenario to start (default: the running lab's)")
+    cap.add_argument("-o", "--output", required=True, metavar="FILE", help="pcap file to write")
+    cap.add_argument("--state-dir", metavar="DIR", help="use the lab running from here")
+    cap.add_argument("--json", action="store_true")
+    cap.set_defaults(run=_handler("ppdoctor.lab.cli:run_capture"))
     return parser
 
 

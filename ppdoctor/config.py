@@ -36,6 +36,9 @@ class NlbTarget:
     address: str = ""  # HOST:PORT clients connect to (the NLB DNS name and listener port)
     listener_port: int = 80
     client_source: str = ""  # bind probes to this source address (lab: the "internet" client)
+    # AWS timeouts (listener idle timeout) are multiplied by this: 1 for real AWS; the lab writes
+    # its own compression factor (lab/nlb_idle.py) so an idle probe takes seconds, not minutes.
+    time_scale: float = 1.0
     # "Name: value" headers the client path adds before the NLB (what a CDN in front adds, its
     # X-Forwarded-For entry included): probes through the NLB send them as that hop would.
     client_headers: tuple[str, ...] = ()
@@ -77,6 +80,27 @@ class EchoTarget:
 
 
 @dataclass(frozen=True)
+class ResolverTarget:
+    """Lab only: how a load balancer's DNS name and listener port reach the NLB emulator on loopback.
+
+    ``endpoints``: "DNS_NAME:LISTENER_PORT=HOST:PORT" entries. On a real cluster this stays empty
+    and the DNS name is resolved with DNS (never /etc/hosts). ``client_source``: the address probes
+    bind to when they come through one of these endpoints (the lab's "internet" client).
+    """
+
+    endpoints: tuple[str, ...] = ()
+    client_source: str = ""
+
+    def lookup(self, dns_name: str, port: int) -> str | None:
+        want = f"{dns_name.lower().rstrip('.')}:{port}"
+        for entry in self.endpoints:
+            key, sep, target = entry.partition("=")
+            if sep and key.strip().lower() == want:
+                return target.strip()
+        return None
+
+
+@dataclass(frozen=True)
 class Timeouts:
     connect: float = 3.0
     response: float = 5.0
@@ -93,6 +117,7 @@ class TargetConfig:
     gateway: GatewayTarget = field(default_factory=GatewayTarget)
     echo: EchoTarget = field(default_factory=EchoTarget)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    resolver: ResolverTarget = field(default_factory=ResolverTarget)
     lab: bool = False
     path: str = ""
 
@@ -100,6 +125,7 @@ class TargetConfig:
         data = asdict(self)
         data.pop("path", None)
         data["aws"]["target_group_arns"] = list(self.aws.target_group_arns)
+        data["resolver"]["endpoints"] = list(self.resolver.endpoints)
         return data
 
 
@@ -110,6 +136,7 @@ _SECTIONS = {
     "gateway": GatewayTarget,
     "echo": EchoTarget,
     "timeouts": Timeouts,
+    "resolver": ResolverTarget,
 }
 
 

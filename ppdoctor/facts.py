@@ -109,6 +109,14 @@ _d("routes.private_default", str, "aws", "where the targets' subnet sends 0.0.0.
 _d("hc.would_pass", bool, "health", "the NLB's health check, done the NLB's way, passes on every target")
 _d("hc.sends_local_header", bool, "health", "health checks carry a PPv2 LOCAL header (PROXY protocol on)")
 
+# --- gatewayapi (Gateway API Gateways and what istiod drops from them) -----------------------
+_d("gwapi.gateway", str, "gatewayapi", "NS/NAME of the Gateway the gateway Deployment was generated from ('' if none)")
+_d("gwapi.infrastructure_annotations", bool, "gatewayapi", "that Gateway sets spec.infrastructure.annotations")
+_d("gwapi.dropped_annotations", list, "gatewayapi", "its metadata.annotations istiod ignores (infrastructure set)")
+_d("gwapi.proxy_config_dropped", bool, "gatewayapi", "proxy.istio.io/config is among the dropped annotations")
+_d("gwapi.proxy_protocol_dropped", bool, "gatewayapi", "the dropped proxy config asks for PROXY protocol")
+_d("gwapi.trapped_gateways", list, "gatewayapi", "every Istio Gateway in the cluster whose proxy config is dropped")
+
 # --- kube (Service, Deployment, mesh config, EnvoyFilters, pods, LBC) -----------------------
 _d("svc.lb_type", str, "kube", "aws-load-balancer-type annotation (nlb / external / nlb-ip)")
 _d("svc.pp_annotation", bool, "kube", "aws-load-balancer-proxy-protocol: \"*\" on the gateway Service")
@@ -180,6 +188,13 @@ _d("ipv6.client", bool, "ipv6", "the probed client (nlb.client_source) is an IPv
 _d("ipv6.client_scope", str, "ipv6", "kind of IPv6 client address: loopback / link-local / unique-local / ipv4-mapped / documentation / global")
 _d("lb.ip_address_type", str, "ipv6", "the load balancer's IpAddressType: ipv4 / dualstack / dualstack-without-public-ipv4")
 _d("tg.ip_address_type", str, "ipv6", "the target group's IpAddressType: ipv4 / ipv6")
+_d("idle.timeout_s", int, "idle", "the NLB listener's tcp.idle_timeout.seconds (AWS default 350)")
+_d("idle.waited_s", _num, "idle", "seconds of silence the idle probe kept on its connection")
+_d("idle.result", str, "idle", "failure class of the request sent after the silence (ok / reset / …)")
+_d("server_first.header_placement", str, "server-first", "proxy_protocol_v2.client_to_server.header_placement (default on_first_ack_with_payload)")
+_d("server_first.via_nlb_greeting", bool, "server-first", "a silent client got the service's greeting through the NLB")
+_d("server_first.direct_pp_greeting", bool, "server-first", "a silent client behind a PPv2 header got the greeting straight from a target")
+_d("server_first.direct_plain_greeting", bool, "server-first", "a silent client without a header got the greeting straight from a target")
 
 # --- configuration traps (rules_conf.py, issue 14) -----------------------------------------
 _d("via_nlb.hops_in_front", int, "http-via-nlb", "X-Forwarded-For entries the client path adds before the NLB (nlb.client_headers)")

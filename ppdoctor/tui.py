@@ -23,7 +23,11 @@ def run_default(args: Any) -> int:
     config = load_config(config_path)
     reason = missing_target_reason(config, config_path)
     if reason is None:
-        app = PPDoctorApp(IncidentSession(config), landing="setup")
+        from .discovery.target import discover_for_tui
+
+        config, discovery = discover_for_tui(config_path, config)  # one path: used; several: Setup's picker
+        app = PPDoctorApp(IncidentSession.open(config, by="tui"), landing="setup")
+        app.discovery = discovery
     else:
         app = PPDoctorApp(start_reason=reason)
     return _run(app)

@@ -102,7 +102,9 @@ def parse_duration(value: Any) -> float:
 
 
 def spec_from_args(args: argparse.Namespace) -> BenchSpec:
-    cfg = load_config(getattr(args, "config", None))
+    from ..discovery.target import config_for_args
+
+    cfg = config_for_args(args)  # no complete config file: discover the path
     off_path = getattr(args, "off_config", None)
     off_cfg = load_config(off_path) if off_path else None
     pp = getattr(args, "pp", None) or "both"
@@ -177,4 +179,23 @@ def run(args: argparse.Namespace) -> int:
 
     result = asyncio.run(main())
     print(render_json(result) if as_json else render_text(result))
+    _record(args, result)
     return exit_status(result)
+
+
+def _record(args: argparse.Namespace, result: BenchResult) -> None:
+    """The bench table joins the target's incident record (the report shows it); a record that cannot be
+    written is a warning, never a lost measurement."""
+    from ..errors import PPDoctorError
+    from ..incident import open_current
+    from .report import comparison, table
+
+    try:
+        log = open_current(load_config(getattr(args, "config", None)), by="cli bench")
+        s = result.spec
+        log.append("bench", f"bench: GET {s.path}, {s.mode}, {s.connections} connections, {s.duration_s:g} s per run"
+                   + (" (interrupted)" if result.interrupted else ""),
+                   {"table": table(result), "comparison": comparison(result), "exit_status": exit_status(result)},
+                   by="cli bench")
+    except (PPDoctorError, OSError) as exc:
+        print(f"ppdoctor bench: warning: not recorded in the incident: {exc}", file=sys.stderr)

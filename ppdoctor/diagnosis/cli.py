@@ -6,11 +6,9 @@ import argparse
 import asyncio
 import json
 
-from ..config import load_config
-from ..probes import run_probes
 from ..probes.model import Status
 from ..text import clean
-from .engine import diagnose, exit_code
+from .engine import exit_code
 
 _SEVERITY = {"error": "ERROR", "warning": "WARN ", "info": "info ", "ok": "ok   "}
 
@@ -41,9 +39,14 @@ def print_findings(findings, *, verbose: bool = False, observations=()) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    observations = asyncio.run(run_probes(config))
-    findings = diagnose(observations)
+    from ..session import IncidentSession
+
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
+    session = IncidentSession.open(config, by="cli diagnose")  # the run and its verdict join the incident record
+    observations = asyncio.run(session.probe_all())
+    findings = session.diagnose()
     if args.json:
         print(json.dumps({"findings": [f.as_dict() for f in findings],
                           "observations": [o.as_dict() for o in observations]}, indent=2, default=str))

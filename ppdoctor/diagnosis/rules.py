@@ -314,3 +314,9 @@ from . import rules_conf  # noqa: E402
 
 CATALOGUE.update(rules_conf.CATALOGUE)
 RULES += rules_conf.RULES
+
+# Gateway API traps (rules_disc.py).
+from . import rules_disc  # noqa: E402
+
+CATALOGUE.update(rules_disc.CATALOGUE)
+RULES += rules_disc.RULES

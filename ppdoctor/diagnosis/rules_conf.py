@@ -39,7 +39,7 @@ def status_port_remedy(f: FactView) -> tuple[str, list[str], list[str]]:
     version = f.get("gateway.istio_version") or "of unknown release"
     supported = f.get("gateway.status_pp_env_supported")
     if supported is True and f.get("gateway.status_pp_env") and f.get("gateway.status_pp_env_running") is False:
-        return (f"The pod template sets ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL, but pilot-agent reads it at start "
+        return ("The pod template sets ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL, but pilot-agent reads it at start "
                 "and the running pods started without it: restart them.", ["FIX-GW-ROLLOUT", "FIX-HC-TCP"], facts)
     if supported is True:
         return (f"The gateway runs Istio {version} (≥ 1.27): ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL=true on the "

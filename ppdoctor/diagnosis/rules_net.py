@@ -10,13 +10,17 @@ from .model import FactView, Finding
 
 CATALOGUE = {
     "PPD017": "Client IP preservation on, and the targets' security groups drop clients",
+    "PPD018": "A server-first protocol behind PROXY protocol: the NLB holds the header until the client speaks",
     "PPD019": "IPv6 clients on a dualstack NLB with IPv4 targets: preservation cannot carry their address",
+    "PPD020": "The NLB resets connections left idle longer than its idle timeout",
     "PPD022": "PrivateLink clients with client IP preservation on: preservation cannot carry their address",
 }
 
 # Sources the explanations cite (FIELD.md; stored copies via the search tool).
 SG_SOURCES = "aws-load-balancer-controller #3521, #4632, #3935, #3771"
+SERVER_FIRST_SOURCES = "istio/istio #36104; pires/go-proxyproto #25; pingcap/tidb #36312"
 IPV6_SOURCES = 'AWS "Target groups for your Network Load Balancers" (client IP preservation table)'
+IDLE_SOURCES = 'istio/istio #16572, #28879, #52143; AWS "Network Load Balancers" (connection idle timeout)'
 PRIVATELINK_SOURCES = 'AWS "Target groups for your Network Load Balancers" (client IP preservation); hashicorp/vault #9450'
 
 
@@ -64,6 +68,29 @@ def ppd017(f: FactView) -> Finding | None:
         confirm=f.missing("via_nlb.result", "sg.prober_allowed"))
 
 
+def ppd018(f: FactView) -> Finding | None:
+    if f.get("server_first.via_nlb_greeting") is not False or f.get("server_first.direct_pp_greeting") is not True:
+        return None
+    if f.get("tg.pp_v2") is False:
+        return None  # no header at all: the greeting's absence has another cause
+    placement = f.get("server_first.header_placement", "on_first_ack_with_payload")
+    lazy = placement != "on_first_ack"
+    return _finding(
+        "PPD018", "error", 0.95 if lazy else 0.75,
+        "The service speaks first (its greeting arrives when a PROXY header is sent straight to the target), "
+        "but a silent client through the NLB never gets it: "
+        + ("with header placement on_first_ack_with_payload (the default) the NLB sends the PROXY header only "
+           "with the client's first data, while the gateway waits for the header before it lets the service speak. "
+           if lazy else
+           "the header placement is already on_first_ack, so something after the PROXY filter waits for client "
+           "data (a tls_inspector or http_inspector listener filter on that port). ")
+        + "No automatic fix: ask AWS support to set proxy_protocol_v2.client_to_server.header_placement="
+        "on_first_ack on the target group (not in the public attribute list), or serve that port from a target "
+        f"group without PROXY protocol and a gateway listener without the filter ({SERVER_FIRST_SOURCES}).",
+        f, ["server_first.via_nlb_greeting", "server_first.direct_pp_greeting", "server_first.direct_plain_greeting",
+            "server_first.header_placement", "tg.pp_v2"])
+
+
 def ppd019(f: FactView) -> Finding | None:
     if f.get("ipv6.client") is not True or f.get("tg.pp_v2") is not False:
         return None
@@ -85,6 +112,23 @@ def ppd019(f: FactView) -> Finding | None:
         f, ["ipv6.client", "ipv6.client_scope", "lb.ip_address_type", "tg.ip_address_type", "tg.pp_v2",
             "tg.preserve_ip", "via_nlb.client_ip", "via_nlb.client_ip_class"],
         fixes=fixes, supersedes=["PPD001", "PPD012"], confirm=f.missing("via_nlb.client_ip_class", "lb.ip_address_type"))
+
+
+def ppd020(f: FactView) -> Finding | None:
+    result = f.get("idle.result")
+    if result not in ("reset", "empty-reply"):
+        return None
+    timeout_s = f.get("idle.timeout_s") or 350
+    return _finding(
+        "PPD020", "error", 0.9,
+        f"A connection that stayed silent longer than the NLB listener's idle timeout ({timeout_s} s) was reset "
+        "on its next request: the NLB forgets idle flows. Long-lived idle connections through the gateway "
+        "(database pools, gRPC streams, websockets) see resets after ~" + f"{timeout_s} s. No automatic fix: "
+        "turn TCP keepalive on for the gateway listener with an EnvoyFilter (LISTENER patch, socket_options "
+        "SO_KEEPALIVE=1, TCP_KEEPIDLE below the idle timeout, e.g. 60 s, with TCP_KEEPINTVL/TCP_KEEPCNT), "
+        "and keepalive on the clients; or raise the listener's tcp.idle_timeout.seconds (ModifyListenerAttributes, "
+        f"60-6000 s), which only postpones the reset ({IDLE_SOURCES}).",
+        f, ["idle.result", "idle.timeout_s", "idle.waited_s"])
 
 
 def ppd022(f: FactView) -> Finding | None:
@@ -110,4 +154,4 @@ def ppd022(f: FactView) -> Finding | None:
         confirm=f.missing("via_nlb.client_ip_class"))
 
 
-RULES = [ppd017, ppd019, ppd022]
+RULES = [ppd017, ppd018, ppd019, ppd020, ppd022]

@@ -1,15 +1,14 @@
-"""Applying a fix plan: one change at a time, each verified (bounded wait) before the next; a journal of before-values for rollback.
+"""Applying a fix plan: one change at a time, each verified (bounded wait) before the next; rollback of recorded changes.
 
 If a change fails (API error, conflict, RBAC) or its verification does not pass in time,
-the run stops and reports exactly which changes were applied and which were not; the
-journal lets ``ppdoctor fix --rollback`` restore every before-value.
+the run stops and reports exactly which changes were applied and which were not. Each write
+is handed to the caller at once (``on_change``): the session records it in the incident, and
+``ppdoctor fix --rollback`` restores the before-values of the incident's changes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -82,27 +81,24 @@ async def diagnose_settled(config: Any, *, timeout: float = 20.0) -> list[Any]:
         await asyncio.sleep(1.0)
 
 
-def journal_path(ctx: ProbeContext) -> Path:
-    base = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "ppdoctor"
-    key = hashlib.sha256(f"{ctx.config.name}|{ctx.config.path}".encode()).hexdigest()[:12]
-    return base / f"changes-{key}.json"
+# Test hook (documented in docs/incident.md): "N:FILE" makes the process, right after the N-th change
+# (1-based) is written and recorded, create FILE with its pid and block until it is killed — a
+# deterministic point "between two changes" for the crash test. Never set outside tests.
+HOLD_ENV = "PPDOCTOR_TEST_HOLD_AFTER_CHANGE"
 
 
-def load_journal(path: Path) -> list[dict[str, Any]]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return []
-    except json.JSONDecodeError as exc:
-        raise PPDoctorError(f"the change journal {path} is damaged: {exc}",
-                            hint="inspect it by hand; it holds the before-values of applied changes") from exc
+def _test_hold(index: int) -> None:
+    spec = os.environ.get(HOLD_ENV)
+    if not spec:
+        return
+    n, _, path = spec.partition(":")
+    if not n.isdigit() or int(n) != index + 1 or not path:
+        return
+    import signal
 
-
-def _save_journal(path: Path, entries: list[dict[str, Any]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries, indent=2, default=str), encoding="utf-8")
-    tmp.replace(path)
+    Path(path).write_text(str(os.getpid()), encoding="utf-8")
+    while True:  # blocks the whole process until the test kills it
+        signal.pause()
 
 
 def _call(ctx: ProbeContext, payload: dict[str, Any]) -> None:
@@ -133,29 +129,35 @@ class ApplyResult:
                 "verifications": [v.as_dict() for v in self.verifications]}
 
 
-async def apply_plan(plan: FixPlan, ctx: ProbeContext, *, journal: Path | None = None,
-                     verify_timeout: float = VERIFY_TIMEOUT_S,
-                     on_progress: Callable[[str], None] | None = None) -> ApplyResult:
-    """Apply changes in order; stop at the first failure. Caller has already obtained confirmation."""
-    journal = journal or journal_path(ctx)
-    entries = load_journal(journal)
+async def apply_plan(plan: FixPlan, ctx: ProbeContext, *, verify_timeout: float = VERIFY_TIMEOUT_S,
+                     on_progress: Callable[[str], None] | None = None,
+                     on_change: Callable[[int, Change], None] | None = None,
+                     on_verify: Callable[[int, Change, VerifyResult], None] | None = None) -> ApplyResult:
+    """Apply changes in order; stop at the first failure. Caller has already obtained confirmation.
+
+    ``on_change(index, change)`` runs right after each write (applied or failed), before anything
+    else happens: the session records the change there, so a process killed between two changes
+    leaves a record of exactly the applied part.
+    """
     result = ApplyResult(plan, completed=False)
+    journal = on_change or (lambda _i, _c: None)
     say = on_progress or (lambda _m: None)
-    async def write(change: Change) -> None:
+    async def write(index: int, change: Change) -> None:
         try:
             await asyncio.to_thread(_call, ctx, change.payload)
         except PPDoctorError as exc:
             change.status, change.error = "failed", str(exc)
+            journal(index, change)
             return
         change.status = "applied"
-        entries.append({"fix": plan.id, "applied_at": time.time(), **change.as_dict()})
-        _save_journal(journal, entries)
+        journal(index, change)
+        _test_hold(index)
 
-    for change in plan.changes:
+    for index, change in enumerate(plan.changes):
         say(f"applying: {change.object} {change.field}")
-        # A write and its journal entry go together: cancelling the caller (Ctrl-C, a UI
+        # A write and its record go together: cancelling the caller (Ctrl-C, a UI
         # cancel) waits for both, so an applied change can always be rolled back.
-        task = asyncio.ensure_future(write(change))
+        task = asyncio.ensure_future(write(index, change))
         try:
             await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -168,6 +170,8 @@ async def apply_plan(plan: FixPlan, ctx: ProbeContext, *, journal: Path | None =
             say(f"verifying: {change.verify}")
             check = await verify(change.verify, ctx, timeout=verify_timeout)
             result.verifications.append(check)
+            if on_verify is not None:
+                on_verify(index, change, check)
             if not check.passed:
                 result.error = (f"the change to {change.object} did not show its effect ({change.verify}) within "
                                 f"{verify_timeout:g} s; stopped before the next change")
@@ -177,31 +181,66 @@ async def apply_plan(plan: FixPlan, ctx: ProbeContext, *, journal: Path | None =
     return result
 
 
-async def rollback(ctx: ProbeContext, *, journal: Path | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Undo applied changes newest first; returns (rolled back, could not)."""
-    journal = journal or journal_path(ctx)
-    entries = load_journal(journal)
-    done, failed = [], []
-    remaining = list(entries)
-    for entry in reversed(entries):
-        if entry.get("status") != "applied":
-            remaining.remove(entry)
-            continue
-        payload = entry.get("rollback_payload")
+@dataclass
+class RollbackStep:
+    """One recorded change undone (or not): status rolled-back | not-reversible | conflict | failed | unchecked."""
+
+    change: dict[str, Any]
+    status: str
+    now: Any = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        c = self.change
+        out = {"cid": c.get("cid"), "fix": c.get("fix"), "object": c.get("object"), "field": c.get("field"),
+               "before": c.get("before"), "ours": c.get("after"), "status": self.status, "error": self.error}
+        if self.status == "conflict":
+            out["now"] = self.now
+        return out
+
+
+async def rollback_changes(ctx: ProbeContext, changes: list[dict[str, Any]],
+                           on_step: Callable[[RollbackStep], None] | None = None) -> list[RollbackStep]:
+    """Undo recorded changes, newest first. Before each write the field is read again: if it no longer
+    holds what we wrote (someone changed it since), stop there — before / ours / now go to the caller.
+    """
+    from .live import UNKNOWN, live_value, still_ours
+    from .planner import read_state
+
+    steps: list[RollbackStep] = []
+    note = on_step or (lambda _s: None)
+    for change in sorted(changes, key=lambda c: c.get("at") or 0.0, reverse=True):
+        payload = change.get("rollback_payload")
         if payload is None:
-            entry["status"] = "not-reversible"
-            done.append(entry)
-            remaining.remove(entry)
+            step = RollbackStep(change, "not-reversible")
+            steps.append(step)
+            note(step)
             continue
+        fresh = ProbeContext(ctx.config)  # no cached answers: the value as it is now
+        try:
+            state = await asyncio.to_thread(read_state, fresh)
+        except PPDoctorError as exc:
+            step = RollbackStep(change, "failed", error=f"could not read the live value first: {exc}")
+            steps.append(step)
+            note(step)
+            break
+        finally:
+            await asyncio.to_thread(fresh.close)
+        now = live_value(change, state)
+        if now is not UNKNOWN and not still_ours(change, now):
+            step = RollbackStep(change, "conflict", now=now,
+                                error="changed by someone else since ppdoctor wrote it; not overwritten")
+            steps.append(step)
+            note(step)
+            break
         try:
             await asyncio.to_thread(_call, ctx, payload)
         except PPDoctorError as exc:
-            entry["error"] = str(exc)
-            failed.append(entry)
+            step = RollbackStep(change, "failed", error=str(exc))
+            steps.append(step)
+            note(step)
             break
-        entry["status"] = "rolled-back"
-        done.append(entry)
-        remaining.remove(entry)
-        _save_journal(journal, remaining)
-    _save_journal(journal, remaining)
-    return done, failed
+        step = RollbackStep(change, "rolled-back" if now is not UNKNOWN else "unchecked")
+        steps.append(step)
+        note(step)
+    return steps

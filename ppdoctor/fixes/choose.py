@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..diagnosis.engine import Finding
+    from ..diagnosis.model import Finding
 
 ACTIONABLE = ("error", "warning", "info")  # severities whose fixes are offered ("ok" findings have none to offer)
 

@@ -26,6 +26,7 @@ from ..constants import PROXY_CONFIG_ANNOTATION as PROXY_CONFIG
 from ..probes.context import ProbeContext
 from ..probes.kube import parse_proxy_config
 from .model import FIX_TITLES, Change, FixPlan
+from .plans_disc import BUILDERS as _DISC_BUILDERS, TITLES as _DISC_TITLES, WINDOWS as _DISC_WINDOWS, read_gateway
 
 ANN = LB_ANNOTATION_PREFIX
 OPTIONAL_FILTER_NAME = "ppdoctor-proxy-protocol"
@@ -49,6 +50,7 @@ class LiveState:
     # X-Forwarded-For entries the client path appends in front of the NLB (target config nlb.client_headers)
     hops_in_front: int = 0
     gateways: list[dict[str, Any]] | None = None  # Istio Gateways (None: could not be listed)
+    gateway_api: dict[str, Any] | None = None  # the Gateway API Gateway the Deployment comes from (plans_disc)
 
     @property
     def service_annotations(self) -> dict[str, str]:
@@ -79,6 +81,7 @@ def read_state(ctx: ProbeContext) -> LiveState:
         service=kube["service"], deployment=kube["deployment"], mesh=kube["mesh"], envoy_filters=filters,
         hops_in_front=hops_in_front(ctx.config),
         gateways=kube["gateways"] if isinstance(kube.get("gateways"), list) else None,
+        gateway_api=read_gateway(ctx, kube["deployment"]),
     )
 
 
@@ -446,6 +449,11 @@ from . import plans_conf  # noqa: E402
 BUILDERS.update(plans_conf.BUILDERS)
 WINDOWS.update(plans_conf.WINDOWS)
 FIX_TITLES.update(plans_conf.TITLES)
+
+# Gateway API plans (plans_disc.py).
+BUILDERS.update(_DISC_BUILDERS)
+WINDOWS.update(_DISC_WINDOWS)
+FIX_TITLES.update(_DISC_TITLES)
 
 
 def build_plan(fix_id: str, st: LiveState) -> FixPlan:

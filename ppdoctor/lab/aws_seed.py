@@ -254,6 +254,10 @@ def _seed_load_balancer(
             IpAddressType=spec.ip_address_type,
             Tags=_tags(lb_tags),
         )["LoadBalancers"][0]
+        from .awsshape import make_nlb_real
+
+        # moto's ARN/DNS name read like an ALB's; a real NLB's read loadbalancer/net/… and …elb.<region>…
+        lb["LoadBalancerArn"], lb["DNSName"] = make_nlb_real(lb["LoadBalancerArn"], lb["DNSName"])
     with _Step("NLB network interface"):
         # moto creates no ENI for a network load balancer; AWS creates one per subnet,
         # requester-managed, with this description (InterfaceType stays "interface" in moto).
@@ -324,6 +328,9 @@ def _seed_listener(elbv2: Any, spec: "AwsSpec", lb_arn: str, tg_arn: str, certif
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
             **tls,
         )["Listeners"][0]["ListenerArn"]
+    if spec.listener_attributes:
+        with _Step("listener attributes"):
+            elbv2.modify_listener_attributes(ListenerArn=listener_arn, Attributes=_tags(spec.listener_attributes))
     return listener_arn
 
 

@@ -193,3 +193,31 @@ def run_status(args: argparse.Namespace) -> int:
         return 1
     _print_endpoints(endpoints, as_json=args.json)
     return 0
+
+
+def run_capture(args: argparse.Namespace) -> int:
+    """Start the scenario (or use the lab running from --state-dir), capture while the probes run."""
+    from .capture import capture_scenario
+
+    state_dir = _state_dir(args)
+    endpoints = read_endpoints(state_dir) if _read_pid(state_dir) else None
+    proc = None
+    if endpoints is not None and args.scenario and endpoints.get("scenario") != args.scenario:
+        raise LabError(f"the lab running from {state_dir} is scenario {endpoints.get('scenario')}, not {args.scenario}",
+                       hint="stop it with `ppdoctor lab down`, or capture without --scenario")
+    if endpoints is None:
+        import tempfile
+
+        state_dir = Path(tempfile.mkdtemp(prefix="ppdoctor-capture-"))
+        proc, endpoints = start_lab(args.scenario, state_dir, owner_pid=os.getpid(), scratch=True)
+    try:
+        result = capture_scenario(endpoints, Path(args.output))
+    finally:
+        if proc is not None:
+            stop_lab(state_dir, pid=proc.pid)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"captured scenario {result['scenario']} to {result['file']} while {result['probes']} probes ran")
+        print(f"  analyse: ppdoctor pcap {result['file']} {' '.join(result['pcap_arguments'])}")
+    return 0

@@ -51,6 +51,8 @@ from .aws import (
     read_live_state,
 )
 from .nlb_family import ipv6_flow_mode
+from .nlb_idle import idle_expired
+from .nlb_placement import header_on_connect
 from .nlb_security import nlb_admits, target_admits
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class NlbStats:
     blackholed: int = 0
     blackholed_active: int = 0
     sg_dropped: int = 0
+    idle_resets: int = 0
     pp_headers_sent: int = 0
     resets_to_client: int = 0
     tls_failures: int = 0  # TLS handshakes (listener or target side) that failed
@@ -183,6 +186,8 @@ class _Flow:
         self.mode = "pending"
         self.client_addr: tuple[str, int] = ("", 0)
         self.listener_addr: tuple[str, int] = ("", 0)  # the NLB address the client connected to
+        self.last_activity = 0.0  # loop time of the last data either way (idle timeout)
+        self.pending_header: bytes | None = None  # PROXY header waiting for the client's first data
         self.task: asyncio.Task[None] | None = None
         self.cap_timer: asyncio.TimerHandle | None = None
         self.finished = False
@@ -201,7 +206,17 @@ class _Flow:
     def side_data(self, side: _Side, data: bytes) -> None:
         if self.mode == "blackhole":
             return  # read and dropped: nothing ever comes back
+        now = asyncio.get_running_loop().time()
+        if self.nlb._idle_expired(self, now):
+            # The NLB forgot this flow: the segment is answered with a reset, both ways.
+            self.nlb._stats.idle_resets += 1
+            self.nlb._stats.resets_to_client += 1
+            self.abort()
+            return
+        self.last_activity = now
         other = self.other(side)
+        if side is self.client and self.pending_header is not None:
+            data, self.pending_header = self.pending_header + data, None
         if other is not None and other.transport is not None and not other.lost:
             other.transport.write(data)
 
@@ -210,6 +225,9 @@ class _Flow:
             self.finish()
             return
         other = self.other(side)
+        if side is self.client and self.pending_header is not None and other is not None and other.transport is not None:
+            other.transport.write(self.pending_header)  # a FIN before any data: the header still goes first
+            self.pending_header = None
         if other is not None and other.transport is not None and not other.lost:
             if other.transport.can_write_eof():
                 with contextlib.suppress(OSError):
@@ -292,6 +310,8 @@ class NlbEmulator:
     kept before it is reset. ``connect_timeout``: for connections to the target.
     ``listen_host_v6``: also listen there (e.g. ``::1``) for IPv6 clients, who get an answer
     only while the load balancer is dualstack (``address_v6``).
+    ``idle_timeout_scale``: multiplier for the listener's ``tcp.idle_timeout.seconds`` after which
+    a silent flow is reset (lab/nlb_idle.py).
     ``privatelink``: clients arrive through the interface endpoint of the NLB's endpoint
     service (the world's): preservation has no effect and the TLV carries that endpoint's id.
     """
@@ -313,6 +333,7 @@ class NlbEmulator:
         connect_timeout: float = 10.0,
         privatelink: bool = False,
         listen_host_v6: str | None = None,
+        idle_timeout_scale: float = 1.0,
         tls_cert: tuple[Path, Path] | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
@@ -329,6 +350,7 @@ class NlbEmulator:
         self._vpc_endpoint_id = vpc_endpoint_id
         self.privatelink = privatelink
         self.listen_host_v6 = listen_host_v6
+        self.idle_timeout_scale = idle_timeout_scale
         # The TLS listener's certificate and key (the pair imported into moto's ACM): used when the
         # live listener protocol is TLS (nlb_tls.py).
         self.tls_cert = tls_cert
@@ -476,7 +498,8 @@ class NlbEmulator:
         loop = asyncio.get_running_loop()
         # Taken before the read: a change made while the read runs shows at the next look.
         activity = self._moto_activity()
-        state = await loop.run_in_executor(self._executor, read_live_state, self._clients, self.world)
+        state = await loop.run_in_executor(self._executor, read_live_state, self._clients, self.world,
+                                           self.tls_cert is not None)
         self._state = state
         self._reads += 1
         self._read_activity = activity
@@ -610,11 +633,15 @@ class NlbEmulator:
             _reset(side.transport)
             return
         self._stats.forwarded += 1
+        flow.last_activity = loop.time()
         if state.pp_v2:
             assert self._address is not None
             header = proxy_v2(flow.client_addr, flow.listener_addr, vpce_id=self._flow_vpce_id(state))
             assert side.transport is not None
-            side.transport.write(header)
+            if header_on_connect(state.attributes):
+                side.transport.write(header)
+            else:  # the default placement: with the client's first data (lab/nlb_placement.py)
+                flow.pending_header = header
             self._stats.pp_headers_sent += 1
         if state.protocol == "TLS" or state.listener_protocol == "TLS":
             if not await self._tls(flow, side, state):
@@ -623,6 +650,12 @@ class NlbEmulator:
         if client_transport is not None and not client_transport.is_closing():
             client_transport.resume_reading()
 
+    def _idle_expired(self, flow: _Flow, now: float) -> bool:
+        state = self._state
+        if state is None or not flow.last_activity:
+            return False
+        return idle_expired(flow.last_activity, now, state.idle_timeout_seconds, self.idle_timeout_scale)
+
     async def _tls(self, flow: _Flow, side: _Side, state: LiveState) -> bool:
         """TLS listener / TLS target group (nlb_tls.py); False when a handshake failed and the flow is reset."""
         from . import nlb_tls
@@ -630,6 +663,11 @@ class NlbEmulator:
         cert = self.tls_cert if state.listener_protocol == "TLS" else None
         if state.listener_protocol == "TLS" and cert is None:
             log.warning("lab NLB: TLS listener without a certificate; resetting")
+        if state.protocol == "TLS" and flow.pending_header is not None and side.transport is not None:
+            # Towards a TLS target the header goes first on the TCP connection, before the NLB's ClientHello,
+            # whatever the placement attribute says about the client's data.
+            side.transport.write(flow.pending_header)
+            flow.pending_header = None
         try:
             await nlb_tls.wrap_flow(flow.client, side, target_tls=state.protocol == "TLS", listener_cert=cert)
         except (OSError, ssl.SSLError, TimeoutError) as exc:

@@ -82,12 +82,16 @@ class AwsSpec:
     target_group: TargetGroupSpec = field(default_factory=TargetGroupSpec)
     # Where 0.0.0.0/0 of the targets' (private) subnet points: "nat" (NAT gateway) or "igw".
     private_default_route: str = "nat"
+    # A second listener 443 → the gateway's 8443 (its own target group, same ownership tags' style).
+    tls_listener: bool = True
     # Inbound sources of the security group on the targets' ENIs (all protocols and ports).
     # "0.0.0.0/0": nothing is filtered; the VPC CIDR alone is what LBC >= 2.6 manages for an
     # NLB without security groups (aws-load-balancer-controller #3521, #4632).
     target_sg_ingress: tuple[str, ...] = ("0.0.0.0/0",)
     # A VPC endpoint service (PrivateLink) in front of the NLB, with one consumer endpoint.
     endpoint_service: bool = False
+    # Listener attributes, e.g. {"tcp.idle_timeout.seconds" = "60"} (absent: AWS defaults, 350 s).
+    listener_attributes: dict[str, str] = field(default_factory=dict)
     # "dualstack": the NLB has IPv6 addresses too (the lab's on ::1); target groups stay IPv4.
     ip_address_type: str = "ipv4"
 
@@ -135,6 +139,34 @@ class KubernetesSpec:
     in_cluster_callers: tuple[InClusterCaller, ...] = ()
 
 
+# The Service annotations the AWS Load Balancer Controller reads for an NLB with PROXY v2 (its docs,
+# "Service annotations"); the lab's Gateway API gateway carries them by default.
+GATEWAY_API_LB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
+    "service.beta.kubernetes.io/aws-load-balancer-proxy-protocol": "*",
+    "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=false",
+}
+GATEWAY_API_PROXY_CONFIG = {"proxy.istio.io/config": '{"gatewayTopology":{"proxyProtocol":{}}}'}
+
+
+@dataclass(frozen=True)
+class GatewayApiSpec:
+    """A second ingress gateway created the Gateway API way (istiod's deployment controller in the lab)."""
+
+    enabled: bool = True
+    name: str = "public-gw"
+    namespace: str = "istio-system"
+    load_balancer_name: str = "istio-gwapi-nlb"
+    annotations: dict[str, str] = field(default_factory=lambda: {**GATEWAY_API_LB_ANNOTATIONS, **GATEWAY_API_PROXY_CONFIG})
+    labels: dict[str, str] = field(default_factory=dict)
+    # None: absent (istiod copies metadata.annotations/labels); a table replaces them entirely.
+    infrastructure_annotations: dict[str, str] | None = None
+    infrastructure_labels: dict[str, str] | None = None
+    target: bool = False  # the lab-written config points at this gateway's path
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
@@ -144,6 +176,7 @@ class Scenario:
     kubernetes: KubernetesSpec = field(default_factory=KubernetesSpec)
     expected_findings: tuple[str, ...] = ()  # tests only; the lab never reads it
     path: Path | None = None
+    gateway_api: GatewayApiSpec = field(default_factory=GatewayApiSpec)
 
 
 # --- validation ---------------------------------------------------------------------
@@ -167,6 +200,7 @@ _BOOL_ATTRIBUTES = {
 }
 _KNOWN_ATTRIBUTES = _BOOL_ATTRIBUTES | {
     "deregistration_delay.timeout_seconds",
+    "proxy_protocol_v2.client_to_server.header_placement",
     "stickiness.type",
     "target_health_state.unhealthy.connection_termination.enabled",
 }
@@ -289,12 +323,29 @@ def _aws(r: _Reader) -> AwsSpec:
         listener_protocol=r.take("listener_protocol", str, d.listener_protocol),
         target_group=_target_group(r.sub("target_group")),
         private_default_route=r.take("private_default_route", str, d.private_default_route),
+        tls_listener=r.take("tls_listener", bool, d.tls_listener),
         target_sg_ingress=_cidrs(r, "target_sg_ingress", d.target_sg_ingress),
         endpoint_service=r.take("endpoint_service", bool, d.endpoint_service),
         ip_address_type=r.take("ip_address_type", str, d.ip_address_type),
+        listener_attributes=_listener_attributes(r),
     )
     r.done()
     return spec
+
+
+# ELB docs, "Update the TCP idle timeout for your Network Load Balancer listener": 60-6000 s.
+LISTENER_IDLE_TIMEOUT_RANGE = (60, 6000)
+
+
+def _listener_attributes(r: _Reader) -> dict[str, str]:
+    attributes = r.strings("listener_attributes")
+    for key, value in attributes.items():
+        if key != "tcp.idle_timeout.seconds":
+            raise r.fail(f"listener_attributes.{key}", "is not a listener attribute the lab knows; allowed: tcp.idle_timeout.seconds")
+        low, high = LISTENER_IDLE_TIMEOUT_RANGE
+        if not (value.isdigit() and low <= int(value) <= high):
+            raise r.fail(f"listener_attributes.{key}", f"is {value!r}; allowed: whole seconds from {low} to {high}")
+    return attributes
 
 
 def _cidrs(r: _Reader, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -369,6 +420,33 @@ def _kubernetes(r: _Reader) -> KubernetesSpec:
     return spec
 
 
+def _optional_strings(r: _Reader, key: str) -> dict[str, str] | None:
+    if key not in r.data:
+        r.allowed.append(key)
+        return None
+    return r.strings(key)
+
+
+def _gateway_api(r: _Reader) -> GatewayApiSpec:
+    d = GatewayApiSpec()
+    annotations = _optional_strings(r, "annotations")
+    spec = GatewayApiSpec(
+        enabled=r.take("enabled", bool, d.enabled),
+        name=r.take("name", str, d.name),
+        namespace=r.take("namespace", str, d.namespace),
+        load_balancer_name=r.take("load_balancer_name", str, d.load_balancer_name),
+        annotations=d.annotations if annotations is None else annotations,
+        labels=r.strings("labels"),
+        infrastructure_annotations=_optional_strings(r, "infrastructure_annotations"),
+        infrastructure_labels=_optional_strings(r, "infrastructure_labels"),
+        target=r.take("target", bool, d.target),
+    )
+    if spec.target and not spec.enabled:
+        raise r.fail("target", "needs enabled = true")
+    r.done()
+    return spec
+
+
 def parse_scenario(data: dict[str, Any], source: str, path: Path | None = None) -> Scenario:
     r = _Reader(data, (), source)
     name = r.take("name", str, None)
@@ -387,6 +465,7 @@ def parse_scenario(data: dict[str, Any], source: str, path: Path | None = None) 
     if client.privatelink and not aws.endpoint_service:
         raise c.fail("privatelink", "needs aws.endpoint_service = true: the client reaches the NLB through its endpoint")
     kubernetes = _kubernetes(r.sub("kubernetes"))
+    gateway_api = _gateway_api(r.sub("gateway_api"))
     expected = r.take("expected_findings", list, [])
     for item in expected:
         if not (isinstance(item, str) and item.startswith("PPD") and item[3:].isdigit() and len(item) == 6):
@@ -400,6 +479,7 @@ def parse_scenario(data: dict[str, Any], source: str, path: Path | None = None) 
         kubernetes=kubernetes,
         expected_findings=tuple(expected),
         path=path,
+        gateway_api=gateway_api,
     )
 
 

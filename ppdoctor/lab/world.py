@@ -38,6 +38,7 @@ log = logging.getLogger("ppdoctor.lab")
 ENDPOINTS_FILE = "lab.json"
 CONFIG_FILE = "ppdoctor.toml"
 KUBECONFIG_FILE = "kubeconfig"
+KUBE_REQUESTS_FILE = "kube-requests.json"
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,9 @@ class LabWorld:
         self.gateway: Any = None
         self.echo: Any = None
         self.nlb: Any = None
+        self.nlb_tls: Any = None  # the first NLB's second listener (443 → 8443), its own emulator
+        self.aws_tls: Any = None
+        self.gwapi: Any = None  # the Gateway API gateway (gatewayapi.GatewayApiLab)
         self.ports: manifests.PortMap | None = None
         self.endpoints: LabEndpoints | None = None
         self._mesh_at_pod_start: dict[str, Any] = {}
@@ -171,16 +175,42 @@ class LabWorld:
 
         # NLB
         from .nlb import NlbEmulator
+        from .nlb_idle import LAB_IDLE_TIMEOUT_SCALE
 
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
                                vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink,
-                               listen_host_v6=_v6_listener(sc.client.source), tls_cert=self.nlb_tls_cert)
+                               listen_host_v6=_v6_listener(sc.client.source),
+                               idle_timeout_scale=LAB_IDLE_TIMEOUT_SCALE, tls_cert=self.nlb_tls_cert)
         await self.nlb.start()
+        await self._start_discovery_topology()
 
         self.kube.store.subscribe(self._on_kube_event)
         self._start_callers()
         self.endpoints = self._write_endpoints(kubeconfig)
         return self.endpoints
+
+    async def _start_discovery_topology(self) -> None:
+        """What discovery chooses between: a 443 listener on the NLB and a Gateway API gateway with its own NLB."""
+        from .awsshape import add_listener, owner_tags
+        from .nlb import NlbEmulator
+
+        sc = self.scenario
+        assert self.ports is not None
+        if sc.aws.tls_listener:
+            tg = sc.aws.target_group
+            self.aws_tls = await asyncio.to_thread(
+                add_listener, self.moto.endpoint_url, self.aws, listener_port=443, target_port=self.ports.tls,
+                tg_name=f"{tg.name[:26]}-tls" if tg.name else "k8s-istiosys-istioing-443",
+                tags=owner_tags(tg.tags, manifests.GATEWAY_NS, manifests.GATEWAY_NAME, 443),
+                attributes=tg.attributes)
+            self.nlb_tls = NlbEmulator(self.moto.endpoint_url, self.aws_tls, self.moto, vpc_cidr=addresses.VPC_CIDR,
+                                       vpc_endpoint_id=sc.client.vpc_endpoint_id)
+            await self.nlb_tls.start()
+        if sc.gateway_api.enabled:
+            from .gatewayapi import GatewayApiLab
+
+            self.gwapi = GatewayApiLab(sc, self.state_dir)
+            await self.gwapi.start(world=self)
 
     # --- in-cluster callers (pods calling the gateway's ClusterIP, no PROXY header) ------------
 
@@ -202,7 +232,14 @@ class LabWorld:
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        for name in ("nlb", "gateway", "echo", "kube"):
+        self._dump_kube_requests()
+        if self.gwapi is not None:
+            try:
+                await self.gwapi.stop()
+            except Exception as exc:  # keep stopping the rest
+                log.warning("stopping the Gateway API gateway failed: %s", exc)
+            self.gwapi = None
+        for name in ("nlb_tls", "nlb", "gateway", "echo", "kube"):
             part = getattr(self, name)
             if part is None:
                 continue
@@ -214,6 +251,17 @@ class LabWorld:
         if self.moto is not None:
             await asyncio.to_thread(self.moto.stop)
             self.moto = None
+
+    def _dump_kube_requests(self) -> None:
+        """The lab API's request log (verb, resource per request) for tests of the printed RBAC: kube-requests.json."""
+        if self.kube is None:
+            return
+        try:
+            records = [{"method": r.method, "path": r.path, "verb": r.verb, "resource": r.resource,
+                        "namespace": r.namespace, "status": r.status} for r in list(self.kube.requests)]
+            (self.state_dir / KUBE_REQUESTS_FILE).write_text(json.dumps(records), encoding="utf-8")
+        except OSError as exc:
+            log.warning("writing the request log failed: %s", exc)
 
     # --- derived state ----------------------------------------------------------------
 
@@ -242,7 +290,7 @@ class LabWorld:
         services = [o for o in store.list("virtualservices") if o]
         labels = deployment["spec"]["template"]["metadata"].get("labels", {})
         # istiod opens listeners only where Gateway servers land (through the gateway Service's ports)
-        gateways = [o for o in store.list("gateways") if o]
+        gateways = [o for o in store.list("gateways.networking.istio.io") if o]
         service = store.get("services", manifests.GATEWAY_NS, manifests.GATEWAY_NAME)
         return derive_gateway_settings(deployment, self._mesh_at_pod_start, filters, services, labels,
                                        gateways=gateways, service=service)
@@ -264,6 +312,10 @@ class LabWorld:
         meta = obj.get("metadata", {})
         ns, name = meta.get("namespace"), meta.get("name")
         self.events.append({"event": event, "kind": kind, "namespace": ns, "name": name})
+        if self.gwapi is not None:
+            reaction = self.gwapi.on_event(event, obj, old)
+            if reaction is not None:
+                self._spawn(reaction)
         if kind == "Deployment" and (ns, name) == (manifests.GATEWAY_NS, manifests.GATEWAY_NAME):
             if old is None or old.get("spec", {}).get("template") != obj.get("spec", {}).get("template"):
                 self._spawn(self._rollout_gateway())
@@ -320,14 +372,38 @@ class LabWorld:
             if service is None:
                 return
             await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws.tg_arn, service, self.ports.as_dict())
+            if self.aws_tls is not None:  # the controller reconciles every target group of the Service
+                await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws_tls.tg_arn, service, self.ports.as_dict())
 
     # --- endpoints file ---------------------------------------------------------------
+
+    def _gwapi_target(self, cfg: Any) -> Any:
+        """The lab config pointed at the Gateway API gateway's path (scenario gateway_api.target)."""
+        from dataclasses import replace
+
+        from .gatewayapi import POD_IP
+
+        g = self.gwapi
+        return replace(
+            cfg,
+            nlb=replace(cfg.nlb, name=g.aws.lb_name, arn=g.aws.lb_arn, address=_host_port(*g.nlb.address), listener_port=80),
+            aws=replace(cfg.aws, target_group_arns=(g.aws.tg_arn,)),
+            kubernetes=replace(cfg.kubernetes, namespace=g.spec.namespace, gateway_deployment=g.name, gateway_service=g.name),
+            gateway=cfgmod.GatewayTarget(direct=_host_port(POD_IP, g.ports.traffic), admin=_host_port(POD_IP, g.ports.admin)),
+        )
 
     def _write_endpoints(self, kubeconfig: Path) -> LabEndpoints:
         assert self.ports is not None
         gw = addresses.GATEWAY_POD_IP
         # An IPv6 client reaches the NLB's IPv6 listener (dualstack: see lab/nlb_family.py).
         nlb_host, nlb_port = self.nlb.address_v6 or self.nlb.address
+        # How each NLB DNS name and listener port reaches its emulator on loopback (lab config only:
+        # on a real cluster the name resolves with DNS).
+        resolve = [f"{self.aws.lb_dns_name}:{self.scenario.aws.listener_port}={_host_port(nlb_host, nlb_port)}"]
+        if self.nlb_tls is not None:
+            resolve.append(f"{self.aws.lb_dns_name}:443={_host_port(*self.nlb_tls.address)}")
+        if self.gwapi is not None:
+            resolve.append(f"{self.gwapi.aws.lb_dns_name}:80={_host_port(*self.gwapi.nlb.address)}")
         cfg = cfgmod.TargetConfig(
             name=f"lab:{self.scenario.name}",
             lab=True,
@@ -335,6 +411,7 @@ class LabWorld:
                 name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
                 listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
                 tls=self.scenario.aws.listener_protocol == "TLS",
+                time_scale=self.nlb.idle_timeout_scale,
                 # what the scenario's client path (a CDN in front) adds to every request
                 client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
             ),
@@ -347,24 +424,27 @@ class LabWorld:
                 direct=_host_port(gw, self.ports.traffic), admin=_host_port(gw, self.ports.admin),
                 tls_direct=_host_port(gw, self.ports.tls),
             ),
+            resolver=cfgmod.ResolverTarget(endpoints=tuple(resolve), client_source=self.scenario.client.source),
         )
+        if self.gwapi is not None and self.scenario.gateway_api.target:
+            cfg = self._gwapi_target(cfg)
         config_path = self.state_dir / CONFIG_FILE
         cfgmod.write_config(cfg, config_path)
         endpoints = LabEndpoints(
             scenario=self.scenario.name,
             config=str(config_path),
-            nlb=_host_port(nlb_host, nlb_port),
-            gateway=_host_port(gw, self.ports.traffic),
+            nlb=cfg.nlb.address,
+            gateway=cfg.gateway.direct,
             gateway_tls=_host_port(gw, self.ports.tls),
             gateway_status=_host_port(gw, self.ports.status),
-            gateway_admin=_host_port(gw, self.ports.admin),
+            gateway_admin=cfg.gateway.admin,
             echo=_host_port(addresses.ECHO_POD_IP, self.ports.echo),
             echo_path=cfg.echo.path,
             aws_endpoint_url=self.moto.endpoint_url,
             region=self.scenario.aws.region,
             kubeconfig=str(kubeconfig),
-            target_group_arn=self.aws.tg_arn,
-            load_balancer_arn=self.aws.lb_arn,
+            target_group_arn=cfg.aws.target_group_arns[0],
+            load_balancer_arn=cfg.nlb.arn,
             client_source=self.scenario.client.source,
             pid=os.getpid(),
         )

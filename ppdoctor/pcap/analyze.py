@@ -11,7 +11,7 @@ from typing import Any
 
 from .classify import classify_server, client_class, client_details
 from .flows import CLIENT_PREFIX, MAX_OPEN_FLOWS, Flow, FlowTracker
-from .reader import CaptureError, ReadStats, read_segments
+from .reader import CaptureError, ReadStats, read_batches
 
 __all__ = ["Analysis", "analyze", "HANDSHAKE", "FIRST_BYTES", "ANSWER"]
 
@@ -111,6 +111,8 @@ class Analysis:
     buckets_dropped: int = 0
     local_sources: set[str] = field(default_factory=set)
     _ips: dict[bytes, str] = field(default_factory=dict)
+    _combos: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (handshake, first, answer) → flows
+    _combos_full: set[tuple[str, str, str]] = field(default_factory=set)
     peak_open: int = 0
     evicted: int = 0
     findings: list = field(default_factory=list)
@@ -137,18 +139,29 @@ class Analysis:
         rec = None
         if hc:
             self.health_checks += 1
-        summary = self.summary
-        examples = self.examples
-        for kind, cls in (("handshake", handshake), ("first_bytes", first), ("answer", answer)):
-            counts = summary[kind]
-            counts[cls] = counts.get(cls, 0) + 1
-            ex = examples.get((kind, cls))
-            if ex is None:
-                ex = examples[(kind, cls)] = []
-            if len(ex) < EXAMPLES_PER_CLASS:
-                if rec is None:
-                    rec = self._record(flow, classes, client_data, hc)
-                ex.append(rec)
+        combo = (handshake, first, answer)
+        n = self._combos.get(combo)
+        if n is None:
+            n = 0
+        self._combos[combo] = n + 1
+        if combo not in self._combos_full:
+            # Examples are still wanted for one of this combination's classes (the usual case only
+            # for a capture's first few flows of each kind).
+            full = True
+            summary = self.summary
+            examples = self.examples
+            for kind, cls in (("handshake", handshake), ("first_bytes", first), ("answer", answer)):
+                ex = examples.get((kind, cls))
+                if ex is None:
+                    ex = examples[(kind, cls)] = []
+                    summary[kind].setdefault(cls, 0)
+                if len(ex) < EXAMPLES_PER_CLASS:
+                    if rec is None:
+                        rec = self._record(flow, classes, client_data, hc)
+                    ex.append(rec)
+                    full = full and len(ex) >= EXAMPLES_PER_CLASS
+            if full:
+                self._combos_full.add(combo)
         if len(self.table) < self.table_limit:
             if rec is None:
                 rec = self._record(flow, classes, client_data, hc)
@@ -162,7 +175,7 @@ class Analysis:
             src = parsed.header.src if first == "ppv2-proxy" and not isinstance(parsed, str) else None
             if src is not None and not hc:
                 src_ip = src.address
-                if src_ip in self.nlb_ips or src_ip in self.local_sources:
+                if src_ip in (self.nlb_ips or self.local_sources):
                     rec = self._put("pp-src", src_ip, flow.sport, rec, flow, classes, client_data, hc)
         elif first == "http" and not hc:
             if answer == "reset" or answer == "empty":
@@ -200,8 +213,9 @@ class Analysis:
     # --- deciding ------------------------------------------------------------------------
 
     def nlb(self) -> set[str]:
-        """The NLB's addresses: given with --nlb-ip, plus the sources of PPv2 LOCAL (health-check) headers."""
-        return self.nlb_ips | self.local_sources
+        """The NLB's addresses: given with --nlb-ip; else the sources of PPv2 LOCAL (health-check) headers
+        (a prober that sends LOCAL headers too would be taken for the NLB: --nlb-ip avoids that)."""
+        return self.nlb_ips or self.local_sources
 
     def _in_vpc(self, ip: str) -> bool:
         try:
@@ -221,7 +235,7 @@ class Analysis:
 
     def decide(self) -> list:
         """Findings from the catalogue that the capture decides (docs/pcap.md has the table)."""
-        from ..diagnosis.engine import Finding  # diagnosis is heavy-ish (60 ms); only once the flows are read
+        from ..diagnosis.model import Finding  # diagnosis is heavy-ish; imported once the flows are read
         from ..diagnosis.rules import CATALOGUE
 
         def finding(fid, severity, confidence, explanation, count, flows, fixes):
@@ -289,12 +303,21 @@ class Analysis:
                        "early with what was seen")
         if self.buckets_dropped:
             out.append(f"{self.buckets_dropped} flow(s) beyond {_MAX_BUCKETS} address/port groups not kept as evidence")
-        if self.local_sources - self.nlb_ips:
+        if self.local_sources and not self.nlb_ips:
             out.append("NLB addresses taken from PPv2 LOCAL health-check headers: "
-                       + ", ".join(sorted(self.local_sources - self.nlb_ips)))
+                       + ", ".join(sorted(self.local_sources)) + " (give --nlb-ip to be sure)")
         if self.ports and not self.flows:
             out.append(f"no TCP flow to port {', '.join(map(str, self.ports))}")
         return out
+
+    def count(self) -> None:
+        """Per-class counts of the summary from the per-combination counts (kept that way: one dict
+        update a flow instead of three)."""
+        summary = {"handshake": {}, "first_bytes": {}, "answer": {}}
+        for (hs, first, answer), n in self._combos.items():
+            for kind, cls in (("handshake", hs), ("first_bytes", first), ("answer", answer)):
+                summary[kind][cls] = summary[kind].get(cls, 0) + n
+        self.summary = summary
 
     def examples_list(self) -> list[dict]:
         out = []
@@ -341,9 +364,10 @@ def analyze(path: str, *, nlb_ips: Iterable[str] = (), vpcs: Iterable[str] = (),
     ports = sorted(set(ports)) or None
     result = Analysis(path, nlb_ips=nlb, vpcs=nets, ports=ports)
     tracker = FlowTracker(result.add, ports=ports, max_open=max_open)
-    tracker.feed(read_segments(path, result.stats))
+    tracker.feed_batches(read_batches(path, result.stats))
     tracker.close()
     result.peak_open, result.evicted = tracker.peak_open, tracker.evicted
+    result.count()
     stats = result.stats
     if stats.packets == 0 and not stats.cut_last:
         raise CaptureError(f"{path} holds no packets", hint="capture again while the problem happens")

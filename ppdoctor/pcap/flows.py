@@ -21,6 +21,9 @@ CLIENT_PREFIX = 4096
 #: Bytes of the server's stream kept: enough for the status line.
 SERVER_PREFIX = 64
 MAX_OPEN_FLOWS = 100_000
+#: Recently closed 4-tuples remembered, so a flow's last ACKs and retransmitted FINs do not open a
+#: phantom flow; they arrive within round trips, while thousands of other flows close at most.
+CLOSED_KEPT = 16_384
 _MAX_PIECES = 64  # segments kept per direction before the prefix is complete (retransmit storms)
 _HALF = 1 << 31
 
@@ -80,11 +83,6 @@ def _assemble(pieces: list[tuple[int, bytes]], limit: int) -> bytes:
     return bytes(out[:limit])
 
 
-def _add(pieces: list, rel: int, data: bytes, limit: int) -> None:
-    if rel < limit and len(pieces) < _MAX_PIECES:
-        pieces.append((rel, data[: limit - rel]))
-
-
 class FlowTracker:
     """Feed segments with ``feed``; finished flows go to ``on_done(flow)``; ``close()`` flushes the rest.
 
@@ -99,14 +97,24 @@ class FlowTracker:
         self.flows: dict[tuple, tuple[Flow, bool]] = {}  # 4-tuple (either direction) → (flow, from client)
         self.pending: dict[tuple, Flow] = {}  # (client, cport, sport) → flow waiting for its SYN-ACK
         self.closed: OrderedDict[tuple, None] = OrderedDict()
+        self.servers: set[tuple[bytes, int]] = set()  # endpoints SYNs went to (bounded)
         self.open_count = 0
         self.peak_open = 0
         self.evicted = 0
 
     def feed(self, segs: Iterable[tuple]) -> None:
+        """Track segments (reader tuples) in capture order."""
+        self.feed_batches((segs,))
+
+    def feed_batches(self, batches: Iterable[Iterable[tuple]]) -> None:
+        """Track lists of segments (``read_batches``): the inner loop runs over a list, not a generator."""
+        for segs in batches:
+            self._feed(segs)
+
+    def _feed(self, segs: Iterable[tuple]) -> None:
         flows = self.flows
         ports = self.ports
-        for ts, src, dst, sport, dport, seq, ack, flags, payload, cut in segs:
+        for ts, src, dst, sport, dport, seq, _ack, flags, payload, cut in segs:
             hit = flows.get((src, sport, dst, dport))
             if hit is None:
                 if flags & SYN and not flags & ACK:
@@ -119,12 +127,16 @@ class FlowTracker:
                     if flow is not None and flow.synack_from is None and flow.server != src:
                         flow.synack_from = src
                     continue
-                key = (src, sport, dst, dport)
-                if key in self.closed or flags & RST:
+                if flags & RST or (src, sport, dst, dport) in self.closed or (dst, dport, src, sport) in self.closed:
                     continue
-                # No SYN seen: the capture started mid-connection. The server is the --port side,
-                # else the lower port (ephemeral ports are high).
-                if ports is not None:
+                # No SYN seen: the capture started mid-connection. The server is the --port side, else
+                # an endpoint that received SYNs, else the lower port (ephemeral ports are high).
+                servers = self.servers
+                if ports is None and (dst, dport) in servers:
+                    flow = self._new(src, sport, dst, dport, ts)
+                elif ports is None and (src, sport) in servers:
+                    flow = self._new(dst, dport, src, sport, ts)
+                elif ports is not None:
                     if dport in ports:
                         flow = self._new(src, sport, dst, dport, ts)
                     elif sport in ports:
@@ -139,6 +151,10 @@ class FlowTracker:
                 hit = flows[(src, sport, dst, dport)]
             flow, from_client = hit
             flow.packets += 1
+            if not payload and not flags & 0x07:  # a bare ACK, most of a capture: only the handshake's last one counts
+                if from_client and not flow.acked and flow.synack:
+                    flow.acked = True
+                continue
             if cut:
                 flow.cut = True
             if from_client:
@@ -154,7 +170,7 @@ class FlowTracker:
                     flow.syn_isn = seq
                     flow.c_base = (seq + 1) & 0xFFFFFFFF
                     continue
-                if flags & ACK and flow.synack:
+                if not flow.acked and flags & ACK and flow.synack:
                     flow.acked = True
                 if payload:
                     base = flow.c_base
@@ -167,7 +183,8 @@ class FlowTracker:
                         end = rel + len(payload)
                         if end > flow.c_have:
                             flow.c_have = end
-                        _add(flow.c_pieces, rel, payload, CLIENT_PREFIX)
+                        if rel < CLIENT_PREFIX and len(flow.c_pieces) < _MAX_PIECES:
+                            flow.c_pieces.append((rel, payload[: CLIENT_PREFIX - rel]))
                 if flags & FIN:
                     flow.c_fin = True
                 if flags & RST:
@@ -190,7 +207,8 @@ class FlowTracker:
                         end = rel + len(payload)
                         if end > flow.s_have:
                             flow.s_have = end
-                        _add(flow.s_pieces, rel, payload, SERVER_PREFIX)
+                        if rel < SERVER_PREFIX and len(flow.s_pieces) < _MAX_PIECES:
+                            flow.s_pieces.append((rel, payload[: SERVER_PREFIX - rel]))
                 if flags & FIN:
                     flow.s_fin = True
                 if flags & RST:
@@ -203,8 +221,6 @@ class FlowTracker:
         flow = Flow(client, cport, server, sport, ts)
         self.flows[(client, cport, server, sport)] = (flow, True)
         self.flows[(server, sport, client, cport)] = (flow, False)
-        self.closed.pop((client, cport, server, sport), None)
-        self.closed.pop((server, sport, client, cport), None)
         self.open_count += 1
         if self.open_count > self.peak_open:
             self.peak_open = self.open_count
@@ -219,6 +235,8 @@ class FlowTracker:
         flow.c_base = (seq + 1) & 0xFFFFFFFF
         flow.packets = 1
         self.pending[(src, sport, dport)] = flow
+        if len(self.servers) < 65536:
+            self.servers.add((dst, dport))
 
     def _evict(self) -> None:
         # dicts keep insertion order: the first entry is the oldest open flow
@@ -235,9 +253,8 @@ class FlowTracker:
         self.pending.pop((flow.client, flow.cport, flow.sport), None)
         self.open_count -= 1
         closed = self.closed
-        closed[a] = None
-        closed[b] = None
-        while len(closed) > 2 * self.max_open:
+        closed[a] = None  # the client → server direction only; a stray packet is looked up both ways
+        if len(closed) > CLOSED_KEPT:
             closed.popitem(last=False)
         self.on_done(flow)
 

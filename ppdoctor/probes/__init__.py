@@ -18,7 +18,7 @@ from ..errors import PPDoctorError
 from .context import ProbeContext
 from .model import Fact, FailureClass, Observation, Status
 
-__all__ = ["PROBES", "ProbeInfo", "ProbeContext", "Observation", "Fact", "FailureClass", "Status",
+__all__ = ["PROBES", "ProbeInfo", "default_probes", "ProbeContext", "Observation", "Fact", "FailureClass", "Status",
            "run_probe", "run_probes"]
 
 
@@ -28,6 +28,7 @@ class ProbeInfo:
     description: str
     target: str  # "module:function"
     needs: str  # what in the target config it uses
+    on_demand: bool = False  # slow by nature (waits out an AWS timeout): run only when named, never in --all
 
     def load(self):
         module, _, func = self.target.partition(":")
@@ -56,6 +57,8 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.envoy:probe_envoy", "gateway.admin"),
     ProbeInfo("health", "do what the NLB health checker does (LOCAL header when PROXY protocol is on)",
               "ppdoctor.probes.health:probe_health", "aws.*"),
+    ProbeInfo("gatewayapi", "Gateway API Gateways: annotations istiod drops when spec.infrastructure.annotations is set",
+              "ppdoctor.probes.gatewayapi:probe_gatewayapi", "kubernetes.*"),
     ProbeInfo("sg", "security groups of the targets' ENIs and of the NLB: do they admit the prober and a public client?",
               "ppdoctor.probes.security_groups:probe_sg", "aws.*"),
     ProbeInfo("privatelink", "is the NLB behind a VPC endpoint service (PrivateLink)?",
@@ -64,9 +67,19 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.ipv6:probe_ipv6", "aws.*, nlb.client_source"),
     ProbeInfo("incluster", "a pod's header-less call to the gateway, and other callers' PROXY errors in Envoy's counters",
               "ppdoctor.probes.incluster:probe_incluster", "gateway.admin, kubernetes.*"),
+    ProbeInfo("idle", "one request, silence past the NLB's idle timeout, another request: is the flow reset? (on demand)",
+              "ppdoctor.probes.idle:probe_idle", "nlb.address, aws.*, nlb.time_scale", on_demand=True),
+    ProbeInfo("server-first", "connect without sending: does a server-first service greet, through the NLB and "
+              "directly with/without a PROXY header? (on demand)",
+              "ppdoctor.probes.server_first:probe_server_first", "nlb.address, aws.*", on_demand=True),
     ProbeInfo("syn", "raw SYN to the NLB with scapy: who answers? (needs CAP_NET_RAW)",
               "ppdoctor.probes.syn:probe_syn", "nlb.address"),
 )}
+
+
+def default_probes() -> list[str]:
+    """What "all probes" means (``probe --all``, the TUI's run-all): every probe but the on-demand ones."""
+    return [n for n, p in PROBES.items() if not p.on_demand]
 
 
 async def run_probe(name: str, ctx: ProbeContext, *, deadline: float | None = None) -> Observation:
@@ -99,7 +112,7 @@ async def run_probe(name: str, ctx: ProbeContext, *, deadline: float | None = No
 async def run_probes(config: TargetConfig, names: Iterable[str] | None = None,
                      ctx: ProbeContext | None = None) -> list[Observation]:
     """Run probes concurrently (they are independent); results in the order asked."""
-    names = list(names or PROBES)
+    names = list(names or default_probes())
     own = ctx is None
     ctx = ctx or ProbeContext(config)
     try:

@@ -6,8 +6,7 @@ import argparse
 import asyncio
 import json
 
-from ..config import load_config
-from . import PROBES, Status, run_probes
+from . import PROBES, Status, default_probes, run_probes
 
 _MARK = {Status.OK: "ok  ", Status.FAIL: "FAIL", Status.SKIPPED: "skip", Status.ERROR: "ERR "}
 
@@ -20,9 +19,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.all and not args.name:
         print("ppdoctor probe: name a probe or pass --all (`ppdoctor probe --list` shows them)")
         return 2
-    config = load_config(args.config)
-    names = list(PROBES) if args.all else [args.name]
+    from ..discovery.target import config_for_args
+
+    config = config_for_args(args)  # no complete config file: discover the path
+    names = default_probes() if args.all else [args.name]
     observations = asyncio.run(run_probes(config, names))
+    from ..session import IncidentSession
+
+    IncidentSession.open(config, by="cli probe").adopt_observations(observations)  # the run joins the incident
     if args.json:
         print(json.dumps({"observations": [o.as_dict() for o in observations]}, indent=2, default=str))
     else:

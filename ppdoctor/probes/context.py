@@ -13,21 +13,8 @@ from typing import Any, Awaitable, Callable
 from ..config import TargetConfig, split_host_port
 from ..errors import AwsError, ConfigError, KubeError
 
-# IAM actions ppdoctor's read-only probes use (named in AccessDenied hints).
-AWS_ACTIONS = {
-    "describe_load_balancers": "elasticloadbalancing:DescribeLoadBalancers",
-    "describe_listeners": "elasticloadbalancing:DescribeListeners",
-    "describe_target_groups": "elasticloadbalancing:DescribeTargetGroups",
-    "describe_target_group_attributes": "elasticloadbalancing:DescribeTargetGroupAttributes",
-    "describe_target_health": "elasticloadbalancing:DescribeTargetHealth",
-    "describe_tags": "elasticloadbalancing:DescribeTags",
-    "describe_network_interfaces": "ec2:DescribeNetworkInterfaces",
-    "describe_vpcs": "ec2:DescribeVpcs",
-    "describe_route_tables": "ec2:DescribeRouteTables",
-    "describe_subnets": "ec2:DescribeSubnets",
-    "modify_target_group_attributes": "elasticloadbalancing:ModifyTargetGroupAttributes",
-    "modify_target_group": "elasticloadbalancing:ModifyTargetGroup",
-}
+# IAM actions named in AccessDenied hints: the same table `ppdoctor permissions` prints.
+from .permissions import AWS_ACTIONS, kube_permission
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
 _THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"}
 
@@ -42,7 +29,8 @@ def aws_error(exc: BaseException, operation: str) -> AwsError:
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
         if code in _DENIED:
             err = AwsError(f"AccessDenied: {action} was refused ({message})",
-                           hint=f"grant the IAM action {action} to the identity ppdoctor runs as")
+                           hint=f"grant the IAM action {action} to the identity ppdoctor runs as "
+                                "(`ppdoctor permissions --aws` prints the whole policy)")
         elif code in _THROTTLED:
             err = AwsError(f"AWS throttled {action} even after adaptive retries ({code})",
                            hint="wait a minute and run the probe again, or lower other API traffic in this account")
@@ -77,8 +65,13 @@ def kube_error(exc: BaseException, verb: str, resource: str, namespace: str | No
         except (ValueError, TypeError, AttributeError):
             pass
         if exc.status == 403:
-            return KubeError(f"RBAC forbids {verb} {resource}{where}: {message}",
-                             hint=f"grant the verb '{verb}' on '{resource}'{where} to the identity in the kubeconfig")
+            row = kube_permission(verb, resource)
+            need = f" ({row.purpose})" if row else ""
+            err = KubeError(f"RBAC forbids {verb} {resource}{where}: {message}",
+                            hint=f"grant the verb '{verb}' on '{resource}'{where}{need} to the identity in the kubeconfig "
+                                 "(`ppdoctor permissions --kube` prints the whole ClusterRole)")
+            err.status = 403  # type: ignore[attr-defined]
+            return err
         if exc.status == 401:
             return KubeError(f"the Kubernetes API rejected the credentials: {message}",
                              hint="refresh the kubeconfig credentials (e.g. `aws eks update-kubeconfig`)")

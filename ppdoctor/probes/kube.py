@@ -21,7 +21,9 @@ from ..constants import (ANN_PROXY_PROTOCOL, ANN_TARGET_TYPE, ANN_TG_ATTRIBUTES,
                          TOPOLOGY_NUM_TRUSTED_PROXIES, TOPOLOGY_PROXY_PROTOCOL, ENVOYFILTER_VERSION)
 from ..errors import KubeError
 from .context import ProbeContext, run_blocking
+from .gatewayservers import add_server_facts
 from .model import Observation, Status
+from .proxyversion import add_proxy_facts
 
 PROXY_CONFIG = PROXY_CONFIG_ANNOTATION  # kept: fixes/planner.py and others import it from here
 LB_ANN = LB_ANNOTATION_PREFIX
@@ -145,75 +147,15 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     dep_ann = (dep.get("metadata") or {}).get("annotations") or {}
     tmpl_ann = (((dep.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations") or {}
 
-    lb_ann = {k: v for k, v in svc_ann.items() if k.startswith(LB_ANN)}
-    obs.evidence["service_annotations"] = lb_ann
-    obs.fact("svc.lb_type", lb_ann.get(ANN_TYPE))
-    obs.fact("svc.pp_annotation", lb_ann.get(ANN_PROXY_PROTOCOL) == "*")
-    obs.fact("svc.tg_attributes_annotation", lb_ann.get(ANN_TG_ATTRIBUTES))
-    obs.fact("svc.hc_annotations", {k.removeprefix(LB_ANN): v for k, v in lb_ann.items() if "healthcheck" in k})
-    obs.fact("svc.external_traffic_policy", (svc.get("spec") or {}).get("externalTrafficPolicy"))
-    obs.fact("svc.target_type_annotation", lb_ann.get(ANN_TARGET_TYPE))
-
-    tmpl_cfg, tmpl_err = parse_proxy_config(tmpl_ann.get(PROXY_CONFIG))
-    tmpl_topo = _gateway_topology(tmpl_cfg)
-    obs.fact("gateway.pp_pod_template", tmpl_topo is not None and TOPOLOGY_PROXY_PROTOCOL in tmpl_topo)
-    if tmpl_err:
-        obs.fact("gateway.proxy_config_error", tmpl_err)
-    misplaced = []
-    for where, ann in (("Service metadata", svc_ann), ("Deployment metadata", dep_ann)):
-        cfg, _ = parse_proxy_config(ann.get(PROXY_CONFIG))
-        if cfg is not None:
-            misplaced.append(where)
-    obs.fact("gateway.proxy_config_misplaced", misplaced)
-
-    mesh_topo = None
-    mesh_changed = None
-    if data["mesh"]:
-        mesh_text = (data["mesh"].get("data") or {}).get(MESH_CONFIGMAP_KEY) or ""
-        try:
-            mesh = yaml.safe_load(mesh_text) or {}
-        except yaml.YAMLError:
-            mesh = {}
-            obs.fact("mesh.error", "the mesh config is not valid YAML")
-        mesh_topo = _gateway_topology((mesh or {}).get(MESH_DEFAULT_CONFIG))
-        mesh_changed = _last_change(data["mesh"].get("metadata") or {})
-    obs.fact("mesh.pp", mesh_topo is not None and TOPOLOGY_PROXY_PROTOCOL in mesh_topo)
-    obs.fact("mesh.changed_at", mesh_changed.isoformat() if mesh_changed else None)
-    effective_topo = {**(mesh_topo or {}), **(tmpl_topo or {})}
-    obs.fact("gateway.num_trusted_proxies", int(effective_topo.get(TOPOLOGY_NUM_TRUSTED_PROXIES, 0) or 0))
-
-    pods = []
-    for pod in data["pods"]:
-        status = pod.get("status") or {}
-        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        pods.append({"name": pod["metadata"]["name"], "ready": ready, "ip": status.get("podIP"),
-                     "started": status.get("startTime")})
-    obs.fact("gateway.pods", pods)
-    from .proxyversion import add_proxy_facts
-
+    _service_facts(obs, svc, svc_ann)
+    tmpl_topo, misplaced = _proxy_config_facts(obs, svc_ann, dep_ann, tmpl_ann)
+    mesh_changed = _mesh_facts(obs, data["mesh"], tmpl_topo)
+    pods = _pod_facts(obs, data["pods"], mesh_changed)
     add_proxy_facts(obs, dep, data["pods"])
-    from .gatewayservers import add_server_facts
-
     add_server_facts(obs, data["gateways"], svc, dep)
-    if mesh_changed and pods:
-        starts = [_time(p["started"]) for p in pods if p["started"]]
-        obs.fact("gateway.pods_predate_mesh", bool(starts) and all(s < mesh_changed for s in starts if s))
-
     filters = data["envoy_filters"]
-    pp_filters = []
-    if isinstance(filters, str):
-        obs.fact("envoyfilter.error", filters)  # unknown (e.g. RBAC), not "none": envoyfilter.pp stays absent
-    else:
-        for f in filters:
-            for patch in _pp_patches(f):
-                pp_filters.append({"name": f["metadata"]["name"], "namespace": f["metadata"].get("namespace"), **patch})
-        obs.fact("envoyfilter.pp", pp_filters)
-    tgbs = data["tgbs"]
-    if isinstance(tgbs, str):
-        obs.fact("lbc.tgbs", None, tgbs)
-    else:
-        obs.fact("lbc.tgbs", [t.get("spec", {}).get("targetGroupARN") for t in tgbs])
-    obs.fact("lbc.installed", data["lbc_installed"], data.get("lbc_error", ""))
+    pp_filters = _envoy_filter_facts(obs, filters)
+    _lbc_facts(obs, data)
 
     where = []
     if obs.facts["gateway.pp_pod_template"].value:
@@ -230,4 +172,91 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
         obs.summary += f"; {PROXY_CONFIG} misplaced on the {' and '.join(misplaced)} (ignored by Istio)"
         obs.status = Status.FAIL
     return obs
+
+
+def _service_facts(obs: Observation, svc: dict[str, Any], svc_ann: dict[str, str]) -> None:
+    """The gateway Service's AWS Load Balancer Controller annotations."""
+    lb_ann = {k: v for k, v in svc_ann.items() if k.startswith(LB_ANN)}
+    obs.evidence["service_annotations"] = lb_ann
+    obs.fact("svc.lb_type", lb_ann.get(ANN_TYPE))
+    obs.fact("svc.pp_annotation", lb_ann.get(ANN_PROXY_PROTOCOL) == "*")
+    obs.fact("svc.tg_attributes_annotation", lb_ann.get(ANN_TG_ATTRIBUTES))
+    obs.fact("svc.hc_annotations", {k.removeprefix(LB_ANN): v for k, v in lb_ann.items() if "healthcheck" in k})
+    obs.fact("svc.external_traffic_policy", (svc.get("spec") or {}).get("externalTrafficPolicy"))
+    obs.fact("svc.target_type_annotation", lb_ann.get(ANN_TARGET_TYPE))
+
+
+def _proxy_config_facts(obs: Observation, svc_ann: dict[str, str], dep_ann: dict[str, str],
+                        tmpl_ann: dict[str, str]) -> tuple[dict[str, Any] | None, list[str]]:
+    """``proxy.istio.io/config`` on the pod template (where Istio reads it) and where it is misplaced."""
+    tmpl_cfg, tmpl_err = parse_proxy_config(tmpl_ann.get(PROXY_CONFIG))
+    tmpl_topo = _gateway_topology(tmpl_cfg)
+    obs.fact("gateway.pp_pod_template", tmpl_topo is not None and TOPOLOGY_PROXY_PROTOCOL in tmpl_topo)
+    if tmpl_err:
+        obs.fact("gateway.proxy_config_error", tmpl_err)
+    misplaced = []
+    for where, ann in (("Service metadata", svc_ann), ("Deployment metadata", dep_ann)):
+        cfg, _ = parse_proxy_config(ann.get(PROXY_CONFIG))
+        if cfg is not None:
+            misplaced.append(where)
+    obs.fact("gateway.proxy_config_misplaced", misplaced)
+    return tmpl_topo, misplaced
+
+
+def _mesh_facts(obs: Observation, mesh_cm: dict[str, Any] | None, tmpl_topo: dict[str, Any] | None) -> datetime | None:
+    """The mesh config's gateway topology, when it last changed, and the trusted hops in effect."""
+    mesh_topo = None
+    mesh_changed = None
+    if mesh_cm:
+        mesh_text = (mesh_cm.get("data") or {}).get(MESH_CONFIGMAP_KEY) or ""
+        try:
+            mesh = yaml.safe_load(mesh_text) or {}
+        except yaml.YAMLError:
+            mesh = {}
+            obs.fact("mesh.error", "the mesh config is not valid YAML")
+        mesh_topo = _gateway_topology((mesh or {}).get(MESH_DEFAULT_CONFIG))
+        mesh_changed = _last_change(mesh_cm.get("metadata") or {})
+    obs.fact("mesh.pp", mesh_topo is not None and TOPOLOGY_PROXY_PROTOCOL in mesh_topo)
+    obs.fact("mesh.changed_at", mesh_changed.isoformat() if mesh_changed else None)
+    effective_topo = {**(mesh_topo or {}), **(tmpl_topo or {})}
+    obs.fact("gateway.num_trusted_proxies", int(effective_topo.get(TOPOLOGY_NUM_TRUSTED_PROXIES, 0) or 0))
+    return mesh_changed
+
+
+def _pod_facts(obs: Observation, raw_pods: list[dict[str, Any]], mesh_changed: datetime | None) -> list[dict[str, Any]]:
+    """The gateway pods: ready or not, and whether they started before the mesh config last changed."""
+    pods = []
+    for pod in raw_pods:
+        status = pod.get("status") or {}
+        ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+        pods.append({"name": pod["metadata"]["name"], "ready": ready, "ip": status.get("podIP"),
+                     "started": status.get("startTime")})
+    obs.fact("gateway.pods", pods)
+    if mesh_changed and pods:
+        starts = [_time(p["started"]) for p in pods if p["started"]]
+        obs.fact("gateway.pods_predate_mesh", bool(starts) and all(s < mesh_changed for s in starts if s))
+    return pods
+
+
+def _envoy_filter_facts(obs: Observation, filters: list[dict[str, Any]] | str) -> list[dict[str, Any]]:
+    """EnvoyFilters that add the PROXY protocol listener filter (an error text when they could not be read)."""
+    pp_filters: list[dict[str, Any]] = []
+    if isinstance(filters, str):
+        obs.fact("envoyfilter.error", filters)  # unknown (e.g. RBAC), not "none": envoyfilter.pp stays absent
+    else:
+        for f in filters:
+            for patch in _pp_patches(f):
+                pp_filters.append({"name": f["metadata"]["name"], "namespace": f["metadata"].get("namespace"), **patch})
+        obs.fact("envoyfilter.pp", pp_filters)
+    return pp_filters
+
+
+def _lbc_facts(obs: Observation, data: dict[str, Any]) -> None:
+    """The AWS Load Balancer Controller: installed, and the TargetGroupBindings it reconciles."""
+    tgbs = data["tgbs"]
+    if isinstance(tgbs, str):
+        obs.fact("lbc.tgbs", None, tgbs)
+    else:
+        obs.fact("lbc.tgbs", [t.get("spec", {}).get("targetGroupARN") for t in tgbs])
+    obs.fact("lbc.installed", data["lbc_installed"], data.get("lbc_error", ""))
 

@@ -7,6 +7,7 @@ not imported here, so importing the codec never loads scapy.
 
 from __future__ import annotations
 
+from . import _describe  # noqa: F401  (registers ParsedHeader.as_dict)
 from ._errors import (
     BadCommand,
     BadFamily,

@@ -10,7 +10,7 @@ from typing import Any
 
 from ._errors import ProxyProtocolError
 from ._tlv import TLV, TLVType
-from ._types import Address, Command, Family, ParsedHeader, Protocol
+from ._types import Address, Command, Family, ParsedHeader, Protocol, register
 
 __all__ = ["parsed_to_dict", "parsed_to_text", "printable", "tlv_to_dict"]
 
@@ -152,3 +152,5 @@ def parsed_to_text(parsed: ParsedHeader) -> str:
     else:
         lines.append(f"  meaning   the receiver sees the client as {endpoint(d['src'])}")
     return "\n".join(lines)
+
+register(describer=parsed_to_dict)

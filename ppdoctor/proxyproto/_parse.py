@@ -1,13 +1,15 @@
 """Decoding: detect v1/v2 and decode; the v2 decoder is inline because it is the hot path.
 
 Every accepted connection behind an NLB goes through here, hence: precompiled Structs,
-tuple lookups instead of Enum calls, no ipaddress module, and the frozen dataclasses
-assembled through layout-identical builder classes (see ``_builder``).
+tuple lookups instead of Enum calls, no ipaddress module, the frozen dataclasses
+assembled through layout-identical builder classes (see ``_builder``), one unpack for the
+INET header an NLB sends, and bounded caches of immutable address values (the destination
+is the NLB's listener on every connection).
 """
 
 from __future__ import annotations
 
-from socket import AF_INET6, inet_ntop
+from socket import AF_INET, AF_INET6, inet_ntop
 from struct import Struct
 
 from crc32c import crc32c as _crc32c
@@ -29,13 +31,17 @@ from ._v2 import ADDR_LEN, HEADER_V2_LEN, SIGNATURE_V2, check_fam, check_prefix,
 __all__ = ["parse", "signature_state"]
 
 _HEAD = Struct("!BBH")  # bytes 12..15: ver_cmd, fam_proto, len
-_V4 = Struct("!8BHH")
-_OCTETS = tuple(str(i) for i in range(256))
-_join = ".".join
+_HEAD_INET = Struct("!12sBBH4s4sHH").unpack_from  # signature, bytes 12..15, an INET address block
+_V4 = Struct("!4s4sHH")
+#: Bounded caches of immutable values: IPv4 text by packed address, destination Address by (address,
+#: port), short non-CRC TLVs by their bytes. Cleared when full, so memory stays bounded whatever the traffic.
+_CACHE_MAX = 4096
+_V4_TEXT: dict[bytes, str] = {}
+_DST: dict[tuple[bytes, int], Address] = {}
+_TLVS: dict[bytes, TLV] = {}
 _V6 = Struct("!16s16sHH")
 _UNIX = Struct("!108s108s")
 _U32 = Struct("!I")
-_tlv_head = Struct("!BH").unpack_from
 _ZERO4 = b"\x00\x00\x00\x00"
 _AF_INET6 = int(AF_INET6)
 
@@ -43,6 +49,7 @@ _COMMANDS = (Command.LOCAL, Command.PROXY)
 _FAMILIES = (Family.UNSPEC, Family.INET, Family.INET6, Family.UNIX)
 _PROTOCOLS = (Protocol.UNSPEC, Protocol.STREAM, Protocol.DGRAM)
 _FAMILY_NAMES = ("UNSPEC", "INET", "INET6", "UNIX")
+_LOCAL, _PROXY, _INET, _STREAM = Command.LOCAL, Command.PROXY, Family.INET, Protocol.STREAM
 
 _new = object.__new__
 
@@ -77,10 +84,46 @@ def parse(data: bytes, *, verify_crc: bool = True) -> ParsedHeader:
     """
     if type(data) is not bytes:
         data = bytes(data)
+    n = len(data)
+    if n >= 28:
+        # Fast path for what an NLB sends: v2, PROXY or LOCAL, INET/STREAM, TLVs or not. One
+        # unpack reads the signature, bytes 12..15 and the address block.
+        sig, b12, b13, length, s, d, sp, dp = _HEAD_INET(data, 0)
+        if sig == SIGNATURE_V2 and b13 == 0x11 and (b12 == 0x21 or b12 == 0x20) and length >= 12:
+            if length != 12:
+                if n >= 16 + length:
+                    return _inet(data, n, 16 + length, b12, s, d, sp, dp, verify_crc)
+            else:
+                # No TLVs: built inline, a call less (this is most of what an NLB sends).
+                text = _V4_TEXT.get(s)
+                if text is None:
+                    text = _v4_text(s)
+                src = _new(_AddressB)
+                src.address = text
+                src.port = sp
+                src.__class__ = Address
+                dst = _DST.get((d, dp))
+                if dst is None:
+                    dst = _dst(d, dp)
+                header = _new(_ProxyHeaderB)
+                header.version = 2
+                header.command = _PROXY if b12 == 0x21 else _LOCAL
+                header.family = _INET
+                header.protocol = _STREAM
+                header.src = src
+                header.dst = dst
+                header.tlvs = ()
+                header.__class__ = ProxyHeader
+                parsed = _new(_ParsedHeaderB)
+                parsed.header = header
+                parsed.length = 28
+                parsed.crc32c = "absent"
+                parsed.trailing = data[28:] if n > 28 else b""
+                parsed.__class__ = ParsedHeader
+                return parsed
     if data[:12] != SIGNATURE_V2:
         return _not_v2(data)
 
-    n = len(data)
     if n < 16:
         check_prefix(data, n)
         raise IncompleteHeader(16 - n)
@@ -101,14 +144,13 @@ def parse(data: bytes, *, verify_crc: bool = True) -> ParsedHeader:
         raise IncompleteHeader(total - n)
 
     if fam == 1:
-        # Dotted quads from a table of octet strings: the same text as inet_ntop, in half the time.
-        s0, s1, s2, s3, d0, d1, d2, d3, sp, dp = _V4.unpack_from(data, 16)
+        s, d, sp, dp = _V4.unpack_from(data, 16)
         src = _new(_AddressB)
-        src.address = _join((_OCTETS[s0], _OCTETS[s1], _OCTETS[s2], _OCTETS[s3]))
+        src.address = _v4_text(s)
         src.port = sp
         src.__class__ = Address
         dst = _new(_AddressB)
-        dst.address = _join((_OCTETS[d0], _OCTETS[d1], _OCTETS[d2], _OCTETS[d3]))
+        dst.address = _v4_text(d)
         dst.port = dp
         dst.__class__ = Address
     elif fam == 2:
@@ -129,35 +171,10 @@ def parse(data: bytes, *, verify_crc: bool = True) -> ParsedHeader:
     else:
         src = dst = None
 
-    pos = 16 + alen
-    crc_pos = -1
-    out = []
-    while pos < total:
-        if total - pos < 3:
-            raise TLVTrailing(
-                f"{total - pos} stray byte(s) after the last TLV: the TLV area does not end "
-                f"at the header end (offset {total})",
-                offset=pos,
-            )
-        t, tlen = _tlv_head(data, pos)
-        start = pos + 3
-        pos = start + tlen
-        if pos > total:
-            raise TLVOverrun(
-                f"TLV 0x{t:02X} at offset {start - 3} declares {tlen} value bytes but only "
-                f"{total - start} remain in the header",
-                offset=start - 3,
-            )
-        if t == 3 and crc_pos < 0:
-            crc_pos = start
-            crc_len = tlen
-        tlv = _new(_TLVB)
-        tlv.type = t
-        tlv.value = data[start:pos]
-        tlv.__class__ = TLV
-        out.append(tlv)
-    tlvs = tuple(out)
-
+    if total > 16 + alen:
+        tlvs, crc_pos, crc_len = _tlv_area(data, 16 + alen, total)
+    else:
+        tlvs, crc_pos, crc_len = (), -1, 0
     header = _new(_ProxyHeaderB)
     header.version = 2
     header.command = _COMMANDS[b12 & 0x0F]
@@ -167,6 +184,119 @@ def parse(data: bytes, *, verify_crc: bool = True) -> ParsedHeader:
     header.dst = dst
     header.tlvs = tlvs
     header.__class__ = ProxyHeader
+    return _result(data, n, total, header, crc_pos, crc_len, verify_crc)
+
+
+def _v4_text(packed: bytes) -> str:
+    """Dotted quad of 4 packed bytes, from a bounded cache (client addresses repeat; the NLB's always does)."""
+    text = _V4_TEXT.get(packed)
+    if text is None:
+        if len(_V4_TEXT) >= _CACHE_MAX:
+            _V4_TEXT.clear()
+        text = _V4_TEXT[packed] = inet_ntop(AF_INET, packed)
+    return text
+
+
+def _dst(packed: bytes, port: int) -> Address:
+    """The destination Address, cached: it is the NLB's listener on every connection."""
+    if len(_DST) >= _CACHE_MAX:
+        _DST.clear()
+    dst = _new(_AddressB)
+    dst.address = _v4_text(packed)
+    dst.port = port
+    dst.__class__ = Address
+    _DST[(packed, port)] = dst
+    return dst
+
+
+def _inet(data: bytes, n: int, total: int, b12: int, s: bytes, d: bytes, sp: int, dp: int,
+          verify_crc: bool) -> ParsedHeader:
+    """parse() of a v2 INET/STREAM header already checked to be complete."""
+    text = _V4_TEXT.get(s)
+    if text is None:
+        text = _v4_text(s)
+    src = _new(_AddressB)
+    src.address = text
+    src.port = sp
+    src.__class__ = Address
+    # The destination is the NLB's listener on every connection: one immutable Address per (ip, port).
+    dst = _DST.get((d, dp))
+    if dst is None:
+        dst = _dst(d, dp)
+    header = _new(_ProxyHeaderB)
+    header.version = 2
+    header.src = src
+    header.dst = dst
+    if b12 == 0x21:
+        header.command = _PROXY
+    else:
+        header.command = _LOCAL
+    header.family = _INET
+    header.protocol = _STREAM
+    if total == 28:
+        header.tlvs = ()
+        header.__class__ = ProxyHeader
+        parsed = _new(_ParsedHeaderB)
+        parsed.header = header
+        parsed.length = 28
+        parsed.crc32c = "absent"
+        parsed.trailing = data[28:] if n > 28 else b""
+        parsed.__class__ = ParsedHeader
+        return parsed
+    header.tlvs, crc_pos, crc_len = _tlv_area(data, 28, total)
+    header.__class__ = ProxyHeader
+    return _result(data, n, total, header, crc_pos, crc_len, verify_crc)
+
+
+def _tlv_area(data: bytes, pos: int, total: int) -> tuple[tuple[TLV, ...], int, int]:
+    """The TLVs in data[pos:total], and the value offset and length of the first CRC32C TLV (-1 if none)."""
+    crc_pos = -1
+    crc_len = 0
+    out = []
+    while pos < total:
+        if total - pos < 3:
+            raise TLVTrailing(
+                f"{total - pos} stray byte(s) after the last TLV: the TLV area does not end "
+                f"at the header end (offset {total})",
+                offset=pos,
+            )
+        start = pos + 3
+        t = data[pos]
+        pos = start + (data[pos + 1] << 8 | data[pos + 2])  # indexing beats a Struct call for 3 bytes
+        if pos > total:
+            raise TLVOverrun(
+                f"TLV 0x{t:02X} at offset {start - 3} declares {pos - start} value bytes but only "
+                f"{total - start} remain in the header",
+                offset=start - 3,
+            )
+        if t == 3:
+            if crc_pos < 0:
+                crc_pos = start
+                crc_len = pos - start
+        elif pos - start <= 64:
+            # Short TLVs other than the CRC repeat on every connection (the VPC endpoint id of a
+            # PrivateLink endpoint, the AUTHORITY of a host): one immutable TLV per raw bytes.
+            raw = data[start - 3 : pos]
+            tlv = _TLVS.get(raw)
+            if tlv is None:
+                if len(_TLVS) >= _CACHE_MAX:
+                    _TLVS.clear()
+                tlv = _TLVS[raw] = _new(_TLVB)
+                tlv.type = t
+                tlv.value = data[start:pos]
+                tlv.__class__ = TLV
+            out.append(tlv)
+            continue
+        tlv = _new(_TLVB)
+        tlv.type = t
+        tlv.value = data[start:pos]
+        tlv.__class__ = TLV
+        out.append(tlv)
+    return tuple(out), crc_pos, crc_len
+
+
+def _result(data: bytes, n: int, total: int, header: ProxyHeader, crc_pos: int, crc_len: int,
+            verify_crc: bool) -> ParsedHeader:
     if crc_pos < 0:
         crc = "absent"
     elif crc_len == 4:

@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
+from ._errors import EncodeError
 from ._tlv import TLV
 
-__all__ = ["Command", "Family", "Protocol", "Address", "ProxyHeader", "ParsedHeader", "ReadResult"]
+__all__ = ["Command", "Family", "Protocol", "Address", "ProxyHeader", "ParsedHeader", "ReadResult", "register"]
+
+# The v1/v2 encoders and the JSON describer import this module; they register themselves here when
+# they load (the package's __init__ imports all three), so this module imports none of them and
+# the codec has no import cycle.
+_ENCODERS: dict[int, Callable[..., bytes]] = {}
+_DESCRIBERS: list[Callable[[Any], dict]] = []
+
+
+def register(*, version: int | None = None, encoder: Callable[..., bytes] | None = None,
+             describer: Callable[[Any], dict] | None = None) -> None:
+    """Called once by ``_v1``/``_v2`` (encoder for their version) and ``_describe`` (``as_dict``)."""
+    if encoder is not None and version is not None:
+        _ENCODERS[version] = encoder
+    if describer is not None:
+        _DESCRIBERS[:] = [describer]
 
 
 class Command(IntEnum):
@@ -65,15 +83,9 @@ class ProxyHeader:
         """The header as bytes in its own version (v1 text or v2 binary)."""
         if self.version == 1:
             if crc32c:
-                from ._errors import EncodeError
-
                 raise EncodeError("PROXY v1 has no TLVs, so no CRC32C")
-            from ._v1 import build_v1
-
-            return build_v1(self)
-        from ._v2 import build_v2
-
-        return build_v2(self, crc32c=crc32c)
+            return _ENCODERS[1](self)
+        return _ENCODERS[2](self, crc32c=crc32c)
 
     def tlv(self, type_: int) -> TLV | None:
         """The first TLV of this type, or None."""
@@ -117,9 +129,7 @@ class ParsedHeader:
 
     def as_dict(self) -> dict:
         """The JSON shape of ``ppdoctor pp decode --json`` (untrusted values as printable ASCII or hex)."""
-        from ._describe import parsed_to_dict
-
-        return parsed_to_dict(self)
+        return _DESCRIBERS[0](self)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 
 from ._errors import EncodeError, IncompleteHeader, V1Malformed, V1NoCRLF
-from ._types import Address, Command, Family, ParsedHeader, Protocol, ProxyHeader
+from ._types import Address, Command, Family, ParsedHeader, Protocol, ProxyHeader, register
 from ._v2 import _host, _pack_pair, _port
 
 __all__ = ["V1_PREFIX", "V1_MAX_LEN", "parse_v1", "build_v1", "proxy_v1"]
@@ -130,3 +130,5 @@ def proxy_v1(src, dst) -> bytes:
     sp = int.from_bytes(packed[2 * size : 2 * size + 2], "big")
     dp = int.from_bytes(packed[2 * size + 2 :], "big")
     return f"PROXY {proto} {s} {d} {sp} {dp}\r\n".encode("ascii")
+
+register(version=1, encoder=build_v1)

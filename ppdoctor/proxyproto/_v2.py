@@ -10,7 +10,7 @@ from crc32c import crc32c as _crc32c
 
 from ._errors import BadCommand, BadFamily, BadProtocol, BadVersion, EncodeError
 from ._tlv import TLV, encode_tlvs
-from ._types import Address, Command, Family, Protocol, ProxyHeader
+from ._types import Address, Command, Family, Protocol, ProxyHeader, register
 
 __all__ = ["SIGNATURE_V2", "build_v2", "proxy_v2", "local_v2"]
 
@@ -252,3 +252,5 @@ def local_v2(*, tlvs=(), crc32c: bool = False) -> bytes:
     """A v2 LOCAL header (what an NLB sends on health-check connections): no addresses."""
     extra, crc_at = _encode_tlvs_with_crc(tlvs, crc32c)
     return _assemble(0, 0, 0, b"", extra, crc32c, crc_at)
+
+register(version=2, encoder=build_v2)

@@ -254,6 +254,12 @@ class BenchController:
                 self.status = ("interrupted: the table holds what was measured" if result.interrupted
                                else f"done: {len(held)} run(s)" + (f", {len(result.runs) - len(held)} skipped"
                                                                   if len(held) < len(result.runs) else ""))
+                from ..bench.report import table
+
+                # One "bench" entry with the table: the incident report shows it (the lines stay notes too).
+                if self.app.session is not None:
+                    self.app.in_engine(self.app.session.record, "bench", f"bench (TUI): {self.status}",
+                                       table=table(result), comparison=comparison(result))
                 for line in comparison(result):
                     self.app.note(f"bench: {line.strip()}")
             case msg.BenchFailed(error=error):

@@ -45,7 +45,7 @@ class PPDoctorCommands(Provider):
         if app.bench.running:
             yield ("Stop the bench", "the table keeps what was measured", app.bench.stop)
         yield ("Apply the current plan…", "shows the exact changes and asks first", app.fixes.request_apply)
-        yield ("Roll back applied changes…", "restore the before-values from the journal", app.fixes.request_rollback)
+        yield ("Roll back applied changes…", "restore this incident's before-values", app.fixes.request_rollback)
         for fmt, label in (("md", "Markdown"), ("json", "JSON"), ("html", "HTML")):
             yield (f"Export report as {label}", f"write ppdoctor-report.{fmt} (path on the Report screen)",
                    partial(self._export, fmt))

@@ -49,7 +49,7 @@ class EngineLoop:
         """Await an engine coroutine from the UI loop; cancelling the caller cancels the engine task.
 
         ``protect``: writes to AWS/Kubernetes are never cancelled half-way — not by the caller, and
-        ``close`` gives them time to finish (their before-values must reach the change journal).
+        ``close`` gives them time to finish (their before-values must reach the incident record).
         """
         future = self.submit(coro)
         if protect:

@@ -20,13 +20,13 @@ class FixScreen(WorkflowScreen):
     MODE = "fix"
     HELP = ("Fixes are data: a plan lists every change (object, field, before → after) and the API call it makes. "
             "Planning reads the live state and writes nothing. Applying asks for an explicit yes, applies one change "
-            "at a time, verifies each by probing again, and journals the before-values so r can roll back.")
+            "at a time, verifies each by probing again, and records the before-values in the incident so r can roll them back.")
     BINDINGS = [
         Binding("p", "plan_selected", "Plan", id="fix.plan",
                 tooltip="Build the plan of the highlighted fix (Enter too); reads the live state, writes nothing"),
         Binding("x", "apply", "Apply…", id="fix.apply", tooltip="Show the exact changes and ask before applying them"),
         Binding("r", "rollback", "Roll back…", id="fix.rollback",
-                tooltip="Restore every before-value from the change journal (asks first)"),
+                tooltip="Restore this incident's before-values, newest first (asks first)"),
     ]
 
     def compose_body(self) -> ComposeResult:

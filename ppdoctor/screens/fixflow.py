@@ -12,7 +12,6 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..widgets.plan import plan_lines, short_value
 from . import messages as msg
 from .modals import ConfirmModal
 
@@ -74,6 +73,8 @@ class FixFlow:
         if not plan.changes:
             app.say(f"{plan.id}: nothing to change — the live state already matches", severity="information")
             return
+        from ..widgets.plan import plan_lines  # the plan widgets load with the Fix screen, not at start-up
+
         n = len(plan.changes)
         app.push_screen(
             ConfirmModal(f"Apply {plan.id} to {app.config.name}?", plan_lines(plan),
@@ -84,7 +85,8 @@ class FixFlow:
     def _apply_confirmed(self, plan: FixPlan, ok: bool) -> None:
         app = self.app
         if not ok:
-            app.note(f"{plan.id}: declined by the operator; nothing was changed")
+            if app.session is not None:
+                app.in_engine(app.session.declined, plan, by="user")
             app.say(f"{plan.id} declined: nothing was changed")
             return
         if self.applying:
@@ -108,7 +110,7 @@ class FixFlow:
         app.post_message(msg.ApplyFinished(result))
 
     def request_rollback(self) -> None:
-        """Ask, then roll back every applied change of the journal (never while a fix is being applied)."""
+        """Ask, then roll back this incident's applied changes (never while a fix is being applied)."""
         if self.app.session is None:
             return
         if self.applying:
@@ -120,20 +122,19 @@ class FixFlow:
         app = self.app
         if app.session is None:
             return
-        from ..fixes import journal_path, load_journal
-        from ..probes.context import ProbeContext
+        from ..widgets.plan import short_value
 
-        config = app.config
-        entries = await app.engine.run(_in_engine(
-            lambda: [e for e in load_journal(journal_path(ProbeContext(config))) if e.get("status") == "applied"]))
+        session = app.session
+        entries = await app.engine.run(_in_engine(session.rollback_candidates))
         if not entries:
-            app.say("nothing to roll back: the change journal has no applied change for this target")
+            app.say("nothing to roll back: this incident has no applied change (`ppdoctor fix --rollback` lists "
+                    "earlier incidents' changes)")
             return
         lines = [f"{e.get('object')}\n   {e.get('field')}: {short_value(e.get('after'))} → {short_value(e.get('before'))}"
                  for e in reversed(entries)]
         ok = await app.push_screen_wait(ConfirmModal(
             f"Roll back {len(entries)} change(s)?", lines, confirm_label=f"Roll back {len(entries)}",
-            warning="Restores every before-value from the change journal, newest first."))
+            warning="Restores this incident's before-values, newest first; stops if someone changed a value since."))
         if not ok:
             app.note("rollback declined by the operator; nothing was changed")
             return
@@ -168,7 +169,15 @@ class FixFlow:
                 app.refresh_activity()
                 self.apply_log.append(f"rolled back {len(done)} change(s)" + (f"; {len(failed)} failed" if failed else ""))
                 if failed:
-                    app.show_error("Rollback incomplete", str(failed[0].get("error") or failed[0]))
+                    f = failed[0]
+                    detail = str(f.get("error") or f)
+                    if f.get("status") == "conflict":
+                        from ..widgets.plan import short_value
+
+                        detail = (f"{f.get('object')} {f.get('field')} was changed by someone else since ppdoctor "
+                                  f"wrote it:\nbefore: {short_value(f.get('before'))}\nours:   {short_value(f.get('ours'))}"
+                                  f"\nnow:    {short_value(f.get('now'))}")
+                    app.show_error("Rollback incomplete", detail)
                 else:
                     app.say(f"rolled back {len(done)} change(s); re-running the probes")
                     app.probes.start_all()

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from textual.worker import Worker
 
     from ..config import TargetConfig
-    from ..diagnosis.engine import Finding
+    from ..diagnosis.model import Finding
     from ..probes.model import Observation
     from ..session import IncidentSession, TimelineEvent
     from .benchctl import BenchController
@@ -44,6 +44,8 @@ APP_BINDINGS = [
             tooltip="Every probe, finding and change of this incident, in order"),
     Binding("6", "go('bench')", "Bench", show=False, id="go.bench",
             tooltip="Does PROXY protocol v2 cost latency? PP off vs PP on under load"),
+    Binding("7", "go('pcap')", "Pcap", show=False, id="go.pcap",
+            tooltip="Read a packet capture offline: flows by class and the findings it decides"),
     Binding("question_mark,f1", "help", "Help", id="app.help", key_display="?",
             tooltip="Keys of every screen and the workflow"),
     Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit ppdoctor (a lab it started is torn down)"),

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 from ..config import TargetConfig
-from ..diagnosis.engine import Finding
+from ..diagnosis.model import Finding
 from ..probes.model import Observation
 from ..session import TimelineEvent
 

@@ -14,14 +14,14 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from ..probes import PROBES
+from ..probes import PROBES, default_probes
+from ..probes.model import Observation, Status
 from . import messages as msg
 
 if TYPE_CHECKING:
     from textual.worker import Worker
 
-    from ..diagnosis.engine import Finding
-    from ..probes.model import Observation
+    from ..diagnosis.model import Finding
     from .host import Host
 
 ProbeUpdate = msg.ProbeStarted | msg.ProbeFinished | msg.ProbeCancelled | msg.FindingsReady
@@ -73,7 +73,7 @@ class ProbeFlow:
 
     def start_all(self, names: list[str] | None = None) -> int:
         """Run several probes concurrently; diagnose when the last of them ends."""
-        started = [n for n in (names or list(PROBES)) if n not in self.running and self.start(n)]
+        started = [n for n in (names or default_probes()) if n not in self.running and self.start(n)]
         self._batch.update(started)
         if started:
             self.app.say(f"running {len(started)} probe(s)")
@@ -120,6 +120,12 @@ class ProbeFlow:
         findings = await app.engine.run(diagnose())
         self._diagnosed_version = version
         app.post_message(msg.FindingsReady(findings))
+
+    def worker_failed(self, name: str, error: BaseException | None) -> None:
+        """A probe's worker died outside the probe's own error handling: record that as its observation."""
+        obs = Observation(name, status=Status.ERROR, summary=f"the probe could not run: {error}")
+        obs.error = {"kind": "ui", "message": str(error)}
+        self.app.post_message(msg.ProbeFinished(obs))
 
     # --- updates (UI thread) -------------------------------------------------------------------
 

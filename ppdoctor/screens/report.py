@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static,
 from ..widgets.safe import safe_text
 from . import messages as msg
 from .base import WorkflowScreen
+from ..report import FORMATS as REPORT_SUFFIXES
 
 FORMATS = (("md", "Markdown"), ("json", "JSON"), ("html", "HTML"))
 
@@ -94,7 +95,7 @@ class ReportScreen(WorkflowScreen):
         if not path:
             self.ppd.say("enter a path for the report", severity="warning")
             return
-        if Path(path).suffix.lower() not in (".md", ".json", ".html", ".htm"):
+        if Path(path).suffix.lower() not in REPORT_SUFFIXES:
             path = f"{path}.{self.fmt}"
         self.query_one("#report-status", Static).update(Text("writing…", style="dim"))
         self.ppd.export_report(path)

@@ -150,6 +150,9 @@ class SetupScreen(WorkflowScreen):
         self.ppd.config_changed.subscribe(self, self._config_changed)
         self._refresh_topology()
         self.action_reload_pickers()
+        from ..widgets.pathpicker import offer_discovered_paths
+
+        offer_discovered_paths(self)  # several discovered paths: the operator picks one
 
     def _fill(self, config: TargetConfig) -> None:
         self.query_one("#f-name", Input).value = config.name

@@ -16,7 +16,7 @@ from ..widgets.safe import safe_text
 from .base import WorkflowScreen
 
 KIND_STYLE = {"probe": "cyan", "diagnosis": "magenta", "plan": "blue", "change": "bold yellow", "verify": "green",
-              "rollback": "bold yellow", "note": "dim"}
+              "rollback": "bold yellow", "note": "dim", "incident": "bold", "confirm": "blue", "bench": "cyan"}
 DETAIL_CHARS = 4000
 
 
@@ -29,7 +29,8 @@ def elapsed_label(at: float, started: float) -> str:
 class TimelineScreen(WorkflowScreen):
     MODE = "timeline"
     HELP = ("The timeline is the incident record the report is built from: each event with its time since the "
-            "session started. Highlight one to see its data.")
+            "incident opened, including what other ppdoctor processes (a shell's `fix`, `diagnose`) recorded "
+            "before this one opened it. Highlight one to see its data.")
     BINDINGS = [
         Binding("end", "latest", "Latest", id="timeline.latest", tooltip="Jump to the newest event"),
     ]
@@ -60,8 +61,11 @@ class TimelineScreen(WorkflowScreen):
 
     def _add(self, event: TimelineEvent) -> None:
         table = self.query_one("#timeline-table", DataTable)
+        summary = safe_text(event.summary, limit=300)
+        if event.by and event.by != "tui":  # recorded by another process (`ppdoctor fix`, …)
+            summary.append_text(safe_text(f"  · {event.by}", "dim", limit=40))
         table.add_row(Text(elapsed_label(event.at, self._started()), style="dim"),
-                      Text(event.kind, style=KIND_STYLE.get(event.kind, "")), safe_text(event.summary, limit=300))
+                      Text(event.kind, style=KIND_STYLE.get(event.kind, "")), summary)
 
     def _added(self, event: TimelineEvent) -> None:
         table = self.query_one("#timeline-table", DataTable)

@@ -34,7 +34,7 @@ class PlanView(VerticalScroll):
         yield Static(id="plan-window")
         with Horizontal(id="plan-buttons"):
             yield Button("Apply…", id="plan-apply", variant="warning", tooltip="Shows the exact changes and asks first")
-            yield Button("Roll back…", id="plan-rollback", tooltip="Restore the before-values from the change journal")
+            yield Button("Roll back…", id="plan-rollback", tooltip="Restore this incident's before-values, newest first")
         yield Static("Verification", classes="section", id="plan-verify-label")
         yield DataTable(id="plan-verify", show_cursor=False)
         yield Static("Progress", classes="section", id="plan-log-label")

@@ -13,7 +13,9 @@ import time
 import pytest
 
 from ppdoctor.config import load_config
-from ppdoctor.fixes import apply_plan, build_plan, journal_path, read_state, rollback
+from ppdoctor.fixes import apply_plan, build_plan, read_state
+from ppdoctor.incident import IncidentLog
+from ppdoctor.session import IncidentSession
 from ppdoctor.lab.scenario import load_scenario
 from ppdoctor.lab.world import LabWorld
 from ppdoctor.probes import ProbeContext
@@ -75,7 +77,7 @@ def _poll(check, timeout=10.0):
     return True
 
 
-def test_failure_halfway_stops_reports_and_rolls_back(lab):
+def test_failure_halfway_stops_reports_and_rolls_back(lab, tmp_path):
     before_ann = lab.service_annotations()
     before_attrs, before_tg = lab.tg()
     assert before_tg["HealthCheckProtocol"] == "HTTP"
@@ -86,9 +88,12 @@ def test_failure_halfway_stops_reports_and_rolls_back(lab):
         assert kinds[:3] == ["k8s-merge-patch"] * 3 and "k8s-create" in kinds  # HC first, then the optional gateway
         # RBAC forbids creating EnvoyFilters: the plan must stop right there.
         lab.world.kube.forbid("create", "envoyfilters")
-        result = asyncio.run(apply_plan(plan, ctx, verify_timeout=20))
+        session = IncidentSession(lab.config, incident=IncidentLog(tmp_path / "incident.jsonl"), by="test")
+        result = asyncio.run(session.apply(plan))
     finally:
         ctx.close()
+    recorded = [e["data"]["change"]["status"] for e in session.incident.entries() if e["kind"] == "change"]
+    assert recorded == ["applied"] * 3 + ["failed"]  # the record holds exactly what happened
     assert not result.completed
     assert [c.status for c in plan.changes] == ["applied"] * 3 + ["failed"] + ["pending"] * (len(plan.changes) - 4)
     assert "RBAC forbids create envoyfilters" in result.error
@@ -103,13 +108,9 @@ def test_failure_halfway_stops_reports_and_rolls_back(lab):
     assert lab.tg()[0].get("proxy_protocol_v2.enabled", "false") == "false"
 
     lab.world.kube.clear_faults()
-    ctx = ProbeContext(lab.config)
-    try:
-        done, failed = asyncio.run(rollback(ctx))
-        assert json.loads(journal_path(ctx).read_text()) == []
-    finally:
-        ctx.close()
-    assert not failed and len(done) == 3
+    done, failed = asyncio.run(session.rollback())
+    assert not failed and [d["status"] for d in done] == ["rolled-back"] * 3
+    assert session.rollback_candidates() == []
     assert lab.service_annotations() == before_ann
     assert _poll(lambda: lab.tg()[1]["HealthCheckProtocol"] == before_tg["HealthCheckProtocol"]
                  and lab.tg()[1]["HealthCheckPort"] == before_tg["HealthCheckPort"])

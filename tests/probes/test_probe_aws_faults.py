@@ -99,8 +99,9 @@ def test_access_denied_names_the_iam_action(world, proxy):
     assert "AccessDenied" in obs.summary
     assert "grant the IAM action elasticloadbalancing:DescribeTargetGroupAttributes" in obs.summary
     assert "user/oncall" in obs.error["message"], "AWS's own message is kept"
-    assert obs.error["hint"] == "grant the IAM action elasticloadbalancing:DescribeTargetGroupAttributes " \
-                                "to the identity ppdoctor runs as"
+    assert obs.error["hint"].startswith("grant the IAM action elasticloadbalancing:DescribeTargetGroupAttributes "
+                                        "to the identity ppdoctor runs as")
+    assert "ppdoctor permissions --aws" in obs.error["hint"], "the whole policy is one command away"
     assert proxy.calls["DescribeTargetGroupAttributes"] == 1, "a denial is not retried"
     assert obs.facts == {}
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from ppdoctor.config import EchoTarget, NlbTarget, TargetConfig, Timeouts
-from ppdoctor.report import redact, write_report
+from ppdoctor.report import SCHEMA_VERSION, redact, write_report
 from ppdoctor.session import IncidentSession
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -56,7 +56,7 @@ def test_no_secret_reaches_any_export(tmp_path, planted_env):
 
     session = asyncio.run(scenario())
     obs = session.observations["http-via-nlb"]
-    assert obs.status.value == "ok"
+    assert obs.status.value == "ok", obs.as_dict()
     assert COOKIE in json.dumps(obs.as_dict())  # the raw evidence did contain the secrets …
     for suffix in ("md", "json", "html"):
         path = write_report(session, tmp_path / f"report.{suffix}")
@@ -67,9 +67,9 @@ def test_no_secret_reaches_any_export(tmp_path, planted_env):
         assert "flowchart LR" in text
         assert "http-via-nlb" in text
     data = json.loads((tmp_path / "report.json").read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == SCHEMA_VERSION
     assert {"target", "environment", "timeline", "observations", "findings", "changes", "verifications",
-            "diagram"} <= data.keys()
+            "diagram", "verdict", "first_diagnosis", "plans", "final_diagnosis", "incident"} <= data.keys()
     assert data["timeline"][0]["kind"] == "probe"
 
 
@@ -91,5 +91,33 @@ def test_redact_shapes(value):
 def test_unknown_format_is_a_clear_error(tmp_path):
     from ppdoctor.errors import PPDoctorError
 
-    with pytest.raises(PPDoctorError, match="unknown report format"):
+    with pytest.raises(PPDoctorError, match="cannot tell the report format"):
         write_report(IncidentSession(TargetConfig()), tmp_path / "r.pdf")
+
+
+def test_incident_content_is_redacted_in_every_format(tmp_path, planted_env):
+    """Secrets in what the incident record adds — plans, changes, rollbacks, notes, bench — never reach a report."""
+    from ppdoctor.incident import IncidentLog
+    from ppdoctor.report import build_report
+
+    log = IncidentLog(tmp_path / "incident.jsonl")
+    session = IncidentSession(TargetConfig(name="prod"), incident=log, by="test")
+    change = {"kind": "k8s-merge-patch", "object": "Service istio-system/gw", "field": 'metadata.annotations["x"]',
+              "before": f"token={SESSION_TOKEN}", "after": f"Bearer {BEARER}", "status": "applied", "verify": "",
+              "payload": {"Authorization": "Basic dXNlcjpwYXNzd29yZA=="}, "rollback_payload": None}
+    session.record("plan", "FIX-X: 1 change(s) shown", fix="FIX-X", plan={"id": "FIX-X", "title": f"t {ACCESS_KEY}",
+                                                                             "changes": [change]})
+    session.record("confirm", "FIX-X: confirmed", fix="FIX-X", confirmed=True, who=f"user {ACCESS_KEY}")
+    session.record("change", f"applied: {SECRET_KEY}", fix="FIX-X", cid="c1", change=change)
+    session.record("rollback", "conflict", step={"cid": "c1", "object": "o", "field": "f", "before": f"Cookie: {COOKIE}",
+                                                 "ours": f"aws_secret_access_key={SECRET_KEY}", "now": BEARER,
+                                                 "status": "conflict"})
+    session.record("bench", "bench", table=[f"Cookie: {COOKIE}"], comparison=[])
+    session.note(f"operator pasted {ACCESS_KEY} and Bearer {BEARER}")
+    data = build_report(session)
+    assert data["changes"][0]["verification"] == "none" and data["plans"][0]["confirmation"]["confirmed"] is True
+    for suffix in ("md", "json", "html"):
+        text = write_report(session, tmp_path / f"r.{suffix}").read_text()
+        for secret in (ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, BEARER, "cookie-secret-4242", "dXNlcjpwYXNzd29yZA"):
+            assert secret not in text, (suffix, secret)
+        assert "[REDACTED]" in text

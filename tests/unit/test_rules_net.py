@@ -10,7 +10,7 @@ from ppdoctor.diagnosis import diagnose
 from ppdoctor.diagnosis.model import FactView
 from ppdoctor.diagnosis.rules_net import ppd017, ppd022
 from ppdoctor.probes.model import Observation
-from ppdoctor.probes.security_groups import SAMPLE_PUBLIC_SOURCE, evaluate
+from ppdoctor.probes.security_groups import evaluate
 
 
 def _view(**facts) -> FactView:
@@ -136,3 +136,83 @@ def test_sg_probe_applies_the_nlb_groups_to_the_client_first():
                     lb_perms=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "198.51.100.0/24"}]}])
     result = evaluate(data, "198.51.100.7")
     assert result["prober_allowed"] is True and result["public_allowed"] is False
+
+
+# --- PPD019 (IPv6 clients, dualstack NLB, IPv4 targets) ---------------------------------
+
+V6 = dict(ipv6__client=True, ipv6__client_scope="global", lb__ip_address_type="dualstack", tg__ip_address_type="ipv4",
+          tg__pp_v2=False, tg__preserve_ip=True, via_nlb__result="ok", via_nlb__client_ip_class="nlb")
+
+
+@pytest.mark.parametrize("case, facts, fixes", [
+    ("preservation on, gateway sees the NLB", V6, ["FIX-PP-ENABLE", "FIX-TG-PRESERVE-OFF"]),
+    ("preservation off", {**V6, "tg__preserve_ip": False}, ["FIX-PP-ENABLE"]),
+    ("no via-NLB answer yet", {k: v for k, v in V6.items() if not k.startswith("via_nlb")},
+     ["FIX-PP-ENABLE", "FIX-TG-PRESERVE-OFF"]),
+    ("near miss: IPv4 client", {**V6, "ipv6__client": False}, None),
+    ("near miss: PROXY v2 already on", {**V6, "tg__pp_v2": True}, None),
+    ("near miss: IPv6 target group (preservation works)", {**V6, "tg__ip_address_type": "ipv6"}, None),
+    ("near miss: IPv4-only NLB", {**V6, "lb__ip_address_type": "ipv4"}, None),
+    ("near miss: the backend saw the client", {**V6, "via_nlb__client_ip_class": "prober"}, None),
+])
+def test_ppd019(case, facts, fixes):
+    from ppdoctor.diagnosis.rules_net import ppd019
+
+    finding = ppd019(_view(**facts))
+    assert (finding is not None) == (fixes is not None), case
+    if finding is not None:
+        assert finding.fixes == fixes and "INET6" in finding.explanation
+
+
+def test_ppd019_supersedes_the_generic_no_client_ip_finding():
+    findings = diagnose([_obs({**V6, "tg__preserve_ip": False, "gateway__pp_live": False})])
+    assert findings[0].id == "PPD019"
+    assert any(f.id == "PPD001" and f.superseded_by == "PPD019" for f in findings)
+
+
+@pytest.mark.parametrize("ip, scope", [
+    ("::1", "loopback"), ("fe80::1", "link-local"), ("fd00::5", "unique-local"), ("::ffff:192.0.2.1", "ipv4-mapped"),
+    ("2001:db8::7", "documentation"), ("2a00:1450::1", "global"), ("[2a00:1450::1]", "global"),
+    ("192.0.2.1", None), ("nonsense", None), (None, None),
+])
+def test_v6_scope(ip, scope):
+    from ppdoctor.probes.ipv6 import v6_scope
+
+    assert v6_scope(ip) == scope
+
+
+# --- PPD020 (idle timeout) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("result, fires", [("reset", True), ("empty-reply", True), ("ok", False),
+                                           ("timeout-response", False), (None, False)])
+def test_ppd020(result, fires):
+    from ppdoctor.diagnosis.rules_net import ppd020
+
+    finding = ppd020(_view(idle__result=result, idle__timeout_s=60, idle__waited_s=3.6))
+    assert (finding is not None) == fires
+    if fires:
+        assert finding.fixes == [] and "SO_KEEPALIVE" in finding.explanation and "60 s" in finding.explanation
+
+
+# --- PPD018 (server-first protocol, header placement) -------------------------------------
+
+SF = dict(server_first__via_nlb_greeting=False, server_first__direct_pp_greeting=True,
+          server_first__direct_plain_greeting=False, tg__pp_v2=True)
+
+
+@pytest.mark.parametrize("case, facts, confidence", [
+    ("default placement", SF, 0.95),
+    ("placement attribute read as the default", {**SF, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    ("on_first_ack and still silent: a listener filter waits", {**SF, "server_first__header_placement": "on_first_ack"}, 0.75),
+    ("near miss: the greeting arrives through the NLB", {**SF, "server_first__via_nlb_greeting": True}, None),
+    ("near miss: no greeting even with a header", {**SF, "server_first__direct_pp_greeting": False}, None),
+    ("near miss: the target group sends no header", {**SF, "tg__pp_v2": False}, None),
+    ("near miss: probe not run", {"tg__pp_v2": True}, None),
+])
+def test_ppd018(case, facts, confidence):
+    from ppdoctor.diagnosis.rules_net import ppd018
+
+    finding = ppd018(_view(**facts))
+    assert (finding is not None) == (confidence is not None), case
+    if finding is not None:
+        assert finding.confidence == confidence and finding.fixes == [] and "on_first_ack" in finding.explanation

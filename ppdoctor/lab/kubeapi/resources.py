@@ -112,6 +112,10 @@ CUSTOM_TYPES: tuple[ResourceType, ...] = (
         "virtualservice", short_names=("vs",), custom=True,
         categories=("istio-io", "networking-istio-io"),
     ),
+    ResourceType(  # Gateway API (gateway.networking.k8s.io), the lab's second gateway
+        "gateway.networking.k8s.io", ("v1", "v1beta1"), "Gateway", "gateways", "gateway",
+        custom=True, categories=("gateway-api",),
+    ),
     ResourceType(
         "elbv2.k8s.aws", ("v1beta1",), "TargetGroupBinding", "targetgroupbindings",
         "targetgroupbinding", custom=True, categories=("all",),

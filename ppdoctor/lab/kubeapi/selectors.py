@@ -213,7 +213,7 @@ def parse_field_selector(
         part = raw.strip()
         if not part:
             continue
-        for op, norm in (("!=", "!="), ("==", "="), ("=", "=")):
+        for op, norm in (("!=", "!="), ("==", "="), ("=", "=")):  # noqa: B007 (norm is read after the break)
             if op in part:
                 path, _, value = part.partition(op)
                 path = path.strip()

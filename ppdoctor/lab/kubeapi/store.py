@@ -371,67 +371,13 @@ class Store:
     ) -> list[WatchEvent]:
         """Create (old is None) or update. Caller holds the lock. Appends the stored object to
         ``result`` and returns the events to notify."""
-        new = copy.deepcopy(new)
-        check_meta_types(new)
-        if rtype.kind == "ConfigMap":
-            check_configmap_types(new)
-        new["apiVersion"] = rtype.api_version()
-        new["kind"] = rtype.kind
-        meta = new.setdefault("metadata", {})
-        if meta is None:
-            meta = new["metadata"] = {}
-        if not rtype.namespaced:
-            meta.pop("namespace", None)
-        meta.pop("managedFields", None)
-        meta.pop("selfLink", None)
-
+        new = _normalized(rtype, new)
         if old is None:
-            if not meta.get("name") and meta.get("generateName"):
-                meta["name"] = meta["generateName"] + name_suffix()
-            if not privileged and rtype.has_status():
-                new.pop("status", None)
-            meta["uid"] = str(uuid.uuid4())
-            meta["creationTimestamp"] = now_rfc3339()
-            if rtype.generation:
-                meta["generation"] = 1
-            else:
-                meta.pop("generation", None)
-            meta.pop("resourceVersion", None)
-            meta.pop("deletionTimestamp", None)
+            _stamp_new(rtype, new["metadata"], new, privileged=privileged)
         else:
-            if subresource == "status":
-                status = new.get("status")
-                new = copy.deepcopy(old)
-                if status is None:
-                    new.pop("status", None)
-                else:
-                    new["status"] = status
-                meta = new["metadata"]
-            elif not privileged and rtype.has_status():
-                if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
-                else:
-                    new.pop("status", None)
-            omd = old["metadata"]
-            meta["uid"] = omd["uid"]
-            meta["creationTimestamp"] = omd["creationTimestamp"]
-            meta["name"] = omd["name"]
-            if rtype.namespaced:
-                meta["namespace"] = omd.get("namespace")
-            if rtype.generation:
-                gen = omd.get("generation", 1)
-                if _spec_changed(rtype, old, new):
-                    gen += 1
-                meta["generation"] = gen
-            else:
-                meta.pop("generation", None)
-
-        apply_defaults(rtype, new, self._alloc, old)
-        causes = validate(rtype, new)
-        if old is not None:
-            causes += validate_immutable(rtype, old, new)
-        if causes:
-            raise errors.invalid(rtype.kind, rtype.group, meta.get("name"), causes)
+            new = _carry_over(rtype, new, old, privileged=privileged, subresource=subresource)
+        meta = new["metadata"]
+        self._validate(rtype, new, old)
 
         name = meta["name"]
         ns = meta.get("namespace") if rtype.namespaced else None
@@ -452,6 +398,24 @@ class Store:
             if result is not None:
                 result.append(new)
             return []
+        events.append(self._write(rtype, bucket, key, new, old))
+        if result is not None:
+            result.append(copy.deepcopy(new))
+        return events
+
+    def _validate(self, rtype: ResourceType, new: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """Defaults first, then the API server's validation (and immutability on update): 422 Invalid."""
+        apply_defaults(rtype, new, self._alloc, old)
+        causes = validate(rtype, new)
+        if old is not None:
+            causes += validate_immutable(rtype, old, new)
+        if causes:
+            raise errors.invalid(rtype.kind, rtype.group, new["metadata"].get("name"), causes)
+
+    def _write(self, rtype: ResourceType, bucket: dict[tuple[str, str], dict[str, Any]], key: tuple[str, str],
+               new: dict[str, Any], old: dict[str, Any] | None) -> WatchEvent:
+        """Store ``new`` with the next resourceVersion and record the watch event."""
+        meta = new["metadata"]
         meta["resourceVersion"] = self._next_rv()
         # Like the API server, record when the object was last written (probes compare this with
         # pod start times). One entry instead of one per field manager: the lab has no managers.
@@ -461,10 +425,7 @@ class Store:
         ev = WatchEvent(self._rv, (rtype.group, rtype.plural), "ADDED" if old is None else "MODIFIED",
                         copy.deepcopy(new), copy.deepcopy(old) if old is not None else None)
         self._history.append(ev)
-        events.append(ev)
-        if result is not None:
-            result.append(copy.deepcopy(new))
-        return events
+        return ev
 
     def _remove(self, rtype: ResourceType, key: tuple[str, str], *, dry_run: bool) -> tuple[dict[str, Any], list[WatchEvent]]:
         bucket = self._bucket(rtype)
@@ -827,8 +788,77 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return _strip_volatile(a) == _strip_volatile(b)
 
 
+def _normalized(rtype: ResourceType, new: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a written object with its types checked and the fields the server owns reset."""
+    new = copy.deepcopy(new)
+    check_meta_types(new)
+    if rtype.kind == "ConfigMap":
+        check_configmap_types(new)
+    new["apiVersion"] = rtype.api_version()
+    new["kind"] = rtype.kind
+    meta = new.setdefault("metadata", {})
+    if meta is None:
+        meta = new["metadata"] = {}
+    if not rtype.namespaced:
+        meta.pop("namespace", None)
+    meta.pop("managedFields", None)
+    meta.pop("selfLink", None)
+    return new
+
+
+def _stamp_new(rtype: ResourceType, meta: dict[str, Any], new: dict[str, Any], *, privileged: bool) -> None:
+    """Create: a name from generateName, a fresh uid and timestamp, generation 1; status only when privileged."""
+    if not meta.get("name") and meta.get("generateName"):
+        meta["name"] = meta["generateName"] + name_suffix()
+    if not privileged and rtype.has_status():
+        new.pop("status", None)
+    meta["uid"] = str(uuid.uuid4())
+    meta["creationTimestamp"] = now_rfc3339()
+    if rtype.generation:
+        meta["generation"] = 1
+    else:
+        meta.pop("generation", None)
+    meta.pop("resourceVersion", None)
+    meta.pop("deletionTimestamp", None)
+
+
+def _carry_over(rtype: ResourceType, new: dict[str, Any], old: dict[str, Any], *, privileged: bool,
+                subresource: str | None) -> dict[str, Any]:
+    """Update: keep what the writer may not change (identity, status or spec by subresource); bump generation."""
+    meta = new["metadata"]
+    if subresource == "status":
+        status = new.get("status")
+        new = copy.deepcopy(old)
+        if status is None:
+            new.pop("status", None)
+        else:
+            new["status"] = status
+        meta = new["metadata"]
+    elif not privileged and rtype.has_status():
+        if "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        else:
+            new.pop("status", None)
+    omd = old["metadata"]
+    meta["uid"] = omd["uid"]
+    meta["creationTimestamp"] = omd["creationTimestamp"]
+    meta["name"] = omd["name"]
+    if rtype.namespaced:
+        meta["namespace"] = omd.get("namespace")
+    if rtype.generation:
+        gen = omd.get("generation", 1)
+        if _spec_changed(rtype, old, new):
+            gen += 1
+        meta["generation"] = gen
+    else:
+        meta.pop("generation", None)
+    return new
+
+
 def _spec_changed(rtype: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
     if rtype.custom:
-        strip = lambda o: {k: v for k, v in o.items() if k not in ("metadata", "status")}
+        def strip(o: dict[str, Any]) -> dict[str, Any]:
+            return {k: v for k, v in o.items() if k not in ("metadata", "status")}
+
         return strip(old) != strip(new)
     return old.get("spec") != new.get("spec")
