@@ -84,7 +84,10 @@ def candidate_config(c: PathCandidate, base: TargetConfig) -> TargetConfig:
         base,
         name=f"discovered:{c.gateway.ref()}:{c.port}",
         nlb=NlbTarget(name=c.nlb["name"], arn=c.nlb["arn"], address=address, listener_port=c.listener_port,
-                      client_source=base.nlb.client_source or (base.resolver.client_source if resolved else "")),
+                      client_source=base.nlb.client_source or (base.resolver.client_source if resolved else ""),
+                      # what a CDN in front adds is the operator's to say; TLS follows the listener
+                      client_headers=base.nlb.client_headers, tls=c.listener_protocol == "TLS",
+                      tls_server_name=base.nlb.tls_server_name),
         aws=replace(base.aws, region=c.region or base.aws.region, target_group_arns=(c.target_group_arn,)),
         kubernetes=KubeTarget(kubeconfig=base.kubernetes.kubeconfig, context=base.kubernetes.context,
                               namespace=c.namespace, gateway_deployment=deployment,
