@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable
 
 from ..fixes.choose import suggest_fixes
-from ..fixes.model import FIX_TITLES
+from ..fixes.planner import FIX_TITLES  # the planner module adds the titles of every plan module's fixes
 from ..widgets.plan import PlanView
 from ..widgets.safe import copy_json, safe_text
 from .base import WorkflowScreen
@@ -40,7 +40,9 @@ class FixScreen(WorkflowScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#fix-table", DataTable)
-        table.add_column("fix", key="fix")
+        # Fixed widths: an auto width follows whichever rows Textual has measured when the screen paints,
+        # which made the column (and whether "for" fits) depend on timing. The table's CSS width fits both.
+        table.add_column("fix", key="fix", width=max(map(len, FIX_TITLES)))
         table.add_column("for", key="for", width=7)
         self.ppd.findings_changed.subscribe(self, lambda _f: self._refresh_fixes())
         self.ppd.plan_changed.subscribe(self, lambda _p: self._refresh_plan())
