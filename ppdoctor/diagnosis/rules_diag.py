@@ -126,7 +126,7 @@ def ppd091(f: FactView, findings: list[Finding]) -> Finding | None:
     hints += [clean(g.get("hint") or "", limit=240) for o in blocked for g in o.evidence.get("unavailable") or []]
     hints = list(dict.fromkeys(hints))
     return Finding("PPD091", CATALOGUE["PPD091"], "info", 1.0,
-                   "These probes could not find out, so the findings above rest on the other evidence (their "
+                   "These probes could not find out (or were refused part of what they read), so the findings above rest on the other evidence (their "
                    "confidence says how much): " + "; ".join(_obs_line(o) for o in blocked),
                    evidence, confirm=[h for h in hints if h], explains=[o.probe for o in blocked])
 

@@ -312,8 +312,12 @@ async def probe_aws(ctx: ProbeContext) -> Observation:
         obs.evidence["unavailable"] = gaps
         actions = sorted({g["action"] for g in gaps})
         kinds = sorted({g["kind"] for g in gaps})
+        denied = sorted({g["action"] for g in gaps if g["kind"] == "denied"})
+        hints = ([f"grant the IAM action(s) {', '.join(denied)} to the identity ppdoctor runs as "
+                  "(`ppdoctor permissions --aws` prints the whole policy)"] if denied else [])
+        hints += [g["hint"] for g in gaps if g["kind"] != "denied" and g["hint"]]
         summary.append(f"partially blocked ({'/'.join(kinds)}): could not read " + ", ".join(actions)
-                       + " — " + "; ".join(dict.fromkeys(g["hint"] for g in gaps if g["hint"])))
+                       + (" — " + "; ".join(dict.fromkeys(hints)) if hints else ""))
     obs.summary = "; ".join(summary)
     if problems:
         obs.status = Status.FAIL
