@@ -52,35 +52,89 @@ def greeted(data: bytes | None) -> bool:
     return bool(data) and not data.startswith(b"HTTP/")
 
 
-async def probe_server_first(ctx: ProbeContext) -> Observation:
-    from .aws import collect as aws_collect
+def _listener_address(ctx: ProbeContext, lb: dict, port: int) -> tuple[str, int]:
+    """Where a listener port of the NLB is reached: the configured address for its listener port, the
+    lab's resolver for the others, else the load balancer's DNS name."""
+    if port == ctx.config.nlb.listener_port and ctx.config.nlb.address:
+        return ctx.nlb_address()
+    found = ctx.config.resolver.lookup(lb.get("DNSName", ""), port)
+    if found:
+        host, _, p = found.rpartition(":")
+        return host.strip("[]"), int(p)
+    return lb.get("DNSName", ""), port
 
-    obs = Observation("server-first")
-    data = await ctx.cached("aws", lambda: run_blocking(aws_collect, ctx))
-    group = data["target_groups"][0]
-    placement = group["attributes"].get(PLACEMENT_ATTRIBUTE, "on_first_ack_with_payload")
-    obs.fact("server_first.header_placement", placement,
-             "" if PLACEMENT_ATTRIBUTE in group["attributes"] else "attribute absent: AWS default")
-    host, port = ctx.nlb_address()
+
+def _groups(ctx: ProbeContext, data: dict) -> list[tuple[int, dict]]:
+    """(listener port, target group as aws.collect shapes it) for every forwarding listener of the NLB;
+    the configured group comes first, the others are read here (a TCP service has its own listener)."""
+    known = {g["tg"]["TargetGroupArn"]: g for g in data["target_groups"]}
+    out: list[tuple[int, dict]] = []
+    for listener in data["listeners"]:
+        for action in listener.get("DefaultActions", []):
+            arn = action.get("TargetGroupArn")
+            if not arn:
+                continue
+            group = known.get(arn)
+            if group is None:
+                tgs = ctx.aws_call("elbv2", "describe_target_groups", TargetGroupArns=[arn]).get("TargetGroups", [])
+                attrs = {a["Key"]: a["Value"] for a in ctx.aws_call(
+                    "elbv2", "describe_target_group_attributes", TargetGroupArn=arn).get("Attributes", [])}
+                health = ctx.aws_call("elbv2", "describe_target_health", TargetGroupArn=arn).get("TargetHealthDescriptions", [])
+                group = {"tg": tgs[0] if tgs else {"TargetGroupArn": arn}, "attributes": attrs, "health": health}
+            out.append((int(listener.get("Port") or 0), group))
+    if not out:  # listeners not readable: the configured group behind the configured listener
+        out = [(ctx.config.nlb.listener_port, g) for g in data["target_groups"][:1]]
+    out.sort(key=lambda pg: pg[0] != ctx.config.nlb.listener_port)
+    return out
+
+
+async def _check_listener(ctx: ProbeContext, lb: dict, port: int, group: dict) -> dict:
+    host, nlb_port = _listener_address(ctx, lb, port)
     targets = [(h["Target"]["Id"], int(h["Target"].get("Port") or group["tg"].get("Port") or 0))
                for h in group["health"] if not h["Target"]["Id"].startswith("i-")]
-    jobs = {"via_nlb": first_bytes(host, port, source=ctx.config.nlb.client_source or None)}
+    jobs = {"via_nlb": first_bytes(host, nlb_port, source=ctx.config.nlb.client_source or None)}
+    direct = ""
     if targets:
         t_ip, t_port = targets[0]
         header = proxy_v2((TEST_NET_SOURCE, 40000), (t_ip, t_port))
         jobs["direct_pp"] = first_bytes(t_ip, t_port, prefix=header)
         jobs["direct_plain"] = first_bytes(t_ip, t_port)
-        obs.evidence["direct_target"] = f"{t_ip}:{t_port}"
+        direct = f"{t_ip}:{t_port}"
     results = dict(zip(jobs, await asyncio.gather(*jobs.values())))
+    return {"port": port, "group": group, "results": results, "direct": direct, "nlb": f"{host}:{nlb_port}"}
+
+
+async def probe_server_first(ctx: ProbeContext) -> Observation:
+    from .aws import collect as aws_collect
+
+    obs = Observation("server-first")
+    data = await ctx.cached("aws", lambda: run_blocking(aws_collect, ctx))
+    groups = await run_blocking(_groups, ctx, data)
+    # Every listener at once: an HTTP listener never greets (see greeted), a server-first one does somewhere.
+    checks = await asyncio.gather(*(_check_listener(ctx, data["load_balancer"], port, g) for port, g in groups))
+    speaking = [c for c in checks if any(greeted(v) for v in c["results"].values())]
+    chosen = next((c for c in speaking if not greeted(c["results"]["via_nlb"])), speaking[0] if speaking else checks[0])
+    attributes = chosen["group"]["attributes"]
+    placement = attributes.get(PLACEMENT_ATTRIBUTE, "on_first_ack_with_payload")
+    obs.fact("server_first.header_placement", placement,
+             "" if PLACEMENT_ATTRIBUTE in attributes else "attribute absent: AWS default")
+    obs.fact("server_first.listener_port", chosen["port"])
+    obs.evidence["listeners_checked"] = [c["port"] for c in checks]
+    obs.evidence["via_nlb"] = chosen["nlb"]
+    obs.evidence["target_group"] = chosen["group"]["tg"].get("TargetGroupArn", "")
+    if chosen["direct"]:
+        obs.evidence["direct_target"] = chosen["direct"]
+    results = chosen["results"]
     for name, got in results.items():
         obs.fact(f"server_first.{name}_greeting", greeted(got))
         obs.evidence[f"{name}_first_bytes"] = (got or b"")[:80].decode("latin-1")
-    if not any(greeted(v) for v in results.values()):
+    if not speaking:
         obs.status = Status.SKIPPED
-        obs.summary = "no greeting on any path: not a server-first service (or it is down)"
+        obs.summary = "no greeting on any listener or path: not a server-first service (or it is down)"
     elif not greeted(results["via_nlb"]):
         obs.status = Status.FAIL
-        obs.summary = f"the service greets directly but not through the NLB (header placement {placement})"
+        obs.summary = (f"listener {chosen['port']}: the service greets directly but not through the NLB "
+                       f"(header placement {placement})")
     else:
-        obs.summary = "the greeting arrives through the NLB"
+        obs.summary = f"listener {chosen['port']}: the greeting arrives through the NLB"
     return obs
