@@ -195,6 +195,7 @@ _d("server_first.header_placement", str, "server-first", "proxy_protocol_v2.clie
 _d("server_first.via_nlb_greeting", bool, "server-first", "a silent client got the service's greeting through the NLB")
 _d("server_first.direct_pp_greeting", bool, "server-first", "a silent client behind a PPv2 header got the greeting straight from a target")
 _d("server_first.direct_plain_greeting", bool, "server-first", "a silent client without a header got the greeting straight from a target")
+_d("server_first.pp_v2", bool, "server-first", "proxy_protocol_v2.enabled of that listener's target group")
 _d("server_first.listener_port", int, "server-first", "the NLB listener whose service the facts describe (the one that greets, if any)")
 
 # --- configuration traps (rules_conf.py, issue 14) -----------------------------------------

@@ -71,13 +71,16 @@ def ppd017(f: FactView) -> Finding | None:
 def ppd018(f: FactView) -> Finding | None:
     if f.get("server_first.via_nlb_greeting") is not False or f.get("server_first.direct_pp_greeting") is not True:
         return None
-    if f.get("tg.pp_v2") is False:
+    # the greeting listener's own target group decides (it may not be the configured one)
+    if f.get("server_first.pp_v2", f.get("tg.pp_v2")) is False:
         return None  # no header at all: the greeting's absence has another cause
     placement = f.get("server_first.header_placement", "on_first_ack_with_payload")
     lazy = placement != "on_first_ack"
+    port = f.get("server_first.listener_port")
     return _finding(
         "PPD018", "error", 0.95 if lazy else 0.75,
-        "The service speaks first (its greeting arrives when a PROXY header is sent straight to the target), "
+        (f"On NLB listener {port}, the" if port else "The")
+        + " service speaks first (its greeting arrives when a PROXY header is sent straight to the target), "
         "but a silent client through the NLB never gets it: "
         + ("with header placement on_first_ack_with_payload (the default) the NLB sends the PROXY header only "
            "with the client's first data, while the gateway waits for the header before it lets the service speak. "
@@ -88,7 +91,7 @@ def ppd018(f: FactView) -> Finding | None:
         "on_first_ack on the target group (not in the public attribute list), or serve that port from a target "
         f"group without PROXY protocol and a gateway listener without the filter ({SERVER_FIRST_SOURCES}).",
         f, ["server_first.via_nlb_greeting", "server_first.direct_pp_greeting", "server_first.direct_plain_greeting",
-            "server_first.header_placement", "tg.pp_v2"])
+            "server_first.header_placement", "server_first.listener_port", "server_first.pp_v2", "tg.pp_v2"])
 
 
 def ppd019(f: FactView) -> Finding | None:

@@ -119,6 +119,7 @@ async def probe_server_first(ctx: ProbeContext) -> Observation:
     obs.fact("server_first.header_placement", placement,
              "" if PLACEMENT_ATTRIBUTE in attributes else "attribute absent: AWS default")
     obs.fact("server_first.listener_port", chosen["port"])
+    obs.fact("server_first.pp_v2", attributes.get("proxy_protocol_v2.enabled", "false").strip().lower() == "true")
     obs.evidence["listeners_checked"] = [c["port"] for c in checks]
     obs.evidence["via_nlb"] = chosen["nlb"]
     obs.evidence["target_group"] = chosen["group"]["tg"].get("TargetGroupArn", "")

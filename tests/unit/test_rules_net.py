@@ -208,6 +208,10 @@ SF = dict(server_first__via_nlb_greeting=False, server_first__direct_pp_greeting
     ("near miss: no greeting even with a header", {**SF, "server_first__direct_pp_greeting": False}, None),
     ("near miss: the target group sends no header", {**SF, "tg__pp_v2": False}, None),
     ("near miss: probe not run", {"tg__pp_v2": True}, None),
+    # the greeting listener's own target group counts, not the configured (HTTP) one
+    ("TCP listener's group sends the header, the HTTP one does not",
+     {**SF, "tg__pp_v2": False, "server_first__pp_v2": True, "server_first__listener_port": 25}, 0.95),
+    ("near miss: the TCP listener's group sends no header", {**SF, "server_first__pp_v2": False}, None),
 ])
 def test_ppd018(case, facts, confidence):
     from ppdoctor.diagnosis.rules_net import ppd018
