@@ -12,7 +12,7 @@ from .safe import clean
 
 TABS = (("setup", "1", "Setup"), ("probes", "2", "Probes"), ("diagnosis", "3", "Diagnosis"),
         ("fix", "4", "Fix"), ("report", "5", "Report"), ("timeline", "t", "Timeline"),
-        ("bench", "6", "Bench"))
+        ("bench", "6", "Bench"), ("pcap", "7", "Pcap"))
 
 
 class NavTab(Horizontal):

@@ -3,9 +3,11 @@ cluster are shown literally in every widget that shows remote data, and nothing 
 
 from __future__ import annotations
 
+import pytest
 from textual.coordinate import Coordinate
 from textual.widgets import DataTable
 
+from ppdoctor import facts
 from ppdoctor.app import PPDoctorApp
 from ppdoctor.diagnosis.engine import Finding
 from ppdoctor.fixes.model import Change, FixPlan
@@ -18,6 +20,13 @@ from .conftest import screen_lines, screen_text, settle
 from .support import HOSTILE, HOSTILE_SHOWN, T0, FakeReport, demo_session, hostile_config
 
 BIG = (200, 60)
+
+
+@pytest.fixture(autouse=True)
+def _hostile_facts_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test-only facts, declared for this module alone (strict fact names in tests)."""
+    for name, kind in (("hostile.value", str), ("hostile.note", int)):
+        monkeypatch.setitem(facts.REGISTRY, name, facts.FactSpec(name, kind, "tcp", "hostile text for this test"))
 
 
 def hostile_observation() -> Observation:
