@@ -321,6 +321,10 @@ def _aws(r: _Reader) -> AwsSpec:
         ip_address_type=r.take("ip_address_type", str, d.ip_address_type),
         listener_attributes=_listener_attributes(r),
     )
+    taken = {spec.listener_port, *((443,) if spec.tls_listener else ())}
+    if spec.tcp_listener_port and (not 1 <= spec.tcp_listener_port <= 65535 or spec.tcp_listener_port in taken):
+        raise r.fail("tcp_listener_port", f"is {spec.tcp_listener_port}; allowed: 0 (none) or a port from 1 to 65535 "
+                     f"other than the NLB's other listeners ({', '.join(map(str, sorted(taken)))})")
     r.done()
     return spec
 
