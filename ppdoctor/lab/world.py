@@ -374,6 +374,8 @@ class LabWorld:
             await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws.tg_arn, service, self.ports.as_dict())
             if self.aws_tls is not None:  # the controller reconciles every target group of the Service
                 await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws_tls.tg_arn, service, self.ports.as_dict())
+            if self.aws_tcp is not None:
+                await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws_tcp.tg_arn, service, self.ports.as_dict())
 
     # --- endpoints file ---------------------------------------------------------------
 
