@@ -81,6 +81,47 @@ def probe_for(name: str) -> str:
     return s.probe if s else "all probes"
 
 
+# The permission that lets a probe establish a fact (IAM action / RBAC verb on a resource), named in
+# the "confirm" lines of findings reached without it. IAM action names as in probes/context.py
+# AWS_ACTIONS (Service Authorization Reference, "Elastic Load Balancing V2"); RBAC verbs as
+# kube-apiserver derives them. Longest matching prefix wins.
+PERMISSIONS: dict[str, str] = {
+    "tg.pp_v2": "IAM elasticloadbalancing:DescribeTargetGroupAttributes",
+    "tg.preserve_ip": "IAM elasticloadbalancing:DescribeTargetGroupAttributes",
+    "tg.health": "IAM elasticloadbalancing:DescribeTargetHealth",
+    "tg.healthy_count": "IAM elasticloadbalancing:DescribeTargetHealth",
+    "tg.lbc_managed": "IAM elasticloadbalancing:DescribeTags",
+    "tg.": "IAM elasticloadbalancing:DescribeTargetGroups",
+    "hc.would_pass": "IAM elasticloadbalancing:DescribeTargetGroups (the health probe reads the check from it)",
+    "hc.": "IAM elasticloadbalancing:DescribeTargetGroups",
+    "routes.": "IAM ec2:DescribeRouteTables",
+    "vpc.": "IAM ec2:DescribeVpcs",
+    "nlb.private_ips": "IAM ec2:DescribeNetworkInterfaces",
+    "lb.": "IAM elasticloadbalancing:DescribeLoadBalancers",
+    "svc.": "RBAC get services (gateway namespace)",
+    "gateway.pp_pod_template": "RBAC get deployments.apps (gateway namespace)",
+    "gateway.proxy_config": "RBAC get deployments.apps and services (gateway namespace)",
+    "gateway.num_trusted_proxies": "RBAC get deployments.apps and configmaps (gateway namespace)",
+    "gateway.pods": "RBAC list pods (gateway namespace)",
+    "gateway.pp_configured": "RBAC get deployments.apps, configmaps; list envoyfilters.networking.istio.io",
+    "mesh.": "RBAC get configmaps (istio)",
+    "envoyfilter.": "RBAC list envoyfilters.networking.istio.io",
+    "lbc.": "RBAC list deployments.apps (kube-system), targetgroupbindings.elbv2.k8s.aws",
+    "gateway.": "access to the gateway pod (gateway.direct / gateway.admin, or RBAC get pods/portforward)",
+}
+
+
+def permission_for(name: str) -> str | None:
+    base = canonical(name)
+    best = max((p for p in PERMISSIONS if base.startswith(p)), key=len, default=None)
+    if best is None:
+        return None
+    s = spec(name)
+    if best == "gateway." and s is not None and s.probe == "kube":
+        return "RBAC get deployments.apps (gateway namespace)"
+    return PERMISSIONS[best]
+
+
 def _d(name: str, type_: type | tuple[type, ...], probe: str, meaning: str) -> None:
     declare(name, type_, probe, meaning)
 
@@ -103,10 +144,14 @@ _d("tg.lbc_managed", bool, "aws", "the target group carries the AWS Load Balance
 _d("hc.protocol", str, "aws", "health check protocol (TCP / HTTP / HTTPS)")
 _d("hc.port", str, "aws", "health check port, or 'traffic-port'")
 _d("hc.path", str, "aws", "health check path (HTTP/HTTPS checks only)")
+_d("hc.interval_s", int, "aws", "HealthCheckIntervalSeconds")
+_d("hc.healthy_threshold", int, "aws", "HealthyThresholdCount: consecutive passes before a target is healthy")
 _d("routes.private_default", str, "aws", "where the targets' subnet sends 0.0.0.0/0: igw / nat / tgw / other / none")
 
 # --- health (an NLB-style health check done by ppdoctor) ------------------------------------
 _d("hc.would_pass", bool, "health", "the NLB's health check, done the NLB's way, passes on every target")
+_d("hc.check_status", int, "health", "HTTP status the health check got from the first target (HTTP/HTTPS checks)")
+_d("hc.check_port", int, "health", "the port the health check connected to on the first target")
 _d("hc.sends_local_header", bool, "health", "health checks carry a PPv2 LOCAL header (PROXY protocol on)")
 
 # --- gatewayapi (Gateway API Gateways and what istiod drops from them) -----------------------
@@ -152,12 +197,15 @@ _d("gateway.lds_rejected", int, "envoy", "listener_manager.lds.update_rejected c
 
 # --- tcp / http-via-nlb / xff-forge (through the NLB) ---------------------------------------
 _d("nlb.reachable", bool, "tcp", "a TCP handshake with the NLB listener completes")
-_d("nlb.handshake_ms", _num, "tcp", "TCP handshake time with the NLB listener (ms)")
+_d("nlb.handshake_ms", _num, "tcp", "TCP handshake time with the NLB listener (ms), by nlb.handshake_method")
+_d("nlb.handshake_method", str, "tcp", "how the handshake was measured: tcp_info-rtt (kernel) or connect-clock")
 _d("via_nlb.result", str, "http-via-nlb", "failure class of a GET through the NLB (ok, http-4xx, reset, …)")
 _d("via_nlb.status", int, "http-via-nlb", "HTTP status of that GET")
 _d("via_nlb.prober_ip", str, "http-via-nlb", "the local address ppdoctor sent from")
 _d("via_nlb.client_ip_class", str, "http-via-nlb", "who the backend thinks the client is: prober / external / nlb / vpc-internal / proxy-in-front / unknown")
 _d("xff.spoofable", bool, "xff-forge", "a forged X-Forwarded-For entry became the client address")
+_d("xff.forged_count_won", int, "xff-forge", "how many forged entries the request that won carried (1 or MAX_FORGED)")
+_d("xff.trusted_hops_measured", int, "xff-forge", "trusted hops the gateway applied, from the position of the entry it took")
 
 # --- direct-* (straight to a gateway pod) ---------------------------------------------------
 _d("gateway.honours_pp_source", bool, "direct-ppv2", "the backend saw the PROXY header's source address")

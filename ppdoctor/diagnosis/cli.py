@@ -1,4 +1,4 @@
-"""``ppdoctor diagnose``: run the probes, apply the rules, print findings ranked (exit code = worst severity)."""
+"""``ppdoctor diagnose``: run the probes, apply the rules, print findings ranked (exit codes: engine.exit_code)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,9 @@ def print_findings(findings, *, verbose: bool = False, observations=()) -> None:
                 print(f"      - {ev['fact']} = {ev['value']!r} ({ev['source']})")
         for line in finding.confirm:
             print(f"      ? {line}")
+        if finding.alternatives:
+            print(f"      {'ranked' if finding.id == 'PPD093' else 'or, with the missing facts'}: "
+                  f"{', '.join(finding.alternatives)}")
         if finding.fixes:
             print(f"      fixes: {', '.join(finding.fixes)}")
 

@@ -30,6 +30,10 @@ class Finding:
     fixes: list[str] = field(default_factory=list)
     supersedes: list[str] = field(default_factory=list)
     superseded_by: str | None = None
+    # probes whose failing observations this finding accounts for (the engine's "nothing unexplained" check)
+    explains: list[str] = field(default_factory=list)
+    # other catalogue ids the same evidence allows while facts are missing, most likely first
+    alternatives: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         d = {
@@ -39,7 +43,14 @@ class Finding:
         }
         if self.superseded_by:
             d["superseded_by"] = self.superseded_by
+        if self.alternatives:
+            d["alternatives"] = self.alternatives
         return d
+
+    @property
+    def ranked(self) -> list[str]:
+        """This finding's id followed by the alternatives the evidence leaves open."""
+        return [self.id, *self.alternatives]
 
 
 class FactView:
@@ -91,16 +102,27 @@ class FactView:
         return out
 
     def missing(self, *names: str) -> list[str]:
-        """'run `probe` to confirm' lines for facts not established yet."""
+        """'run `probe` to confirm' lines for facts not established yet; when the probe was refused, the permission."""
         lines = []
         for name in names:
             if not self.has(name):
                 probe = registry.probe_for(name)
-                why = f" ({self.errors[probe]})" if probe in self.errors else ""
-                line = f"run `{probe}` to establish {name}{why}"
+                if probe in self.errors:
+                    perm = registry.permission_for(name)
+                    line = (f"{name} unknown: `{probe}` could not run ({self.errors[probe]})"
+                            + (f"; {perm} would confirm it" if perm else ""))
+                else:
+                    line = f"run `{probe}` to establish {name}"
                 if line not in lines:
                     lines.append(line)
         return lines
+
+    def missing_count(self, *names: str) -> int:
+        return sum(1 for n in names if not self.has(n))
+
+    def failing(self) -> list[Observation]:
+        """Observations whose probe saw the failure it tests for."""
+        return [o for o in self.observations if o.status.value == "fail"]
 
 
 def gateway_mode(f: FactView) -> tuple[str | None, list[str]]:

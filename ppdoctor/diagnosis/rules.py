@@ -6,6 +6,7 @@ import ipaddress
 
 from ..constants import ATTR_PRESERVE_CLIENT_IP, ATTR_PROXY_PROTOCOL_V2, HC_TRAFFIC_PORT
 
+from .. import facts as registry
 from .model import Finding, FactView, gateway_mode
 
 CATALOGUE = {
@@ -29,9 +30,33 @@ CATALOGUE = {
 
 
 def _finding(fid: str, severity: str, confidence: float, explanation: str, f: FactView, facts: list[str],
-             *, fixes: list[str] = (), confirm: list[str] = (), supersedes: list[str] = ()) -> Finding:
-    return Finding(fid, CATALOGUE[fid], severity, confidence, explanation, f.evidence(*facts),
-                   list(confirm), list(fixes), list(supersedes))
+             *, fixes: list[str] = (), confirm: list[str] = (), supersedes: list[str] = (),
+             explains: list[str] = (), alternatives: list[str] = ()) -> Finding:
+    """A Finding whose evidence is ``facts``; it explains the probes that established them plus ``explains``."""
+    evidence = f.evidence(*facts)
+    probes = [registry.probe_for(e["fact"]) for e in evidence]
+    return Finding(fid, CATALOGUE[fid], severity, confidence, explanation, evidence,
+                   list(confirm), list(fixes), list(supersedes),
+                   explains=sorted(set(probes) | set(explains)), alternatives=list(alternatives))
+
+
+# Which direct-* probes fail as a consequence of the gateway's PROXY mode (not separate problems).
+_FAILS_WHEN_OFF = ["direct-ppv2", "direct-ppv1", "direct-local"]
+_FAILS_WHEN_REQUIRED = ["direct-plain"]
+_NLB_SYMPTOMS = ["http-via-nlb", "xff-forge", "tcp", "syn"]
+
+
+def _client_not_prober(f: FactView) -> bool | None:
+    """Did the backend see someone other than the prober? Decided by class, else by comparing addresses."""
+    cls = f.get("via_nlb.client_ip_class")
+    if cls in ("nlb", "vpc-internal"):
+        return True
+    if cls in ("prober", "external", "probe-spoofed"):
+        return False
+    ip, prober = f.get("via_nlb.client_ip"), f.get("via_nlb.prober_ip")
+    if ip and prober:
+        return ip != prober
+    return None
 
 
 def _timed_out(result: str | None) -> bool:
@@ -50,13 +75,27 @@ def _prober_in_vpc(f: FactView) -> bool | None:
 
 
 def ppd001(f: FactView) -> Finding | None:
-    if f.get("tg.pp_v2") is not False or f.get("tg.preserve_ip") is not False:
+    pp, preserve = f.get("tg.pp_v2"), f.get("tg.preserve_ip")
+    if pp is True or preserve is True:
         return None
     mode, mode_facts = gateway_mode(f)
     if mode in ("required", "optional"):
         return None  # PPD004 / PPD012 explain this path more precisely
     cls = f.get("via_nlb.client_ip_class")
-    facts = ["tg.pp_v2", "tg.preserve_ip", "tg.target_type", "via_nlb.client_ip", "via_nlb.client_ip_class", *mode_facts]
+    facts = ["tg.pp_v2", "tg.preserve_ip", "tg.target_type", "via_nlb.client_ip", "via_nlb.client_ip_class",
+             "via_nlb.prober_ip", *mode_facts]
+    if pp is None or preserve is None:
+        # Partial access: the target group's attributes are unknown. A request through the NLB that works
+        # against a gateway without the PROXY filter, seen from an address that is not ours, says the same.
+        if mode != "off" or f.get("via_nlb.result") != "ok" or not _client_not_prober(f):
+            return None
+        return _finding("PPD001", "error", 0.65,
+                        "The backend sees another address than ours through the NLB, and the gateway has no PROXY "
+                        "filter while requests work: the target group neither sends PROXY v2 nor preserves the client "
+                        "address (its attributes could not be read).",
+                        f, facts, fixes=["FIX-PP-ENABLE"], explains=[*_FAILS_WHEN_OFF, "http-via-nlb"],
+                        # the NLB's address also reaches the backend for IPv6 clients / PrivateLink with preservation
+                        alternatives=["PPD012", "PPD019", "PPD022"], confirm=f.missing("tg.pp_v2", "tg.preserve_ip"))
     if cls is not None and cls not in ("nlb", "vpc-internal"):
         return None
     confidence = 0.95 if cls in ("nlb", "vpc-internal") else 0.7
@@ -64,16 +103,29 @@ def ppd001(f: FactView) -> Finding | None:
                     "The target group neither preserves the client's address nor sends a PROXY header, and the "
                     "gateway does not expect one: every request reaches the gateway from the NLB's private address, "
                     "so that is all X-Forwarded-For and X-Envoy-External-Address can show.",
-                    f, facts, fixes=["FIX-PP-ENABLE"], confirm=f.missing("via_nlb.client_ip_class", "gateway.plain_result"))
+                    f, facts, fixes=["FIX-PP-ENABLE"], explains=[*_FAILS_WHEN_OFF, "http-via-nlb"],
+                    confirm=f.missing("via_nlb.client_ip_class", "gateway.plain_result"))
 
 
 def ppd002(f: FactView) -> Finding | None:
-    if f.get("tg.preserve_ip") is not True:
-        return None
-    if _prober_in_vpc(f):
-        return None  # PPD015
+    preserve = f.get("tg.preserve_ip")
+    if preserve is False or _prober_in_vpc(f):
+        return None  # PPD015 when the prober is inside the VPC
     route = f.get("routes.private_default")
     via = f.get("via_nlb.result")
+    facts = ["tg.preserve_ip", "routes.private_default", "via_nlb.result", "syn.answer"]
+    if preserve is None:
+        # Partial access: a hang through the NLB while the gateway answers directly is what an asymmetric
+        # return path looks like; preservation and the route table could not be read.
+        direct = [f.get("gateway.plain_result"), f.get("gateway.ppv2_result")]
+        if not _timed_out(via) or (any(d is not None for d in direct) and "ok" not in direct):
+            return None
+        return _finding("PPD002", "error", 0.55,
+                        "Requests through the NLB hang although the gateway answers directly: the pattern of client IP "
+                        "preservation with replies leaving around the NLB (preservation and routes could not be read).",
+                        f, facts, fixes=["FIX-TG-PRESERVE-OFF", "FIX-PP-ENABLE"], explains=_NLB_SYMPTOMS,
+                        alternatives=["PPD015", "PPD017"],  # hairpin; security groups dropping preserved clients
+                        confirm=f.missing("tg.preserve_ip", "routes.private_default", "vpc.cidrs"))
     bypass = route in ("nat", "tgw")
     if not bypass and not _timed_out(via):
         return None
@@ -82,60 +134,97 @@ def ppd002(f: FactView) -> Finding | None:
                     "Client IP preservation is on, so the gateway's replies are addressed to the client's own IP; the "
                     f"targets' subnet sends 0.0.0.0/0 to {route or 'a path other than the NLB'}, so replies leave "
                     "around the NLB with another source address and the client never gets them: requests hang.",
-                    f, ["tg.preserve_ip", "routes.private_default", "via_nlb.result", "syn.answer"],
-                    fixes=["FIX-TG-PRESERVE-OFF", "FIX-PP-ENABLE"], confirm=f.missing("via_nlb.result", "routes.private_default"))
+                    f, facts, fixes=["FIX-TG-PRESERVE-OFF", "FIX-PP-ENABLE"], explains=_NLB_SYMPTOMS,
+                    confirm=f.missing("via_nlb.result", "routes.private_default"))
 
 
 def ppd003(f: FactView) -> Finding | None:
-    if f.get("tg.pp_v2") is not True:
+    pp = f.get("tg.pp_v2")
+    if pp is False:
         return None
     mode, mode_facts = gateway_mode(f)
-    if mode != "off":
+    via, status = f.get("via_nlb.result"), f.get("via_nlb.status")
+    facts = ["tg.pp_v2", *mode_facts, "via_nlb.result", "via_nlb.status"]
+    explains = [*_FAILS_WHEN_OFF, "http-via-nlb", "xff-forge"]
+    # without the Kubernetes facts, the ids that name *why* the gateway lacks the filter stay open
+    alternatives = [] if f.has("mesh.pp") else ["PPD006", "PPD007", "PPD027"]
+    if pp is True and mode == "off":
+        confidence = 0.95 if via == "http-4xx" else 0.8
+    elif via == "http-4xx" and status == 400 and (mode == "off" or (pp is True and mode is None)):
+        confidence = 0.75  # one side read, the other measured through the NLB
+    elif via == "http-4xx" and status == 400 and pp is None and mode is None:
+        confidence = 0.5  # NLB-level evidence only: Envoy's answer to a binary header it does not expect
+    else:
         return None
-    via = f.get("via_nlb.result")
-    confidence = 0.95 if via == "http-4xx" else 0.8
     return _finding("PPD003", "error", confidence,
                     "The target group prepends a PROXY v2 header to every connection but the gateway's listener has no "
                     "proxy_protocol filter: Envoy reads the binary header as a broken HTTP request and answers "
                     "400 Bad Request (measured with Envoy 1.40).",
-                    f, ["tg.pp_v2", *mode_facts, "via_nlb.result", "via_nlb.status"], fixes=["FIX-GW-PP-ON"],
-                    confirm=f.missing("gateway.plain_result", "gateway.ppv2_result", "via_nlb.result"))
+                    f, facts, fixes=["FIX-GW-PP-ON"], explains=explains, alternatives=alternatives,
+                    confirm=f.missing("tg.pp_v2", "gateway.plain_result", "gateway.ppv2_result", "via_nlb.result"))
 
 
 def ppd004(f: FactView) -> Finding | None:
-    if f.get("tg.pp_v2") is not False or f.get("tg.preserve_ip") is True:
+    pp = f.get("tg.pp_v2")
+    if pp is True or f.get("tg.preserve_ip") is True:
         return None
     mode, mode_facts = gateway_mode(f)
-    if mode != "required":
-        return None
     via = f.get("via_nlb.result")
-    confidence = 0.95 if via in ("reset", "empty-reply") else 0.8
+    closed = via in ("reset", "empty-reply")
+    if pp is False and mode == "required":
+        confidence = 0.95 if closed else 0.8
+    elif closed and (mode == "required" or (pp is False and mode is None)):
+        confidence = 0.75
+    elif closed and pp is None and mode is None:
+        confidence = 0.5
+    else:
+        return None
+    in_tree_possible = not f.has("svc.pp_annotation") and f.get("tg.lbc_managed") is not True
     return _finding("PPD004", "error", confidence,
                     "The gateway requires a PROXY header but the target group does not send one: Envoy closes every "
                     "connection without a byte (empty reply / reset). Port-forwards and in-cluster clients break too.",
                     f, ["tg.pp_v2", *mode_facts, "via_nlb.result"], fixes=["FIX-TG-PP-ON"],
-                    confirm=f.missing("gateway.plain_result", "gateway.ppv2_result", "via_nlb.result"))
+                    explains=[*_FAILS_WHEN_REQUIRED, "http-via-nlb", "xff-forge"],
+                    # a reset through the NLB is also what a target port with no listener gives (PPD028)
+                    alternatives=(["PPD008"] if in_tree_possible else []) + ([] if pp is False and mode == "required" else ["PPD028"]),
+                    confirm=f.missing("tg.pp_v2", "gateway.plain_result", "gateway.ppv2_result", "via_nlb.result"))
+
+
+def _hc_config(f: FactView) -> tuple[str | None, str | None, str | None, list[str]]:
+    """(protocol, port, path) of the health check: from the target group, else the Service's LBC annotations."""
+    if f.has("hc.protocol"):
+        return f.get("hc.protocol"), f.get("hc.port"), f.get("hc.path"), ["hc.protocol", "hc.port", "hc.path"]
+    ann = f.get("svc.hc_annotations")
+    if ann and f.get("svc.pp_annotation") is not None:
+        proto = (ann.get("healthcheck-protocol") or "").upper() or None
+        return proto, ann.get("healthcheck-port"), ann.get("healthcheck-path"), ["svc.hc_annotations"]
+    return None, None, None, []
 
 
 def ppd005(f: FactView) -> Finding | None:
-    if f.get("tg.pp_v2") is not True or f.get("hc.protocol") not in ("HTTP", "HTTPS"):
+    pp = f.get("tg.pp_v2", f.get("svc.pp_annotation"))
+    proto, port, _path, hc_facts = _hc_config(f)
+    if pp is not True or proto not in ("HTTP", "HTTPS") or port in (None, HC_TRAFFIC_PORT):
         return None
-    if f.get("hc.port") == HC_TRAFFIC_PORT:
-        return None
+    if f.get("gateway.status_pp") is True:
+        return None  # the status listener takes PROXY headers (ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL)
     health = f.get("tg.health") or []
     unhealthy = [h for h in health if h.get("state") == "unhealthy"]
     would_pass = f.get("hc.would_pass")
-    if not unhealthy and would_pass is not False:
+    known = f.has("tg.health") or f.has("hc.would_pass")
+    if known and not unhealthy and would_pass is not False:
         return None
-    confidence = 0.95 if unhealthy and would_pass is False else 0.8
+    confidence = 0.95 if unhealthy and would_pass is False else 0.8 if known else 0.65
     # Istio ≥ 1.27 can put an optional PROXY filter on the status port (rules_conf.status_port_remedy).
     remedy, fixes, remedy_facts = rules_conf.status_port_remedy(f)
     return _finding("PPD005", "error", confidence,
                     f"PROXY protocol is on, and the NLB sends its PPv2 LOCAL header on health checks too; the health "
-                    f"check is HTTP on port {f.get('hc.port')} (Istio's status port), which has no PROXY filter, "
+                    f"check is HTTP on port {port} (Istio's status port), which has no PROXY filter, "
                     "so it answers the header with 400 and the targets are marked unhealthy. " + remedy,
-                    f, ["tg.pp_v2", "hc.protocol", "hc.port", "hc.path", "tg.health", "hc.would_pass", *remedy_facts],
-                    fixes=fixes, confirm=f.missing("hc.would_pass", "gateway.istio_version"))
+                    f, ["tg.pp_v2", "svc.pp_annotation", *hc_facts, "tg.health", "hc.would_pass", "gateway.status_pp",
+                        *remedy_facts],
+                    fixes=fixes, explains=["aws", "health"],
+                    confirm=f.missing("hc.would_pass", "tg.health", "gateway.istio_version"))
 
 
 def ppd006(f: FactView) -> Finding | None:
@@ -152,6 +241,7 @@ def ppd006(f: FactView) -> Finding | None:
                     "still lack the filter.",
                     f, ["mesh.pp", "mesh.changed_at", "gateway.pods", "gateway.pods_predate_mesh", "gateway.pp_live", *mode_facts],
                     fixes=["FIX-GW-ROLLOUT", "FIX-GW-PP-ON"], supersedes=["PPD003"],
+                    explains=[*_FAILS_WHEN_OFF, "http-via-nlb", "xff-forge"],
                     confirm=f.missing("gateway.pp_live", "gateway.pods_predate_mesh"))
 
 
@@ -164,23 +254,33 @@ def ppd007(f: FactView) -> Finding | None:
                     "template (spec.template.metadata.annotations), so the gateway never got the PROXY filter "
                     "(istioctl analyze: IST0107 MisplacedAnnotation).",
                     f, ["gateway.proxy_config_misplaced", "gateway.pp_pod_template", "gateway.pp_live", "tg.pp_v2"],
-                    fixes=["FIX-MOVE-ANNOTATION"], supersedes=["PPD003"])
+                    fixes=["FIX-MOVE-ANNOTATION"], supersedes=["PPD003"],
+                    explains=[*_FAILS_WHEN_OFF, "http-via-nlb", "xff-forge", "kube"])
 
 
 def ppd008(f: FactView) -> Finding | None:
-    if not f.get("svc.pp_annotation") or f.get("tg.pp_v2") is not False:
+    pp = f.get("tg.pp_v2")
+    if not f.get("svc.pp_annotation") or pp is True:
         return None
     lb_type = f.get("svc.lb_type")
     lbc = f.get("lbc.installed")
     in_tree = lb_type == "nlb" and not f.get("tg.lbc_managed")
     if not in_tree and lbc is not False:
         return None
-    return _finding("PPD008", "error", 0.9,
+    confidence = 0.9
+    if pp is None:
+        # Partial access: the attribute is unknown, but the gateway's refusal of plain connections through the
+        # NLB says the target group sends no PROXY header.
+        if f.get("via_nlb.result") not in ("reset", "empty-reply"):
+            return None
+        confidence = 0.7
+    return _finding("PPD008", "error", confidence,
                     "The Service asks for PROXY protocol (aws-load-balancer-proxy-protocol: \"*\") but the target group "
                     "does not send it: " + ("the in-tree cloud provider manages this NLB and ignores that annotation for "
                                             "NLB target groups." if in_tree else "no AWS Load Balancer Controller runs."),
-                    f, ["svc.pp_annotation", "svc.lb_type", "tg.pp_v2", "tg.lbc_managed", "lbc.installed"],
-                    fixes=["FIX-TG-PP-ON"], supersedes=["PPD004"])
+                    f, ["svc.pp_annotation", "svc.lb_type", "tg.pp_v2", "tg.lbc_managed", "lbc.installed", "via_nlb.result"],
+                    fixes=["FIX-TG-PP-ON"], supersedes=["PPD004"],
+                    explains=[*_FAILS_WHEN_REQUIRED, "http-via-nlb", "xff-forge"], confirm=f.missing("tg.pp_v2"))
 
 
 def ppd009(f: FactView) -> Finding | None:
@@ -209,12 +309,26 @@ def ppd010(f: FactView) -> Finding | None:
     hops = f.get("gateway.num_trusted_proxies") or f.get("gateway.xff_num_trusted_hops") or 0
     if spoofable is not True and not (spoofable is None and hops > 0):
         return None
-    confidence = 0.95 if spoofable else 0.6
+    if spoofable is None and (f.get("via_nlb.hops_in_front") or 0) >= hops:
+        return None  # as many proxies in front as trusted: nothing to forge (too few: PPD023)
+    measured = f.get("xff.trusted_hops_measured")
+    if spoofable:
+        confidence = 0.95
+        how = (f"a request carrying {f.get('xff.forged_count_won')} forged X-Forwarded-For entr"
+               f"{'y' if f.get('xff.forged_count_won') == 1 else 'ies'} through the NLB had one of them taken as the "
+               "client address")
+    else:
+        # Not measured (no echo answer through the NLB): config alone, and nothing trusted is known in front.
+        confidence = 0.6
+        how = "the configuration says so; the forge test could not run"
+    n = measured or hops
     return _finding("PPD010", "warning", confidence,
-                    f"numTrustedProxies is {hops}: Envoy trusts the right-most X-Forwarded-For entries as proxies, but "
-                    "nothing trusted sits in front of the NLB, so any client can send X-Forwarded-For and choose its IP.",
-                    f, ["xff.spoofable", "gateway.num_trusted_proxies", "gateway.xff_num_trusted_hops", "forge.external_address"],
-                    fixes=["FIX-TRUSTED-HOPS"], confirm=f.missing("xff.spoofable"))
+                    f"The gateway trusts {n} X-Forwarded-For hop(s) (numTrustedProxies / xff_num_trusted_hops): Envoy "
+                    f"takes the entry {n} from the right as the client, but nothing trusted sits in front of the NLB, so "
+                    f"a client sending {n} entries chooses its own IP ({how}).",
+                    f, ["xff.spoofable", "xff.forged_count_won", "xff.trusted_hops_measured", "gateway.num_trusted_proxies",
+                        "gateway.xff_num_trusted_hops", "forge.external_address"],
+                    fixes=["FIX-TRUSTED-HOPS"], explains=["xff-forge"], confirm=f.missing("xff.spoofable"))
 
 
 def ppd011(f: FactView) -> Finding | None:
@@ -227,21 +341,28 @@ def ppd011(f: FactView) -> Finding | None:
                     "The echo backend's answer has no X-Forwarded-For although Envoy sets it (use_remote_address): it "
                     "strips the header (postmanlabs/httpbin does). What the application sees cannot be judged from it; "
                     "deploy mccutchen/go-httpbin or `ppdoctor echo` as the echo.",
-                    f, ["via_nlb.echo_shows_xff", "via_nlb.external_address", "gateway.use_remote_address"])
+                    f, ["via_nlb.echo_shows_xff", "gateway.ppv2.echo_shows_xff", "gateway.plain.echo_shows_xff",
+                        "via_nlb.external_address", "gateway.use_remote_address"])
 
 
 def ppd012(f: FactView) -> Finding | None:
-    if f.get("tg.pp_v2") is not False:
+    pp = f.get("tg.pp_v2")
+    if pp is True:
         return None
     mode, mode_facts = gateway_mode(f)
     if mode != "optional":
         return None
-    return _finding("PPD012", "error", 0.9,
+    confidence = 0.9
+    if pp is None:
+        if f.get("via_nlb.result") != "ok" or not _client_not_prober(f):
+            return None
+        confidence = 0.7  # the backend sees another address than ours: no PROXY header arrives
+    return _finding("PPD012", "error", confidence,
                     "The gateway accepts connections with or without a PROXY header "
                     "(allow_requests_without_proxy_protocol) and the target group sends none: requests work, but the "
                     "client address is the NLB's.",
                     f, ["tg.pp_v2", *mode_facts, "via_nlb.client_ip", "via_nlb.client_ip_class"],
-                    fixes=["FIX-TG-PP-ON", "FIX-PP-ENABLE"])
+                    fixes=["FIX-TG-PP-ON", "FIX-PP-ENABLE"], explains=["http-via-nlb"], confirm=f.missing("tg.pp_v2"))
 
 
 def ppd013(f: FactView) -> Finding | None:
@@ -252,7 +373,7 @@ def ppd013(f: FactView) -> Finding | None:
                     "tls_inspector sees the PROXY header instead of a ClientHello, so SNI matching fails on HTTPS "
                     "listeners. The PROXY filter must be first.",
                     f, ["gateway.pp_after_tls_inspector", "gateway.listener_filters", "envoyfilter.pp"],
-                    fixes=["FIX-FILTER-ORDER"])
+                    fixes=["FIX-FILTER-ORDER"], explains=["envoy", "kube"])
 
 
 def ppd014(f: FactView) -> Finding | None:
@@ -262,7 +383,7 @@ def ppd014(f: FactView) -> Finding | None:
                     "Instance targets with externalTrafficPolicy: Local make the NLB health-check kube-proxy's "
                     "healthCheckNodePort, and with PROXY protocol on it sends a PROXY header there too, which kube-proxy "
                     "does not speak: nodes fail their health checks. Use IP targets.",
-                    f, ["tg.target_type", "svc.external_traffic_policy", "tg.pp_v2", "tg.health"])
+                    f, ["tg.target_type", "svc.external_traffic_policy", "tg.pp_v2", "tg.health"], explains=["aws", "health"])
 
 
 def ppd015(f: FactView) -> Finding | None:
@@ -275,11 +396,12 @@ def ppd015(f: FactView) -> Finding | None:
                     "target sees the caller's own private address and answers it directly, not through the NLB, so the "
                     "connection hangs (hairpin).",
                     f, ["tg.preserve_ip", "via_nlb.prober_ip", "vpc.cidrs", "via_nlb.result"],
-                    fixes=["FIX-TG-PRESERVE-OFF"])
+                    fixes=["FIX-TG-PRESERVE-OFF"], explains=_NLB_SYMPTOMS)
 
 
 def ppd000(f: FactView) -> Finding | None:
-    if f.get("tg.pp_v2") is not True or f.get("tg.preserve_ip") is not False:
+    pp, preserve = f.get("tg.pp_v2"), f.get("tg.preserve_ip")
+    if pp is False or preserve is True:
         return None
     mode, mode_facts = gateway_mode(f)
     if mode not in ("required", "optional") or f.get("via_nlb.result") != "ok":
@@ -289,15 +411,26 @@ def ppd000(f: FactView) -> Finding | None:
     if f.has("tg.healthy_count") and f.get("tg.healthy_count") == 0:
         return None
     facts = ["tg.pp_v2", "tg.preserve_ip", *mode_facts, "via_nlb.client_ip", "via_nlb.client_ip_class", "tg.healthy_count"]
+    confirm: list[str] = []
+    confidence = 0.9
+    if pp is None or not f.has("tg.healthy_count"):
+        # Partial access: the client's own address arrives through the NLB with a gateway that expects PROXY
+        # protocol, so the target group must send it; target health is what stays unseen. Without it (nor the
+        # Service's health-check annotations) "healthy" cannot be claimed: an NLB fails open to unhealthy targets.
+        if not f.has("tg.healthy_count") and not f.has("svc.hc_annotations"):
+            return None
+        confidence = 0.7
+        confirm = f.missing("tg.pp_v2", "tg.preserve_ip", "tg.healthy_count")
     if mode == "optional":
-        return _finding("PPD000", "info", 0.8,
+        return _finding("PPD000", "info", min(confidence, 0.8),
                         "The client IP arrives correctly through the NLB, but the gateway still accepts connections "
                         "without a PROXY header (allow_requests_without_proxy_protocol): anything reaching the pods "
                         "directly is taken at its socket address. Finish the rollout by making PROXY protocol mandatory.",
-                        f, facts, fixes=["FIX-PP-ENABLE"])
-    return _finding("PPD000", "ok", 0.9,
+                        f, facts, fixes=["FIX-PP-ENABLE"], confirm=confirm, explains=_FAILS_WHEN_REQUIRED)
+    return _finding("PPD000", "ok", confidence,
                     "PROXY protocol v2 end to end: the target group sends it, the gateway requires it, the backend sees "
-                    "the client's own address, and the health checks pass.", f, facts)
+                    "the client's own address, and the health checks pass.", f, facts, confirm=confirm,
+                    explains=_FAILS_WHEN_REQUIRED)
 
 
 RULES = [ppd000, ppd001, ppd002, ppd003, ppd004, ppd005, ppd006, ppd007, ppd008, ppd009, ppd010, ppd011,

@@ -70,13 +70,14 @@ async def verify(check: str, ctx: ProbeContext, *, timeout: float = VERIFY_TIMEO
 async def diagnose_settled(config: Any, *, timeout: float = 20.0) -> list[Any]:
     """Probe and diagnose; while no rule can decide (the system is between states, e.g. targets
     re-passing health checks after a gateway rollout), probe again until ``timeout``."""
-    from ..diagnosis.engine import diagnose
+    from ..diagnosis.engine import INCONCLUSIVE, UNEXPLAINED, diagnose, exit_code
     from ..probes import run_probes
 
     deadline = time.monotonic() + timeout
     while True:
         findings = diagnose(await run_probes(config))
-        if findings or time.monotonic() > deadline:
+        # not decided yet: no rule decided, targets still in initial (PPD092), or a failure nothing explains (PPD090)
+        if exit_code(findings) not in (INCONCLUSIVE, UNEXPLAINED) or time.monotonic() > deadline:
             return findings
         await asyncio.sleep(1.0)
 

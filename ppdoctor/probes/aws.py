@@ -151,6 +151,10 @@ async def probe_aws(ctx: ProbeContext) -> Observation:
         obs.fact(f"hc{suffix}.protocol", tg.get("HealthCheckProtocol"))
         obs.fact(f"hc{suffix}.port", tg.get("HealthCheckPort"))
         obs.fact(f"hc{suffix}.path", tg.get("HealthCheckPath") if tg.get("HealthCheckProtocol") != "TCP" else None)
+        if tg.get("HealthCheckIntervalSeconds") is not None:
+            obs.fact(f"hc{suffix}.interval_s", int(tg["HealthCheckIntervalSeconds"]))
+        if tg.get("HealthyThresholdCount") is not None:
+            obs.fact(f"hc{suffix}.healthy_threshold", int(tg["HealthyThresholdCount"]))
         health = [{"id": h["Target"]["Id"], "port": h["Target"].get("Port"),
                    "state": h["TargetHealth"].get("State"), "reason": h["TargetHealth"].get("Reason"),
                    "description": h["TargetHealth"].get("Description")} for h in group["health"]]

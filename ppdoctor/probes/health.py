@@ -77,7 +77,8 @@ async def probe_health(ctx: ProbeContext) -> Observation:
             detail = (f"HTTP {ex.status} (matcher {matcher})" if ex.status is not None else f"{cls.value}: {ex.detail}")
             ms = ex.timings_ms.get("total", 0.0)
             evidence = ex.evidence()
-        results.append({"target": f"{target_ip}:{port}", "passed": passed, "detail": detail,
+        status = None if protocol == "TCP" else ex.status
+        results.append({"target": f"{target_ip}:{port}", "port": port, "status": status, "passed": passed, "detail": detail,
                         "failure_class": cls.value, "ms": round(ms, 2), **evidence})
     obs.evidence["check"] = {"protocol": protocol, "port": hc_port, "path": path if protocol != "TCP" else None,
                              "local_header": pp_on, "matcher": matcher if protocol != "TCP" else None}
@@ -85,6 +86,9 @@ async def probe_health(ctx: ProbeContext) -> Observation:
     would_pass = all(r["passed"] for r in results)
     obs.fact("hc.would_pass", would_pass)
     obs.fact("hc.sends_local_header", pp_on)
+    obs.fact("hc.check_port", results[0]["port"])
+    if results[0]["status"] is not None:
+        obs.fact("hc.check_status", results[0]["status"])
     obs.failure_class = FailureClass(results[0]["failure_class"])
     obs.status = Status.OK if would_pass else Status.FAIL
     check = f"{protocol}:{hc_port}" + (f"{path}" if protocol != "TCP" else "")

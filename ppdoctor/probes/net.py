@@ -19,6 +19,7 @@ from typing import Any
 import h11
 
 from .model import FailureClass, failure_for_status
+from .tcpinfo import METHOD_CLOCK, METHOD_KERNEL, kernel_rtt_ms
 
 KEEP_BYTES = 4096
 
@@ -37,6 +38,7 @@ class Exchange:
     detail: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     local: tuple[str, int] | None = None
+    timing_method: str = ""  # how "connect" was measured (tcpinfo.METHOD_KERNEL / METHOD_CLOCK)
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -53,6 +55,8 @@ class Exchange:
         }
         if self.local:
             ev["local_address"] = f"{self.local[0]}:{self.local[1]}"
+        if self.timing_method:
+            ev["connect_timing_method"] = self.timing_method
         if self.status is not None:
             ev["response"] = {"status": self.status, "reason": self.reason, "headers": [list(h) for h in self.headers]}
             if self.body_truncated:
@@ -123,7 +127,11 @@ async def http_exchange(
         ex.detail = f"connect failed: {exc.strerror or exc}"
         ex.timings_ms["total"] = ms()
         return ex
-    ex.timings_ms["connect"] = ms()
+    ex.timings_ms["connect_clock"] = ms()
+    # The handshake as the kernel measured it (TCP_INFO rtt), not inflated by other probes on the loop.
+    kernel = kernel_rtt_ms(writer.get_extra_info("socket"))
+    ex.timings_ms["connect"] = kernel if kernel is not None else ex.timings_ms["connect_clock"]
+    ex.timing_method = METHOD_KERNEL if kernel is not None else METHOD_CLOCK
     sockname = writer.get_extra_info("sockname")
     if sockname:
         ex.local = (sockname[0], sockname[1])

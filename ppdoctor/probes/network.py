@@ -18,9 +18,12 @@ from .context import ProbeContext, run_blocking
 from .echo_view import classify_ip, parse_echo
 from .model import FailureClass, Observation, Status
 from .net import Exchange, http_exchange
+from .tcpinfo import METHOD_CLOCK, METHOD_KERNEL, kernel_rtt_ms
 
 TEST_NET_SOURCE = "203.0.113.7"  # TEST-NET-3 (RFC 5737): the source ppdoctor spoofs in its own PROXY headers
 FORGED_XFF = "198.51.100.66"  # TEST-NET-2 (RFC 5737): an address no real client has
+FORGED_XFF_NET = "198.51.100."
+MAX_FORGED = 8  # longer than any trusted-hop count seen in the field (a CDN and a WAF: 2)
 
 
 def _apply_exchange(obs: Observation, ex: Exchange) -> None:
@@ -101,13 +104,20 @@ async def probe_tcp(ctx: ProbeContext) -> Observation:
         obs.status, obs.failure_class = Status.FAIL, cls
         obs.summary = f"cannot connect to {host}:{port}: {exc.strerror or exc}"
     else:
-        obs.timings_ms["connect"] = (time.perf_counter() - t0) * 1000
+        clock_ms = (time.perf_counter() - t0) * 1000
+        kernel_ms = kernel_rtt_ms(writer.get_extra_info("socket"))
         writer.transport.abort()
+        # The loop's clock includes time other probes held the loop; the kernel's RTT sample does not.
+        method = METHOD_KERNEL if kernel_ms is not None else METHOD_CLOCK
+        obs.timings_ms["connect"] = kernel_ms if kernel_ms is not None else clock_ms
+        obs.timings_ms["connect_clock"] = clock_ms
+        obs.evidence["handshake"] = {"method": method, "kernel_rtt_ms": kernel_ms, "clock_ms": round(clock_ms, 3)}
         obs.failure_class = FailureClass.OK
-        obs.summary = f"TCP handshake with {host}:{port} in {obs.timings_ms['connect']:.1f} ms"
+        obs.summary = f"TCP handshake with {host}:{port} in {obs.timings_ms['connect']:.2f} ms ({method})"
     obs.fact("nlb.reachable", obs.failure_class == FailureClass.OK)
     if "connect" in obs.timings_ms:
-        obs.fact("nlb.handshake_ms", round(obs.timings_ms["connect"], 2))
+        obs.fact("nlb.handshake_ms", round(obs.timings_ms["connect"], 3))
+        obs.fact("nlb.handshake_method", obs.evidence["handshake"]["method"])
     obs.evidence["target"] = f"{host}:{port}"
     return obs
 
@@ -147,29 +157,61 @@ async def probe_http_via_nlb(ctx: ProbeContext) -> Observation:
     return obs
 
 
+def _forged(count: int) -> list[str]:
+    """``count`` distinct TEST-NET-2 (RFC 5737) addresses no real client has, so the one Envoy took names its position."""
+    return [f"{FORGED_XFF_NET}{60 + i}" for i in range(count)]
+
+
 async def probe_xff_forge(ctx: ProbeContext) -> Observation:
+    """Send forged X-Forwarded-For chains of 1 and of MAX_FORGED entries through the NLB; did one become the client?
+
+    Measured with Envoy (tests/gateway/test_gw_xff_and_backends.py): with xff_num_trusted_hops N the
+    entry N from the right of what the client sent becomes X-Envoy-External-Address; with fewer than
+    N entries Envoy keeps the peer's address. One forged entry is therefore caught only when N = 1;
+    a chain of MAX_FORGED entries is at least N + 1 long for any N < MAX_FORGED, and the position of
+    the entry Envoy took tells N.
+    """
     obs = Observation("xff-forge")
     host, port = ctx.nlb_address()
     t = ctx.config.timeouts
-    ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
-                             headers=client_path_headers(ctx.config, [("X-Forwarded-For", FORGED_XFF)]),
-                             source=ctx.config.nlb.client_source or None,
-                             connect_timeout=t.connect, total_timeout=t.response)
-    _apply_exchange(obs, ex)
-    obs.evidence["forged_xff"] = FORGED_XFF
-    view = _echo_facts(obs, ex, "forge")
-    if view is None:
-        # Nothing to judge: requests through the NLB fail (another finding explains why).
-        obs.status = Status.SKIPPED
-        obs.summary = f"cannot test forging: no echo answer through the NLB ({_describe(ex)})"
-        return obs
-    # Envoy's verdict on the client is X-Envoy-External-Address (set from the trusted hop).
-    trusted = (view.external_address or "").strip() or view.client_ip
-    spoofable = trusted == FORGED_XFF
+    tries = []
+    for count in (1, MAX_FORGED):
+        forged = _forged(count)
+        ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
+                                 headers=client_path_headers(ctx.config, [("X-Forwarded-For", ", ".join(forged))]),
+                                 source=ctx.config.nlb.client_source or None,
+                                 connect_timeout=t.connect, total_timeout=t.response)
+        view = _echo_facts(obs, ex, "forge")
+        if view is None:
+            _apply_exchange(obs, ex)
+            # Nothing to judge: requests through the NLB fail (another finding explains why).
+            obs.status = Status.SKIPPED
+            obs.summary = f"cannot test forging: no echo answer through the NLB ({_describe(ex)})"
+            return obs
+        # Envoy's verdict on the client is X-Envoy-External-Address (set from the trusted hop).
+        trusted = (view.external_address or "").strip() or view.client_ip
+        won = forged.index(trusted) if trusted in forged else None
+        tries.append({"forged_entries": count, "sent": ", ".join(forged), "gateway_took": trusted,
+                      "forged_entry_won": won})
+        if won is not None:
+            _apply_exchange(obs, ex)
+            obs.fact("xff.forged_count_won", count)
+            # entries right of the one taken: the rest of the forged chain plus what proxies in front appended
+            obs.fact("xff.trusted_hops_measured", count - won + hops_in_front(ctx.config))
+            break
+    else:
+        _apply_exchange(obs, ex)
+    obs.evidence["forged_xff"] = tries
+    spoofable = tries[-1]["forged_entry_won"] is not None
     obs.fact("xff.spoofable", spoofable)
     obs.status = Status.FAIL if spoofable else Status.OK
-    obs.summary = (f"forged X-Forwarded-For {FORGED_XFF} was taken as the client address"
-                   if spoofable else f"forged X-Forwarded-For ignored; gateway took {trusted}")
+    last = tries[-1]
+    if spoofable:
+        obs.summary = (f"with {last['forged_entries']} forged X-Forwarded-For entr{'y' if last['forged_entries'] == 1 else 'ies'} "
+                       f"the gateway took {last['gateway_took']} (forged entry {last['forged_entry_won'] + 1}) as the client "
+                       f"address: it trusts {last['forged_entries'] - last['forged_entry_won']} hop(s)")
+    else:
+        obs.summary = f"forged X-Forwarded-For chains of 1 and {MAX_FORGED} entries ignored; gateway took {last['gateway_took']}"
     return obs
 
 

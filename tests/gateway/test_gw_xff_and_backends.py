@@ -73,6 +73,23 @@ async def test_zero_trusted_hops_appends_the_peer_and_ignores_the_forged_entry(g
     assert header_values(seen, "x-envoy-external-address") == [TEST_NET_SOURCE]
 
 
+async def test_xff_forge_finds_nothing_to_forge_with_zero_trusted_hops(gateways):
+    """No trusted hop: neither forged chain wins, so no PPD010 (plain gateway, reached directly)."""
+    from ppdoctor.config import NlbTarget, TargetConfig
+    from ppdoctor.diagnosis.engine import diagnose
+    from ppdoctor.probes import run_probe
+    from ppdoctor.probes.context import ProbeContext
+
+    settings = derive_gateway_settings(gateway_deployment(), {}, [], [], LABELS)
+    assert settings.num_trusted_hops == 0
+    gw = await gateways(settings, name="gw-hops0-plain")
+    config = TargetConfig(nlb=NlbTarget(address=f"{GATEWAY_POD_IP}:{gw.ports.traffic}", client_source=CLIENT_IP))
+    forge = await run_probe("xff-forge", ProbeContext(config))
+    assert forge.facts["xff.spoofable"].value is False, forge.as_dict()
+    assert [t["forged_entries"] for t in forge.evidence["forged_xff"]] == [1, 8]
+    assert "PPD010" not in [f.id for f in diagnose([forge])]
+
+
 async def test_num_trusted_proxies_1_lets_a_forged_xff_through(gw_trusting_one_hop):
     seen = (await raw_exchange(gw_trusting_one_hop.ports.traffic, forged_get())).json()
     assert header_values(seen, "x-forwarded-for") == [f"{FORGED},{CLIENT_IP}"]
@@ -120,3 +137,41 @@ async def test_postman_httpbin_origin_is_the_whole_xff_value(gw_to):
     assert plain == {"origin": TEST_NET_SOURCE}
     forged = (await raw_exchange(gw_to["postman-httpbin"].ports.traffic, header + forged_get("/ip"))).json()
     assert forged == {"origin": f"{FORGED},{TEST_NET_SOURCE}"}
+
+
+@pytest.mark.parametrize("hops", [1, 2, 3])
+@pytest.mark.parametrize("where", ["mesh", "pod-template"])
+async def test_with_n_trusted_hops_a_client_sending_n_entries_chooses_its_address(gateways, hops, where):
+    """Measured: with xff_num_trusted_hops N (from either place), the entry N from the right of what the
+    client sent becomes X-Envoy-External-Address; with fewer than N entries Envoy falls back to the peer's
+    own address. One forged entry (what xff-forge sent before) is therefore only caught for N = 1."""
+    import json as _json
+
+    topo = {"gatewayTopology": {"numTrustedProxies": hops}}
+    if where == "mesh":
+        settings = derive_gateway_settings(gateway_deployment(), {"defaultConfig": topo}, [], [], LABELS)
+    else:
+        settings = derive_gateway_settings(
+            gateway_deployment({"proxy.istio.io/config": _json.dumps(topo)}), {}, [], [], LABELS)
+    assert settings.num_trusted_hops == hops
+    gw = await gateways(settings, name=f"gw-hops{hops}-{where}")
+    # ppdoctor's xff-forge probe and PPD010 against the same gateway: the false "healthy" of N > 1 is gone
+    from ppdoctor.config import NlbTarget, TargetConfig
+    from ppdoctor.diagnosis.engine import diagnose
+    from ppdoctor.probes import run_probe
+    from ppdoctor.probes.context import ProbeContext
+
+    config = TargetConfig(nlb=NlbTarget(address=f"{GATEWAY_POD_IP}:{gw.ports.traffic}", client_source=CLIENT_IP))
+    forge = await run_probe("xff-forge", ProbeContext(config))
+    assert forge.facts["xff.spoofable"].value is True, forge.as_dict()
+    assert forge.facts["xff.trusted_hops_measured"].value == hops
+    assert forge.facts["xff.forged_count_won"].value == (1 if hops == 1 else 8)
+    assert [f.id for f in diagnose([forge])] == ["PPD010"]
+    for count in range(1, hops + 2):
+        forged = [f"198.51.100.{60 + i}" for i in range(count)]
+        seen = (await raw_exchange(gw.ports.traffic, get_request(extra=f"X-Forwarded-For: {', '.join(forged)}\r\n"))).json()
+        external = header_values(seen, "x-envoy-external-address")
+        if count < hops:
+            assert external == [CLIENT_IP], (count, external)  # too few entries: Envoy keeps the peer
+        else:
+            assert external == [forged[count - hops]], (count, external)

@@ -1,7 +1,8 @@
 """Every shipped scenario, end to end against the running lab (real moto, lab API server, Envoy, NLB emulator):
 
 observations reproduce KNOWLEDGE.md's measured table → the first finding is the scenario's root
-cause → `fix --all` (confirmed) → verification → diagnosis again says PPD000 with the echo
+cause (and stays so, or heads the ranked list, with AWS / Kubernetes / both denied:
+tests/diagnosis/coverage.py) → `fix --all` (confirmed) → verification → diagnosis again says PPD000 with the echo
 reporting the prober's own address.
 """
 
@@ -33,6 +34,8 @@ VIA_NLB = {
     "in-tree-annotation-ignored": ({"reset", "empty-reply"}, None),
     "envoyfilter-after-tls-inspector": ({"ok"}, "prober"),
     "hairpin": ({"timeout-response"}, None),
+    "hc-path-not-served": ({"ok"}, "prober"),  # an NLB fails open to unhealthy targets
+    "trusted-proxies-mesh-wide": ({"ok"}, "prober"),
     "gateway-api-annotations-dropped": ({"http-4xx"}, None),
     # the backend sees the CDN (the lab client's own address), not the viewer behind it
     "trusted-hops-cdn-too-high": ({"ok"}, "proxy-in-front"),
@@ -51,7 +54,7 @@ VIA_NLB = {
 # a CDN in front names in X-Forwarded-For (client.extra_headers).
 CLIENT_BEHIND = {"trusted-hops-cdn-too-high": "203.0.113.50"}
 # Health as DescribeTargetHealth reports it (from the emulator's real checks).
-UNHEALTHY = {"pp-on-hc-status-port", "status-port-pp-istio-127", "no-listener-on-port"}
+UNHEALTHY = {"pp-on-hc-status-port", "status-port-pp-istio-127", "no-listener-on-port", "hc-path-not-served"}
 # Probes that cannot reach what they test in a scenario (straight to a port nobody listens on).
 PROBE_ERRORS = {"no-listener-on-port": {"direct-plain", "direct-ppv2", "direct-ppv1", "direct-local"}}
 # Findings a fix cannot settle from ppdoctor's side (the echo image is the app team's choice).
@@ -137,6 +140,11 @@ def test_scenario_closed_loop(scenario, lab_pool, tmp_path):
     assert findings[0].id == expected[0], [f.as_dict() for f in findings]
     # zero config: only kubeconfig, AWS region/endpoint and the resolver map → the same first finding
     assert discovered_findings(lab.config, tmp_path, default + EXTRA_PROBES.get(scenario, []))[0].id == findings[0].id
+
+    # nothing failing left unexplained; AWS denied / Kubernetes denied / both (same lab, probes only)
+    from tests.diagnosis.coverage import check_access_modes
+
+    check_access_modes(lab, scenario, EXTRA_PROBES.get(scenario, []))
 
     from tests.lab.fixloop import fix_all, roll_back
 

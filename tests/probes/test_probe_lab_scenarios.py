@@ -110,6 +110,21 @@ def test_healthy(lab_pool):
         assert syn.status == Status.SKIPPED
 
 
+def test_handshake_is_the_kernels_rtt_while_all_probes_share_the_loop(lab_pool):
+    """With every probe running at once, the reported handshake is the kernel's TCP_INFO rtt (within 1 ms),
+    and the evidence names the method; the loop's clock figure is kept beside it."""
+    lab = lab_pool.get("healthy")
+    run = probe_all(lab)
+    tcp = run["tcp"]
+    hs = tcp.evidence["handshake"]
+    assert hs["method"] == "tcp_info-rtt" and run.fact("tcp", "nlb.handshake_method") == "tcp_info-rtt"
+    assert hs["kernel_rtt_ms"] is not None and abs(tcp.timings_ms["connect"] - hs["kernel_rtt_ms"]) <= 1.0
+    assert abs(run.fact("tcp", "nlb.handshake_ms") - hs["kernel_rtt_ms"]) <= 1.0
+    assert "connect_clock" in tcp.timings_ms
+    via = run["http-via-nlb"]
+    assert via.evidence["connect_timing_method"] == "tcp_info-rtt"
+
+
 def test_syn_without_privilege_is_skipped(lab_pool, monkeypatch):
     from ppdoctor.probes import syn
 

@@ -39,8 +39,8 @@ def hostile_observation() -> Observation:
         "response": {"status": 400, "reason": HOSTILE, "headers": [["x-evil", HOSTILE], [HOSTILE, "v"]]},
         "annotation": HOSTILE,
     }
-    obs.fact("hostile.value", HOSTILE)
-    obs.fact("hostile.note", 1, note=HOSTILE)
+    obs.fact("via_nlb.client_ip", HOSTILE)  # declared facts (strict in tests) carrying hostile text
+    obs.fact("via_nlb.status", 400, note=HOSTILE)
     return obs
 
 
