@@ -176,13 +176,23 @@ def gateway_service(scenario: Scenario, ports: PortMap, *, lb_hostname: str | No
             "ports": [
                 {"name": "status-port", "port": STATUS_PORT, "targetPort": ports.status, "protocol": "TCP", "nodePort": 30021},
                 {"name": "http2", "port": 80, "targetPort": ports.traffic, "protocol": "TCP", "nodePort": 30080},
-                {"name": "https", "port": 443, "targetPort": ports.tls, "protocol": "TCP", "nodePort": 30443},
+                {"name": "https", "port": 443, "targetPort": _https_target(scenario, ports), "protocol": "TCP",
+                 "nodePort": 30443},
                 *([{"name": "tcp", "port": scenario.aws.tcp_listener_port, "targetPort": ports.tcp, "protocol": "TCP",
                     "nodePort": 31400}] if ports.tcp and scenario.aws.tcp_listener_port else []),
             ],
         },
         "status": status,
     }
+
+
+def _https_target(scenario: Scenario, ports: PortMap) -> int:
+    """443's targetPort: the TLS port, or — TLS terminated at the NLB, plaintext to the traffic port — http2,
+    as a Service behind an NLB with aws-load-balancer-ssl-ports: 443 is written."""
+    aws = scenario.aws
+    if aws.listener_protocol == "TLS" and aws.target_group.protocol == "TCP" and aws.target_group.port == TRAFFIC_PORT:
+        return ports.traffic
+    return ports.tls
 
 
 def pod_for(deployment: dict[str, Any], *, ip: str, started_at: str, ready: bool = True) -> dict[str, Any]:

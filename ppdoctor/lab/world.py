@@ -16,6 +16,7 @@ picked up the way production picks it up:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -95,6 +96,7 @@ class LabWorld:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._elbv2: Any = None
         self.events: list[dict[str, Any]] = []
+        self.caller_stats: dict[str, Any] = {}  # in-cluster caller name → incluster.CallerStats
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -123,8 +125,16 @@ class LabWorld:
         # AWS
         self.moto = MotoServer()
         await asyncio.to_thread(self.moto.start)
+        # The NLB's TLS listener certificate (its own pair, imported into moto's ACM), made at lab start.
+        from .envoycfg import ensure_tls_cert
+
+        self.nlb_tls_cert = None
+        if sc.aws.listener_protocol == "TLS":
+            (self.state_dir / "nlb").mkdir(parents=True, exist_ok=True)
+            self.nlb_tls_cert = ensure_tls_cert(self.state_dir / "nlb")
         self.aws = await asyncio.to_thread(
-            seed_aws, self.moto.endpoint_url, sc.aws, target_ip=gw_ip, port_map=port_map
+            functools.partial(seed_aws, self.moto.endpoint_url, sc.aws, target_ip=gw_ip, port_map=port_map,
+                              tls_cert=self.nlb_tls_cert)
         )
         self._elbv2 = _elbv2_client(self.moto.endpoint_url, sc.aws.region)
 
@@ -144,6 +154,7 @@ class LabWorld:
             *self._echo_pods(),
             *manifests.lbc_objects(sc, tg_arn=self.aws.tg_arn),
             *manifests.extra_objects(sc),
+            *self._caller_objects(),
         ]
         token = secrets.token_urlsafe(24)
         self.kube = KubeApiServer(objects, token=token, host=addresses.CONTROL_PLANE_IP, port=0)
@@ -177,11 +188,12 @@ class LabWorld:
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
                                vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink,
                                listen_host_v6=_v6_listener(sc.client.source),
-                               idle_timeout_scale=LAB_IDLE_TIMEOUT_SCALE)
+                               idle_timeout_scale=LAB_IDLE_TIMEOUT_SCALE, tls_cert=self.nlb_tls_cert)
         await self.nlb.start()
         await self._start_discovery_topology()
 
         self.kube.store.subscribe(self._on_kube_event)
+        self._start_callers()
         self.endpoints = self._write_endpoints(kubeconfig)
         return self.endpoints
 
@@ -217,6 +229,23 @@ class LabWorld:
 
             self.gwapi = GatewayApiLab(sc, self.state_dir)
             await self.gwapi.start(world=self)
+
+    # --- in-cluster callers (pods calling the gateway's ClusterIP, no PROXY header) ------------
+
+    def _caller_objects(self) -> list[dict[str, Any]]:
+        from .incluster import caller_ips, caller_objects
+
+        callers = self.scenario.kubernetes.in_cluster_callers
+        return [o for c, ip in zip(callers, caller_ips(callers)) for o in caller_objects(c, ip)]
+
+    def _start_callers(self) -> None:
+        from .incluster import CallerStats, caller_ips, run_caller
+
+        callers = self.scenario.kubernetes.in_cluster_callers
+        for caller, ip in zip(callers, caller_ips(callers)):
+            stats = self.caller_stats[caller.name] = CallerStats()
+            # ClusterIP → kube-proxy → an endpoint's targetPort: the gateway pod's traffic port
+            self._spawn(run_caller(caller, ip, lambda: (addresses.GATEWAY_POD_IP, self.ports.traffic), stats))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -290,7 +319,7 @@ class LabWorld:
         services = [o for o in store.list("virtualservices") if o]
         labels = deployment["spec"]["template"]["metadata"].get("labels", {})
         # istiod opens listeners only where Gateway servers land (through the gateway Service's ports)
-        gateways = [o for o in store.list("gateways") if o]
+        gateways = [o for o in store.list("gateways.networking.istio.io") if o]
         service = store.get("services", manifests.GATEWAY_NS, manifests.GATEWAY_NAME)
         return derive_gateway_settings(deployment, self._mesh_at_pod_start, filters, services, labels,
                                        gateways=gateways, service=service)
@@ -414,6 +443,7 @@ class LabWorld:
             nlb=cfgmod.NlbTarget(
                 name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
                 listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
+                tls=self.scenario.aws.listener_protocol == "TLS",
                 time_scale=self.nlb.idle_timeout_scale,
                 # what the scenario's client path (a CDN in front) adds to every request
                 client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
@@ -475,7 +505,8 @@ def _v6_listener(client_source: str) -> str | None:
 
 def _check_loopback_aliases() -> None:
     """The lab needs to bind 127.1.x.x: true on Linux (all of 127/8 is local), not on macOS without aliases."""
-    for ip in (addresses.NLB_IP, addresses.GATEWAY_POD_IP, addresses.ECHO_POD_IP, addresses.CLIENT_IP):
+    for ip in (addresses.NLB_IP, addresses.GATEWAY_POD_IP, addresses.ECHO_POD_IP, addresses.CLIENT_IP,
+               *addresses.IN_CLUSTER_CALLER_IPS):
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind((ip, 0))

@@ -42,6 +42,11 @@ VIA_NLB = {
     "status-port-pp-istio-127": ({"ok"}, "prober"),
     # nothing listens on the target port: the NLB fails open to the unhealthy target, which refuses
     "no-listener-on-port": ({"reset", "empty-reply"}, None),
+    "clusterip-callers-reset": ({"ok"}, "prober"),
+    # TLS at the NLB: re-encrypted without SNI, the gateway's chain for *.lab.example never matches
+    "tls-nlb-no-sni": ({"reset", "empty-reply", "tls-error"}, None),
+    # TLS at the NLB, plaintext to a redirecting server: a 301 (no echo answer), followed in a loop
+    "tls-nlb-redirect-loop": ({"ok"}, None),
     # Field catalogue, network level (FIELD.md): timeouts from outside the VPC; the NLB's address.
     "preserve-on-sg-blocks-clients": ({"timeout-response"}, None),
     "privatelink-preserve-on": ({"ok"}, "nlb"),
@@ -60,7 +65,8 @@ PROBE_ERRORS = {"no-listener-on-port": {"direct-plain", "direct-ppv2", "direct-p
 # Findings a fix cannot settle from ppdoctor's side (the echo image is the app team's choice).
 # (TCP keepalive on the gateway listener cannot be seen by the lab's user-space NLB: guidance only.)
 # (The header placement is changed through AWS support, not a public API: guidance only.)
-NOT_AUTO_FIXABLE = {"echo-drops-xff", "idle-timeout-reset", "server-first-header-placement"}
+NOT_AUTO_FIXABLE = {"echo-drops-xff", "idle-timeout-reset", "server-first-header-placement",
+                    "clusterip-callers-reset"}  # in-cluster callers: the owners' change
 # On-demand probes (they wait out an AWS timeout) a scenario's symptom needs besides the default set.
 EXTRA_PROBES = {"idle-timeout-reset": ["idle"], "server-first-header-placement": ["server-first"]}
 # The measured symptom of scenarios whose failure is not on the HTTP path: fact → the values it may take.
@@ -71,7 +77,8 @@ SYMPTOMS = {
                                       "server_first.direct_pp_greeting": {True}},
 }
 # Scenarios whose fixes are also rolled back here: the starting state's first finding must come back.
-ROLLED_BACK = {"preserve-on-sg-blocks-clients", "privatelink-preserve-on", "dualstack-ipv6-client"}
+ROLLED_BACK = {"preserve-on-sg-blocks-clients", "privatelink-preserve-on", "dualstack-ipv6-client",
+               "trusted-hops-cdn-too-high"}  # conf's other traps: fix alone → rollback in tests/lab/test_conf_traps.py
 
 SCENARIOS = sorted(s.name for s in list_scenarios())
 
