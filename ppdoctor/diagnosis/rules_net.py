@@ -69,26 +69,39 @@ def ppd017(f: FactView) -> Finding | None:
 
 
 def ppd018(f: FactView) -> Finding | None:
-    if f.get("server_first.via_nlb_greeting") is not False or f.get("server_first.direct_pp_greeting") is not True:
+    direct, nudged = f.get("server_first.direct_pp_greeting"), f.get("server_first.via_nlb_nudge_greeting")
+    if f.get("server_first.via_nlb_greeting") is not False or (direct is not True and nudged is not True):
         return None
-    if f.get("tg.pp_v2") is False:
+    # the greeting listener's own target group decides (it may not be the configured one)
+    if f.get("server_first.pp_v2", f.get("tg.pp_v2")) is False:
         return None  # no header at all: the greeting's absence has another cause
-    placement = f.get("server_first.header_placement", "on_first_ack_with_payload")
-    lazy = placement != "on_first_ack"
+    placement = f.get("server_first.header_placement")
+    lazy_why = ("the NLB sends the PROXY header only with the client's first data (header placement "
+                "on_first_ack_with_payload, the default), while the gateway waits for the header before it lets "
+                "the service speak. ")
+    filter_why = ("something after the PROXY filter waits for client data (a tls_inspector or http_inspector "
+                  "listener filter on that port). ")
+    if placement == "on_first_ack":
+        confidence, why = 0.75, "the header placement is already on_first_ack, so " + filter_why
+    elif placement is None:  # the target group is not readable: the two causes look alike from outside
+        confidence, why = 0.8, ("most likely " + lazy_why + "With header placement on_first_ack instead, "
+                                + filter_why + "Reading the target group's attributes decides. ")
+    else:
+        confidence, why = 0.95 if direct is True else 0.85, "with " + lazy_why
+    port = f.get("server_first.listener_port")
+    seen = ("its greeting arrives when a PROXY header is sent straight to the target" if direct is True else
+            "its greeting arrives through the NLB as soon as the client has sent a line end")
     return _finding(
-        "PPD018", "error", 0.95 if lazy else 0.75,
-        "The service speaks first (its greeting arrives when a PROXY header is sent straight to the target), "
-        "but a silent client through the NLB never gets it: "
-        + ("with header placement on_first_ack_with_payload (the default) the NLB sends the PROXY header only "
-           "with the client's first data, while the gateway waits for the header before it lets the service speak. "
-           if lazy else
-           "the header placement is already on_first_ack, so something after the PROXY filter waits for client "
-           "data (a tls_inspector or http_inspector listener filter on that port). ")
+        "PPD018", "error", confidence,
+        (f"On NLB listener {port}, the" if port else "The")
+        + f" service speaks first ({seen}), but a silent client through the NLB never gets it: " + why
         + "No automatic fix: ask AWS support to set proxy_protocol_v2.client_to_server.header_placement="
         "on_first_ack on the target group (not in the public attribute list), or serve that port from a target "
         f"group without PROXY protocol and a gateway listener without the filter ({SERVER_FIRST_SOURCES}).",
-        f, ["server_first.via_nlb_greeting", "server_first.direct_pp_greeting", "server_first.direct_plain_greeting",
-            "server_first.header_placement", "tg.pp_v2"])
+        f, ["server_first.via_nlb_greeting", "server_first.via_nlb_nudge_greeting", "server_first.direct_pp_greeting",
+            "server_first.direct_plain_greeting", "server_first.header_placement", "server_first.listener_port",
+            "server_first.pp_v2", "tg.pp_v2"],
+        confirm=f.missing("server_first.header_placement", "server_first.direct_pp_greeting"))
 
 
 def ppd019(f: FactView) -> Finding | None:
@@ -118,17 +131,24 @@ def ppd020(f: FactView) -> Finding | None:
     result = f.get("idle.result")
     if result not in ("reset", "empty-reply"):
         return None
-    timeout_s = f.get("idle.timeout_s") or 350
+    timeout_s = f.get("idle.timeout_s")
+    tested = f.get("idle.tested_timeout_s")
+    if timeout_s is not None:
+        what, after = f"the NLB listener's idle timeout ({timeout_s} s)", f"~{timeout_s} s"
+    else:  # the listener's attribute was not readable: the probe waited past a timeout AWS allows
+        what = f"{tested or 350} s (the listener's own idle timeout was not readable; it is at most that)"
+        after = f"at most {tested or 350} s"
     return _finding(
-        "PPD020", "error", 0.9,
-        f"A connection that stayed silent longer than the NLB listener's idle timeout ({timeout_s} s) was reset "
+        "PPD020", "error", 0.9 if timeout_s is not None else 0.8,
+        f"A connection that stayed silent longer than {what} was reset "
         "on its next request: the NLB forgets idle flows. Long-lived idle connections through the gateway "
-        "(database pools, gRPC streams, websockets) see resets after ~" + f"{timeout_s} s. No automatic fix: "
+        f"(database pools, gRPC streams, websockets) see resets after {after}. No automatic fix: "
         "turn TCP keepalive on for the gateway listener with an EnvoyFilter (LISTENER patch, socket_options "
         "SO_KEEPALIVE=1, TCP_KEEPIDLE below the idle timeout, e.g. 60 s, with TCP_KEEPINTVL/TCP_KEEPCNT), "
         "and keepalive on the clients; or raise the listener's tcp.idle_timeout.seconds (ModifyListenerAttributes, "
         f"60-6000 s), which only postpones the reset ({IDLE_SOURCES}).",
-        f, ["idle.result", "idle.timeout_s", "idle.waited_s"])
+        f, ["idle.result", "idle.timeout_s", "idle.tested_timeout_s", "idle.waited_s"],
+        confirm=f.missing("idle.timeout_s"))
 
 
 def ppd022(f: FactView) -> Finding | None:

@@ -194,6 +194,19 @@ def test_ppd020(result, fires):
         assert finding.fixes == [] and "SO_KEEPALIVE" in finding.explanation and "60 s" in finding.explanation
 
 
+@pytest.mark.parametrize("facts, confidence, says", [
+    ({"idle__timeout_s": 60}, 0.9, "idle timeout (60 s)"),
+    # AWS not readable: the probe waited past the shortest timeout AWS allows
+    ({"idle__tested_timeout_s": 60}, 0.8, "at most 60 s"),
+])
+def test_ppd020_with_and_without_the_listener_attribute(facts, confidence, says):
+    from ppdoctor.diagnosis.rules_net import ppd020
+
+    finding = ppd020(_view(idle__result="reset", **facts))
+    assert finding.confidence == confidence and says in finding.explanation
+    assert bool(finding.confirm) == ("idle__timeout_s" not in facts)
+
+
 # --- PPD018 (server-first protocol, header placement) -------------------------------------
 
 SF = dict(server_first__via_nlb_greeting=False, server_first__direct_pp_greeting=True,
@@ -201,13 +214,26 @@ SF = dict(server_first__via_nlb_greeting=False, server_first__direct_pp_greeting
 
 
 @pytest.mark.parametrize("case, facts, confidence", [
-    ("default placement", SF, 0.95),
+    ("default placement", {**SF, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    # AWS not readable: no placement, no targets; the greeting came once the client sent a line end
+    ("AWS denied: only the nudge through the NLB",
+     {"server_first__via_nlb_greeting": False, "server_first__via_nlb_nudge_greeting": True}, 0.8),
+    ("placement known, no direct target: the nudge", {"server_first__via_nlb_greeting": False,
+     "server_first__via_nlb_nudge_greeting": True, "server_first__header_placement": "on_first_ack_with_payload"}, 0.85),
+    ("near miss: silent and nudged alike, no direct evidence",
+     {"server_first__via_nlb_greeting": False, "server_first__via_nlb_nudge_greeting": False}, None),
+    ("placement unknown but a direct greeting", SF, 0.8),
     ("placement attribute read as the default", {**SF, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
     ("on_first_ack and still silent: a listener filter waits", {**SF, "server_first__header_placement": "on_first_ack"}, 0.75),
     ("near miss: the greeting arrives through the NLB", {**SF, "server_first__via_nlb_greeting": True}, None),
     ("near miss: no greeting even with a header", {**SF, "server_first__direct_pp_greeting": False}, None),
     ("near miss: the target group sends no header", {**SF, "tg__pp_v2": False}, None),
     ("near miss: probe not run", {"tg__pp_v2": True}, None),
+    # the greeting listener's own target group counts, not the configured (HTTP) one
+    ("TCP listener's group sends the header, the HTTP one does not",
+     {**SF, "tg__pp_v2": False, "server_first__pp_v2": True, "server_first__listener_port": 25,
+      "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    ("near miss: the TCP listener's group sends no header", {**SF, "server_first__pp_v2": False}, None),
 ])
 def test_ppd018(case, facts, confidence):
     from ppdoctor.diagnosis.rules_net import ppd018
