@@ -190,11 +190,11 @@ def collect(ctx: ProbeContext) -> dict[str, Any]:
     for i, arn in enumerate(arns):
         suffix = "" if i == 0 else f"[{i}]"
         attrs = step("describe_target_group_attributes", [f"tg{suffix}.pp_v2", f"tg{suffix}.preserve_ip"],
-                     lambda: {a["Key"]: a["Value"] for a in ctx.aws_call(
+                     lambda arn=arn: {a["Key"]: a["Value"] for a in ctx.aws_call(
                          "elbv2", "describe_target_group_attributes", TargetGroupArn=arn).get("Attributes", [])})
         health = step("describe_target_health",
                       [f"tg{suffix}.health", f"tg{suffix}.healthy_count", f"routes{suffix}.private_default"],
-                      lambda: ctx.aws_call("elbv2", "describe_target_health",
+                      lambda arn=arn: ctx.aws_call("elbv2", "describe_target_health",
                                            TargetGroupArn=arn).get("TargetHealthDescriptions", []))
         routes = None
         if not isinstance(health, Unread):
@@ -202,7 +202,7 @@ def collect(ctx: ProbeContext) -> dict[str, Any]:
             if ip_targets:
                 # subnets then route tables: one step, the second call needs the first's answer
                 routes = step("describe_route_tables", [f"routes{suffix}.private_default"],
-                              lambda: _route_default(ctx, net["vpc_id"], ip_targets[0]))
+                              lambda ip=ip_targets[0]: _route_default(ctx, net["vpc_id"], ip))
         out_groups.append({"arn": arn, "tg": by_arn[arn] if by_arn else groups, "attributes": attrs,
                            "health": health, "tags": tag_docs if tags is None else tags.get(arn, {}), "routes": routes})
     out["target_groups"] = out_groups
