@@ -130,6 +130,7 @@ def test_one_denied_call_loses_only_its_facts(world, proxy, api_action, iam_acti
     assert f"grant the IAM action {iam_action}" in gaps[0]["hint"]
     assert "partially blocked (denied)" in obs.summary and iam_action in obs.summary
     assert proxy.calls[api_action] == 1, "a denial is not retried"
+    assert iam_action in json.dumps(obs.as_dict()), "the report/JSON output carries the gap"
 
 
 def test_tg_attributes_and_health_denied_keep_the_rest(world, proxy):
