@@ -4,7 +4,9 @@
 ``tcp.idle_timeout.seconds`` (default 350 s) is forgotten and the next segment is reset
 (istio/istio #16572, #28879, #52143). The probe waits that long times ``nlb.time_scale`` (1 for
 AWS; the lab compresses time), so it runs only when asked for (``ppdoctor probe idle``), never
-in ``--all``: against AWS it takes six minutes.
+in ``--all``: against AWS it takes six minutes. When the listener's attributes cannot be read
+(AWS access refused) it still runs, waiting as long as its budget allows up to the AWS default:
+a reset after that silence is the symptom itself, only the configured timeout stays unknown.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import asyncio
 import contextlib
 import time
 
+from ..constants import NLB_DEFAULT_IDLE_TIMEOUT_S
+from ..errors import AwsError
 from .context import ProbeContext, run_blocking
 from .model import FailureClass, Observation, Status
 
-# ELB docs, "Update the TCP idle timeout for your Network Load Balancer listener": default 350 s.
-NLB_DEFAULT_IDLE_TIMEOUT_S = 350
 IDLE_MARGIN = 1.2  # wait this much past the timeout: the NLB's clock and ours are not the same
 
 
@@ -62,12 +64,20 @@ async def probe_idle(ctx: ProbeContext) -> Observation:
     from .aws import collect as aws_collect
 
     obs = Observation("idle")
-    data = await ctx.cached("aws", lambda: run_blocking(aws_collect, ctx))
-    timeout_s, where = await run_blocking(_listener_idle_timeout, ctx, data)
-    wait = timeout_s * ctx.config.nlb.time_scale * IDLE_MARGIN
-    obs.fact("idle.timeout_s", timeout_s, where)
     budget = ctx.config.timeouts.total - 2 * ctx.config.timeouts.response
-    if wait > budget:
+    try:
+        data = await ctx.cached("aws", lambda: run_blocking(aws_collect, ctx))
+        timeout_s, where = await run_blocking(_listener_idle_timeout, ctx, data)
+    except AwsError as exc:
+        # The silence and the reset are the evidence; the listener's timeout only says how long to wait.
+        # Unknown: wait as long as the budget allows, up to the AWS default — a reset still shows it.
+        timeout_s = None
+        wait = min(NLB_DEFAULT_IDLE_TIMEOUT_S * ctx.config.nlb.time_scale * IDLE_MARGIN, budget)
+        obs.evidence["idle_timeout_unknown"] = f"{exc} — waiting {wait:.1f} s (at most the AWS default {NLB_DEFAULT_IDLE_TIMEOUT_S} s)"
+    else:
+        wait = timeout_s * ctx.config.nlb.time_scale * IDLE_MARGIN
+        obs.fact("idle.timeout_s", timeout_s, where)
+    if timeout_s is not None and wait > budget:
         obs.status = Status.SKIPPED
         obs.summary = (f"the idle test needs {wait:.0f} s of silence, more than the probe's {ctx.config.timeouts.total:g} s "
                        "budget: raise timeouts.total to run it")
@@ -101,10 +111,11 @@ async def probe_idle(ctx: ProbeContext) -> Observation:
             await writer.wait_closed()
     obs.fact("idle.result", after)
     obs.failure_class = FailureClass(after) if after in {f.value for f in FailureClass} else None
+    timeout_text = (f"idle timeout {timeout_s} s × {ctx.config.nlb.time_scale:g}" if timeout_s is not None else
+                    "the listener's idle timeout could not be read")
     if after == FailureClass.OK.value:
-        obs.summary = f"the connection survived {wait:.1f} s of silence (idle timeout {timeout_s} s × {ctx.config.nlb.time_scale:g})"
+        obs.summary = f"the connection survived {wait:.1f} s of silence ({timeout_text})"
     else:
         obs.status = Status.FAIL
-        obs.summary = (f"after {wait:.1f} s of silence the next request got {after}: the NLB forgot the flow "
-                       f"(idle timeout {timeout_s} s × {ctx.config.nlb.time_scale:g})")
+        obs.summary = f"after {wait:.1f} s of silence the next request got {after}: the NLB forgot the flow ({timeout_text})"
     return obs
