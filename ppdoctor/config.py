@@ -42,6 +42,9 @@ class NlbTarget:
     # "Name: value" headers the client path adds before the NLB (what a CDN in front adds, its
     # X-Forwarded-For entry included): probes through the NLB send them as that hop would.
     client_headers: tuple[str, ...] = ()
+    # The NLB listener speaks TLS: probes through the NLB do a TLS handshake (SNI tls_server_name) first.
+    tls: bool = False
+    tls_server_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@ whichever of its facts are present and says which probe would confirm the rest.
 
 from __future__ import annotations
 
-from .model import FactView, Finding
+from .model import FactView, Finding, gateway_mode
 
 CATALOGUE = {
     "PPD028": "No gateway listener on the target port: no Gateway server lands there",
+    "PPD026": "In-cluster callers reach the gateway without the NLB and send no PROXY header: reset",
+    "PPD024": "TLS target group re-encrypts without SNI; the gateway's TLS server matches specific hosts",
+    "PPD025": "TLS terminated at the NLB and the gateway redirects plaintext to https: redirect loop",
     "PPD023": "numTrustedProxies does not match the proxies in front of the NLB (one too high behind a CDN)",
 }
 
@@ -130,4 +133,102 @@ def ppd028(f: FactView) -> Finding | None:
         confirm=f.missing("gateway.listener_ports", "gateway.servers"))
 
 
-RULES = [ppd023, ppd028]
+def ppd026(f: FactView) -> Finding | None:
+    """Pods calling the gateway Service's ClusterIP send no PROXY header and are reset (kgateway-dev/kgateway
+    #1668, cert-manager #656). Fires only on evidence of such callers: header-less connections counted by
+    Envoy (downstream_cx_proxy_proto_error) that ppdoctor did not make, while the NLB sends PROXY v2 — so
+    the NLB is not their source and a healthy setup without such callers stays PPD000.
+    """
+    foreign = f.get("incluster.foreign_pp_errors")
+    if not foreign or f.get("tg.pp_v2") is not True:
+        return None
+    mode, mode_facts = gateway_mode(f)
+    if mode == "optional" or mode == "off":
+        return None  # accepted (optional) or a PPD003 world: not the in-cluster trap
+    pod_style = f.get("incluster.plain_result")
+    confidence = 0.9 if pod_style in ("reset", "empty-reply") else 0.75
+    window = f.get("incluster.window_s")
+    return _finding(
+        "PPD026", "warning", confidence,
+        f"Envoy reset {foreign} connection(s) without a PROXY header"
+        + (f" within {window:g} s" if window else "")
+        + " that neither the NLB (it sends PROXY v2) nor ppdoctor made: something inside the cluster calls the "
+        "gateway's ClusterIP (kube-proxy sends it straight to the pods' target port, no header) — typically "
+        "cert-manager's HTTP-01 self-check or a service calling a public hostname that resolves in-cluster. "
+        "A pod-style call ppdoctor made the same way got: " + (pod_style or "unknown") + ". Remedies, by hand: "
+        "call the backend Service instead of the gateway from inside the cluster; or give internal callers a "
+        "separate listener (another Gateway server port and Service port, with an EnvoyFilter putting "
+        "allow_requests_without_proxy_protocol on that listener only — never on the NLB's port, where it "
+        "would accept forged client addresses); or, on Kubernetes >= 1.30, a LoadBalancer ipMode: Proxy "
+        "status (KEP-1860) so in-cluster traffic goes through the NLB.",
+        f, ["incluster.foreign_pp_errors", "incluster.window_s", "incluster.pp_errors_total", "incluster.plain_result",
+            "tg.pp_v2", *mode_facts],
+        confirm=f.missing("incluster.foreign_pp_errors"))
+
+
+def _servers_on_target(f: FactView) -> list[dict]:
+    ports = set(_target_ports(f))
+    return [s for s in f.get("gateway.servers") or [] if ports & set(s.get("container_ports") or [])]
+
+
+def ppd024(f: FactView) -> Finding | None:
+    """A TLS target group: the NLB opens TLS to the target without SNI, so a gateway TLS server whose hosts
+    are specific (filter chains with server_names) matches no chain: filter_chain_not_found, the connection
+    closes (istio/istio #22795; AWS "Target groups for your Network Load Balancers": no SNI to targets).
+    """
+    if f.get("tg.protocol") != "TLS":
+        return None
+    names = f.get("gateway.tls_server_names")
+    servers = [s for s in _servers_on_target(f) if (s.get("tls_mode") or "").upper() in ("SIMPLE", "MUTUAL")]
+    if names is not None:
+        specific = bool(names) and all(n for n in names)  # no chain without server_names
+        hosts = sorted({h for n in names for h in n})
+    else:
+        specific = bool(servers) and all("*" not in s.get("hosts", []) for s in servers)
+        hosts = sorted({h for s in servers for h in s.get("hosts", [])})
+    if not specific:
+        return None
+    failed = f.get("via_nlb.result") in ("reset", "empty-reply", "tls-error", "timeout-response")
+    confidence = 0.95 if failed or (f.get("gateway.no_filter_chain_match") or 0) > 0 else 0.8
+    return _finding(
+        "PPD024", "error", confidence,
+        "The target group's protocol is TLS: the NLB re-encrypts to the gateway without SNI. The gateway's TLS "
+        f"server only has filter chains for {', '.join(hosts) or 'specific hosts'} (server_names), so a ClientHello "
+        "without SNI matches none: Envoy closes the connection (filter_chain_not_found, counted as "
+        "no_filter_chain_match) and clients get a reset after their own TLS handshake with the NLB. Give the "
+        "server the NLB uses hosts \"*\" (a filter chain without server_names), or make the target group TCP "
+        "and let the gateway terminate TLS with the client's SNI.",
+        f, ["tg.protocol", "lb.listener_protocols", "gateway.tls_server_names", "gateway.no_filter_chain_match",
+            "gateway.servers", "via_nlb.result"],
+        fixes=["FIX-GW-HOSTS-WILDCARD"], supersedes=["PPD003", "PPD004"],
+        confirm=f.missing("gateway.tls_server_names", "via_nlb.result"))
+
+
+def ppd025(f: FactView) -> Finding | None:
+    """TLS terminated at the NLB, plaintext to a gateway server with tls.httpsRedirect: Envoy sets
+    x-forwarded-proto from the (plaintext) downstream connection, so every request is redirected to https
+    again (istio/istio #16778, envoyproxy/envoy #43031).
+    """
+    protocols = f.get("lb.listener_protocols") or []
+    tls_at_nlb = f.get("via_nlb.tls") is True or "TLS" in protocols
+    if not tls_at_nlb or f.get("tg.protocol") not in ("TCP", None):
+        return None
+    loop = f.get("via_nlb.redirect_loop")
+    redirecting = [s for s in _servers_on_target(f) if s.get("https_redirect")]
+    if loop is not True and not (loop is None and redirecting):
+        return None
+    confidence = 0.95 if loop else 0.75
+    where = ", ".join(f"{s['gateway']} port {s['number']}" for s in redirecting) or "the server on the target port"
+    return _finding(
+        "PPD025", "error", confidence,
+        "The NLB terminates TLS and sends plaintext to the gateway, and the gateway's server there has "
+        f"tls.httpsRedirect ({where}): Envoy sets x-forwarded-proto from the plaintext connection (http) and "
+        f"answers every request with a redirect to https — which arrives as plaintext again: a redirect loop "
+        f"({f.get('via_nlb.location') or 'Location: https://…'}). Drop httpsRedirect on the port the NLB uses "
+        "(redirect at the NLB/CDN instead), or keep TLS to the gateway (TCP listener and target group).",
+        f, ["lb.listener_protocols", "via_nlb.tls", "tg.protocol", "via_nlb.status", "via_nlb.location",
+            "via_nlb.redirect_loop", "gateway.servers"],
+        fixes=["FIX-GW-NO-REDIRECT"], confirm=f.missing("via_nlb.redirect_loop", "gateway.servers"))
+
+
+RULES = [ppd023, ppd024, ppd025, ppd026, ppd028]

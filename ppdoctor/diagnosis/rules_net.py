@@ -79,30 +79,44 @@ def ppd017(f: FactView) -> Finding | None:
 
 
 def ppd018(f: FactView) -> Finding | None:
-    if f.get("server_first.via_nlb_greeting") is not False or f.get("server_first.direct_pp_greeting") is not True:
+    direct, nudged = f.get("server_first.direct_pp_greeting"), f.get("server_first.via_nlb_nudge_greeting")
+    if f.get("server_first.via_nlb_greeting") is not False or (direct is not True and nudged is not True):
         return None
-    pp = f.get("tg.pp_v2")
-    if pp is False:
+    # the greeting listener's own target group decides (it may not be the configured one)
+    if f.get("server_first.pp_v2", f.get("tg.pp_v2")) is False:
         return None  # no header at all: the greeting's absence has another cause
-    if f.get("server_first.header_placement", PLACEMENT_FIRST_PAYLOAD) != PLACEMENT_FIRST_PAYLOAD:
-        return None  # the header goes out with the handshake's ACK: nothing waits on the client
-    # The gateway must expect PROXY: without the filter it proxies the connection at once and the greeting
-    # flows back. Unknown mode: a greeting only behind a header says the receiver waits for one.
+    placement = f.get("server_first.header_placement")
+    if placement is not None and placement != PLACEMENT_FIRST_PAYLOAD:
+        return None  # on_first_ack: the header goes out with the handshake, the NLB holds nothing back
+    # The receiver must wait for PROXY: a gateway without the filter proxies the connection at once and the
+    # greeting flows back (an Envoy 400 to a header is PPD003's symptom, never a greeting). On that port: it
+    # greets only behind a header; else the gateway's mode, or — unknown — the greeting a line end releases.
     mode, mode_facts = gateway_mode(f)
-    if mode == "off" or (mode is None and f.get("server_first.direct_plain_greeting") is not False):
+    header_only = direct is True and f.get("server_first.direct_plain_greeting") is False
+    if not header_only and (mode == "off" or (mode is None and nudged is not True)):
         return None
+    lazy_why = ("the NLB sends the PROXY header only with the client's first data (header placement "
+                "on_first_ack_with_payload, the default), while the gateway waits for the header before it lets "
+                "the service speak. ")
+    if placement is None:  # the target group is not readable
+        confidence, why = 0.8, ("most likely " + lazy_why + "Reading the target group's attributes (header "
+                                "placement) confirms it. ")
+    else:
+        confidence, why = 0.95 if direct is True else 0.85, "with " + lazy_why
+    port = f.get("server_first.listener_port")
+    seen = ("its greeting arrives when a PROXY header is sent straight to the target" if direct is True else
+            "its greeting arrives through the NLB as soon as the client has sent a line end")
     return _finding(
-        "PPD018", "error", 0.95 if pp is True else 0.8,
-        "The service speaks first (its greeting arrives when a PROXY header is sent straight to the target), "
-        "but a silent client through the NLB never gets it: "
-        "with header placement on_first_ack_with_payload (the default) the NLB sends the PROXY header only "
-        "with the client's first data, while the gateway waits for the header before it lets the service speak. "
-        "No automatic fix: ask AWS support to set proxy_protocol_v2.client_to_server.header_placement="
+        "PPD018", "error", confidence,
+        (f"On NLB listener {port}, the" if port else "The")
+        + f" service speaks first ({seen}), but a silent client through the NLB never gets it: " + why
+        + "No automatic fix: ask AWS support to set proxy_protocol_v2.client_to_server.header_placement="
         "on_first_ack on the target group (not in the public attribute list), or serve that port from a target "
         f"group without PROXY protocol and a gateway listener without the filter ({SERVER_FIRST_SOURCES}).",
-        f, ["server_first.via_nlb_greeting", "server_first.direct_pp_greeting", "server_first.direct_plain_greeting",
-            "server_first.header_placement", "tg.pp_v2", *mode_facts],
-        explains=["server-first"], confirm=f.missing("tg.pp_v2", "gateway.pp_live"))
+        f, ["server_first.via_nlb_greeting", "server_first.via_nlb_nudge_greeting", "server_first.direct_pp_greeting",
+            "server_first.direct_plain_greeting", "server_first.header_placement", "server_first.listener_port",
+            "server_first.pp_v2", "tg.pp_v2", *mode_facts],
+        explains=["server-first"], confirm=f.missing("server_first.header_placement", "server_first.direct_pp_greeting"))
 
 
 def ppd019(f: FactView) -> Finding | None:
@@ -132,28 +146,27 @@ def ppd020(f: FactView) -> Finding | None:
     result = f.get("idle.result")
     if result not in ("reset", "empty-reply"):
         return None
-    known = f.get("idle.timeout_s")
-    timeout_s = known or NLB_DEFAULT_IDLE_TIMEOUT_S
-    # Without the listener's attributes the reset after silence is still the symptom, but which timeout
-    # (and so which keepalive interval) is unknown: lower confidence, name the permission that confirms.
-    confirm = [] if known else [
-        "idle.timeout_s unknown: the listener's tcp.idle_timeout.seconds could not be read; IAM "
-        "elasticloadbalancing:DescribeListeners and elasticloadbalancing:DescribeListenerAttributes would confirm it"]
-    waited = f.get("idle.waited_s")
+    timeout_s = f.get("idle.timeout_s")
+    tested = f.get("idle.tested_timeout_s")
+    if timeout_s is not None:
+        what, after = f"the NLB listener's idle timeout ({timeout_s} s)", f"~{timeout_s} s"
+    else:  # the listener's attribute was not readable: the probe waited past a timeout AWS allows
+        what = f"{tested or NLB_DEFAULT_IDLE_TIMEOUT_S} s (the listener's own idle timeout was not readable; it is at most that)"
+        after = f"at most {tested or NLB_DEFAULT_IDLE_TIMEOUT_S} s"
     return _finding(
-        "PPD020", "error", 0.9 if known else 0.7,
-        (f"A connection that stayed silent longer than the NLB listener's idle timeout ({timeout_s} s) was reset "
-         if known else
-         f"A connection that stayed silent for {waited} s was reset on its next request, although the listener's "
-         f"idle timeout could not be read (AWS default {timeout_s} s; the lab compresses time): ")
-        + ("on its next request: " if known else "")
-        + "the NLB forgets idle flows. Long-lived idle connections through the gateway "
-        "(database pools, gRPC streams, websockets) see resets after ~" + f"{timeout_s} s. No automatic fix: "
+        "PPD020", "error", 0.9 if timeout_s is not None else 0.8,
+        f"A connection that stayed silent longer than {what} was reset "
+        "on its next request: the NLB forgets idle flows. Long-lived idle connections through the gateway "
+        f"(database pools, gRPC streams, websockets) see resets after {after}. No automatic fix: "
         "turn TCP keepalive on for the gateway listener with an EnvoyFilter (LISTENER patch, socket_options "
         "SO_KEEPALIVE=1, TCP_KEEPIDLE below the idle timeout, e.g. 60 s, with TCP_KEEPINTVL/TCP_KEEPCNT), "
         "and keepalive on the clients; or raise the listener's tcp.idle_timeout.seconds (ModifyListenerAttributes, "
         f"60-6000 s), which only postpones the reset ({IDLE_SOURCES}).",
-        f, ["idle.result", "idle.timeout_s", "idle.waited_s"], explains=["idle"], confirm=confirm)
+        f, ["idle.result", "idle.timeout_s", "idle.tested_timeout_s", "idle.waited_s"], explains=["idle"],
+        # the reset after the silence is the symptom; only the configured timeout (the keepalive to set) is open
+        confirm=[] if timeout_s is not None else [
+            "idle.timeout_s unknown: the listener's tcp.idle_timeout.seconds could not be read; IAM "
+            "elasticloadbalancing:DescribeListeners and elasticloadbalancing:DescribeListenerAttributes would confirm it"])
 
 
 def ppd022(f: FactView) -> Finding | None:

@@ -259,6 +259,7 @@ class _Discoverer:
                 listener_port=int(listener["Port"]) if listener else number,
                 target_group_arn=tg["TargetGroupArn"], target_type=tg.get("TargetType", ""), region=region,
                 deployment=deployment, pods=pod_names,
+                listener_protocol=str(listener.get("Protocol") or "TCP") if listener else "TCP",
                 how={
                     "gateway": gw_how,
                     "region": how_region,

@@ -48,6 +48,7 @@ class PathCandidate:
     target_type: str
     region: str
     deployment: str = ""  # NS/NAME of the pods' Deployment
+    listener_protocol: str = "TCP"  # TLS: probes through the NLB speak TLS
     pods: list[str] = field(default_factory=list)
     how: dict[str, str] = field(default_factory=dict)
 

@@ -87,7 +87,8 @@ def candidate_config(c: PathCandidate, base: TargetConfig) -> TargetConfig:
                     client_source=base.nlb.client_source or (base.resolver.client_source if resolved else ""),
                     client_headers=base.nlb.client_headers or (base.resolver.client_headers if resolved else ()),
                     time_scale=base.nlb.time_scale if base.nlb.time_scale != 1.0 or not resolved
-                    else base.resolver.time_scale),
+                    else base.resolver.time_scale,
+                    tls=c.listener_protocol == "TLS", tls_server_name=base.nlb.tls_server_name),
         aws=replace(base.aws, region=c.region or base.aws.region, target_group_arns=(c.target_group_arn,)),
         kubernetes=KubeTarget(kubeconfig=base.kubernetes.kubeconfig, context=base.kubernetes.context,
                               namespace=c.namespace, gateway_deployment=deployment,

@@ -127,3 +127,78 @@ def gw_server_port(st: LiveState) -> list[Change]:
 TITLES["FIX-GW-SERVER-PORT"] = "Add a Gateway server for the target port (so the gateway listens there)"
 BUILDERS["FIX-GW-SERVER-PORT"] = gw_server_port
 WINDOWS["FIX-GW-SERVER-PORT"] = "none: the port is refused until the listener exists."
+
+
+def _patch_gateway_servers(st: LiveState, wanted, change, *, verify: str, note: str, nothing: str) -> list[Change]:
+    """Rewrite the servers (``wanted(server)``) of the Gateways that land on the target group's port.
+
+    One merge patch per Gateway replaces ``spec.servers`` (old list → new list); rollback writes the old list.
+    """
+    import copy
+
+    from ..probes.gatewayservers import landing_ports, selects
+
+    if st.gateways is None:
+        raise PlanError("the Istio Gateways could not be listed", hint="grant list on gateways.networking.istio.io")
+    target_port = int(st.tg.get("Port") or 0)
+    labels = (((st.deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+    changes: list[Change] = []
+    for gw in st.gateways:
+        if not selects(gw, labels):
+            continue
+        before = list((gw.get("spec") or {}).get("servers") or [])
+        after = []
+        for server in before:
+            number = (server.get("port") or {}).get("number")
+            on_target = isinstance(number, int) and target_port in landing_ports(number, st.service, st.deployment)
+            after.append(change(copy.deepcopy(server)) if on_target and wanted(server) else server)
+        if after == before:
+            continue
+        meta = gw.get("metadata") or {}
+        ns, name = meta.get("namespace", ""), meta.get("name", "")
+        group, version = "networking.istio.io", "v1beta1"
+        kwargs = {"group": group, "version": version, "namespace": ns, "plural": "gateways", "name": name}
+        changes.append(Change(
+            kind="k8s-merge-patch", object=f"Gateway {ns}/{name}", field="spec.servers", before=before, after=after,
+            api_call=f"PATCH /apis/{group}/{version}/namespaces/{ns}/gateways/{name} (merge patch)",
+            payload={"api": "CustomObjectsApi", "method": "patch_namespaced_custom_object", "verb": "patch",
+                     "resource": "gateways.networking.istio.io", "kwargs": {**kwargs, "body": {"spec": {"servers": after}}}},
+            rollback_payload={"api": "CustomObjectsApi", "method": "patch_namespaced_custom_object", "verb": "patch",
+                              "resource": "gateways.networking.istio.io",
+                              "kwargs": {**kwargs, "body": {"spec": {"servers": before}}}},
+            verify=verify, note=note))
+    if not changes and nothing:
+        return []
+    return changes
+
+
+def gw_hosts_wildcard(st: LiveState) -> list[Change]:
+    """hosts: ["*"] on the TLS servers the NLB's TLS target group reaches: a filter chain without server_names."""
+    return _patch_gateway_servers(
+        st, lambda s: (s.get("tls") or {}).get("mode", "SIMPLE") in ("SIMPLE", "MUTUAL") and "*" not in (s.get("hosts") or []),
+        lambda s: {**s, "hosts": ["*"]}, verify="client-ip",
+        note="the NLB sends no SNI; routing by host still works on the HTTP layer (VirtualService hosts)",
+        nothing="no TLS server with specific hosts on the target port")
+
+
+def gw_no_redirect(st: LiveState) -> list[Change]:
+    """Drop tls.httpsRedirect on the servers the NLB's plaintext reaches (the NLB already did TLS)."""
+    def drop(server: dict) -> dict:
+        tls = {k: v for k, v in (server.get("tls") or {}).items() if k != "httpsRedirect"}
+        out = {k: v for k, v in server.items() if k != "tls"}
+        if tls:
+            out["tls"] = tls
+        return out
+
+    return _patch_gateway_servers(
+        st, lambda s: bool((s.get("tls") or {}).get("httpsRedirect")), drop, verify="client-ip",
+        note="redirect plaintext clients at the NLB/CDN instead (an NLB TLS listener only)",
+        nothing="no server with httpsRedirect on the target port")
+
+
+TITLES["FIX-GW-HOSTS-WILDCARD"] = "Let the gateway's TLS server on the NLB's port accept connections without SNI (hosts \"*\")"
+BUILDERS["FIX-GW-HOSTS-WILDCARD"] = gw_hosts_wildcard
+WINDOWS["FIX-GW-HOSTS-WILDCARD"] = "none: istiod pushes the listener, no restart."
+TITLES["FIX-GW-NO-REDIRECT"] = "No https redirect on the gateway port behind the NLB's TLS listener"
+BUILDERS["FIX-GW-NO-REDIRECT"] = gw_no_redirect
+WINDOWS["FIX-GW-NO-REDIRECT"] = "none: istiod pushes the route, no restart."

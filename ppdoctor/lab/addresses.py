@@ -25,5 +25,7 @@ PRIVATE_SUBNET_CIDR = "127.1.2.0/24"
 NLB_IP = "127.1.1.10"
 GATEWAY_POD_IP = "127.1.2.10"
 ECHO_POD_IP = "127.1.2.20"
+# Pods of scenarios' in-cluster callers (kubernetes.in_cluster_callers), in the pod subnet.
+IN_CLUSTER_CALLER_IPS = ("127.1.2.30", "127.1.2.31", "127.1.2.32")
 # Other pods / the lab API server and moto.
 CONTROL_PLANE_IP = "127.0.0.1"

@@ -83,6 +83,7 @@ class LiveState:
     vpc_endpoint_ids: tuple[str, ...] = ()  # available interface endpoints of the NLB's endpoint service
     lb_ip_address_type: str = "ipv4"  # "dualstack": IPv6 clients can reach the NLB
     idle_timeout_seconds: int = 350  # the listener's tcp.idle_timeout.seconds (AWS default 350)
+    listener_protocol: str = "TCP"  # "TLS": the NLB terminates TLS (DescribeListeners)
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,12 @@ class AwsClients:
         )
 
 
-def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
-    """Read the target group, its attributes and targets, and the private subnet's default route."""
+def read_live_state(clients: AwsClients, world: AwsWorld, read_listener_protocol: bool = False) -> LiveState:
+    """Read the target group, its attributes and targets, and the private subnet's default route.
+
+    ``read_listener_protocol``: also DescribeListeners for TCP vs TLS — only an emulator that holds a
+    listener certificate can act on TLS, so the others spare the extra request.
+    """
     elbv2, ec2 = clients.elbv2, clients.ec2
     tg = elbv2.describe_target_groups(TargetGroupArns=[world.tg_arn])["TargetGroups"][0]
     attributes = {
@@ -149,6 +154,9 @@ def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
         a["Key"]: a["Value"]
         for a in elbv2.describe_listener_attributes(ListenerArn=world.listener_arn).get("Attributes", [])
     }
+    listeners = (elbv2.describe_listeners(ListenerArns=[world.listener_arn])["Listeners"]
+                 if world.listener_arn and read_listener_protocol else [])
+    listener_protocol = listeners[0].get("Protocol", "TCP") if listeners else "TCP"
     return LiveState(
         tg_arn=world.tg_arn,
         target_type=target_type,
@@ -164,6 +172,7 @@ def read_live_state(clients: AwsClients, world: AwsWorld) -> LiveState:
         private_default_route=route,
         private_default_route_target=route_target,
         idle_timeout_seconds=_int_attribute(listener_attributes, "tcp.idle_timeout.seconds", 350),
+        listener_protocol=listener_protocol,
         **security,
     )
 

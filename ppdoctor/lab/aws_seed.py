@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LabError
@@ -101,6 +102,7 @@ def seed_aws(
     target_ip: str,
     port_map: Mapping[int, int],
     tags_cluster: str = "lab",
+    tls_cert: tuple[Path, Path] | None = None,
 ) -> AwsWorld:
     """Create the scenario's AWS objects in moto and return their ids.
 
@@ -121,7 +123,8 @@ def seed_aws(
     net = _seed_network(ec2, spec, tags_cluster)
     lb, eni_id = _seed_load_balancer(ec2, elbv2, spec, net, tags_cluster)
     tg_arn = _seed_target_group(elbv2, spec, net.vpc_id, target_port, hc_port)
-    listener_arn = _seed_listener(elbv2, spec, lb["LoadBalancerArn"], tg_arn)
+    certificate_arn = _seed_certificate(endpoint_url, region, tls_cert) if spec.listener_protocol == "TLS" else None
+    listener_arn = _seed_listener(elbv2, spec, lb["LoadBalancerArn"], tg_arn, certificate_arn)
     target_sg_id = _seed_target_security_group(ec2, spec, net, tags_cluster)
     target_id, target_eni_id = _seed_target(
         ec2, elbv2, spec, net, tg_arn, target_ip, target_port, tags_cluster, target_sg_id
@@ -297,15 +300,33 @@ def _seed_target_group(elbv2: Any, spec: "AwsSpec", vpc_id: str, target_port: in
     return tg_arn
 
 
-def _seed_listener(elbv2: Any, spec: "AwsSpec", lb_arn: str, tg_arn: str) -> str:
+def _seed_certificate(endpoint_url: str, region: str, tls_cert: tuple[Path, Path] | None) -> str:
+    """The TLS listener's certificate: the lab's self-signed pair imported into (moto's) ACM."""
+    if tls_cert is None:
+        raise LabError("a TLS listener needs a certificate", hint="seed_aws(..., tls_cert=(cert, key))")
+    with _Step("ACM certificate"):
+        acm = aws_client("acm", endpoint_url, region)
+        cert, key = (Path(p).read_bytes() for p in tls_cert)
+        return str(acm.import_certificate(Certificate=cert, PrivateKey=key)["CertificateArn"])
+
+
+# The NLB's recommended TLS policy ("Security policies for your Network Load Balancer").
+NLB_TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+def _seed_listener(elbv2: Any, spec: "AwsSpec", lb_arn: str, tg_arn: str, certificate_arn: str | None = None) -> str:
     """The NLB listener forwarding to the target group; returns its ARN."""
     with _Step("listener"):
-        listener_protocol = "TCP_UDP" if spec.target_group.protocol == "TCP_UDP" else "TCP"
+        listener_protocol = "TCP_UDP" if spec.target_group.protocol == "TCP_UDP" else spec.listener_protocol
+        tls: dict[str, Any] = {}
+        if listener_protocol == "TLS":
+            tls = {"Certificates": [{"CertificateArn": certificate_arn}], "SslPolicy": NLB_TLS_POLICY}
         listener_arn: str = elbv2.create_listener(
             LoadBalancerArn=lb_arn,
             Protocol=listener_protocol,
             Port=spec.listener_port,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg_arn}],
+            **tls,
         )["Listeners"][0]["ListenerArn"]
     if spec.listener_attributes:
         with _Step("listener attributes"):

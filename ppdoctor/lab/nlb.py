@@ -30,6 +30,7 @@ import ssl
 import struct
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ..errors import LabError
 from ..proxyproto import local_v2, proxy_v2
@@ -82,6 +83,7 @@ class NlbStats:
     idle_resets: int = 0
     pp_headers_sent: int = 0
     resets_to_client: int = 0
+    tls_failures: int = 0  # TLS handshakes (listener or target side) that failed
     target_connect_failures: int = 0
     health_checks: int = 0
     health_check_failures: int = 0
@@ -332,6 +334,7 @@ class NlbEmulator:
         privatelink: bool = False,
         listen_host_v6: str | None = None,
         idle_timeout_scale: float = 1.0,
+        tls_cert: tuple[Path, Path] | None = None,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.world = world
@@ -348,6 +351,9 @@ class NlbEmulator:
         self.privatelink = privatelink
         self.listen_host_v6 = listen_host_v6
         self.idle_timeout_scale = idle_timeout_scale
+        # The TLS listener's certificate and key (the pair imported into moto's ACM): used when the
+        # live listener protocol is TLS (nlb_tls.py).
+        self.tls_cert = tls_cert
         self._server_v6: asyncio.Server | None = None
         self._address_v6: tuple[str, int] | None = None
         self._state: LiveState | None = None
@@ -492,7 +498,8 @@ class NlbEmulator:
         loop = asyncio.get_running_loop()
         # Taken before the read: a change made while the read runs shows at the next look.
         activity = self._moto_activity()
-        state = await loop.run_in_executor(self._executor, read_live_state, self._clients, self.world)
+        state = await loop.run_in_executor(self._executor, read_live_state, self._clients, self.world,
+                                           self.tls_cert is not None)
         self._state = state
         self._reads += 1
         self._read_activity = activity
@@ -636,6 +643,9 @@ class NlbEmulator:
             else:  # the default placement: with the client's first data (lab/nlb_placement.py)
                 flow.pending_header = header
             self._stats.pp_headers_sent += 1
+        if state.protocol == "TLS" or state.listener_protocol == "TLS":
+            if not await self._tls(flow, side, state):
+                return
         client_transport = flow.client.transport
         if client_transport is not None and not client_transport.is_closing():
             client_transport.resume_reading()
@@ -645,6 +655,29 @@ class NlbEmulator:
         if state is None or not flow.last_activity:
             return False
         return idle_expired(flow.last_activity, now, state.idle_timeout_seconds, self.idle_timeout_scale)
+
+    async def _tls(self, flow: _Flow, side: _Side, state: LiveState) -> bool:
+        """TLS listener / TLS target group (nlb_tls.py); False when a handshake failed and the flow is reset."""
+        from . import nlb_tls
+
+        cert = self.tls_cert if state.listener_protocol == "TLS" else None
+        if state.listener_protocol == "TLS" and cert is None:
+            log.warning("lab NLB: TLS listener without a certificate; resetting")
+        if state.protocol == "TLS" and flow.pending_header is not None and side.transport is not None:
+            # Towards a TLS target the header goes first on the TCP connection, before the NLB's ClientHello,
+            # whatever the placement attribute says about the client's data.
+            side.transport.write(flow.pending_header)
+            flow.pending_header = None
+        try:
+            await nlb_tls.wrap_flow(flow.client, side, target_tls=state.protocol == "TLS", listener_cert=cert)
+        except (OSError, ssl.SSLError, TimeoutError) as exc:
+            self._stats.tls_failures += 1
+            log.info("lab NLB: TLS for %s:%s failed: %s", *flow.client_addr, exc)
+            if not flow.finished:
+                _reset(side.transport)
+                self._reset_client(flow)
+            return False
+        return not (flow.client.lost or flow.finished)
 
     def _flow_vpce_id(self, state: LiveState) -> str | None:
         """The VPC endpoint id for TLV 0xEA: the explicit one, else the endpoint a PrivateLink client uses."""

@@ -27,6 +27,9 @@ DEFAULT_SCENARIO = "tg-pp-on-gateway-off"
 TRAFFIC_PORT = 8080
 TLS_PORT = 8443
 STATUS_PORT = 15021
+# The `tcp` port of the istio-ingressgateway chart (gateways/istio-ingress values: tcp 31400): the lab's
+# TCP (non-HTTP) gateway listener, opened when a Gateway server with protocol TCP lands on it.
+TCP_PORT = 31400
 ADMIN_PORT = 15000
 PORT_ALIASES = {"traffic-port": "traffic-port", "status-port": str(STATUS_PORT)}
 # The Istio release of the lab's gateway image (docker.io/istio/proxyv2:<version>) unless a scenario says otherwise.
@@ -77,6 +80,8 @@ class AwsSpec:
     load_balancer_name: str = "istio-ingress-nlb"
     scheme: str = "internet-facing"
     listener_port: int = 80
+    # TLS: the NLB terminates TLS with a certificate made at lab start (imported into moto's ACM)
+    listener_protocol: str = "TCP"
     target_group: TargetGroupSpec = field(default_factory=TargetGroupSpec)
     # Where 0.0.0.0/0 of the targets' (private) subnet points: "nat" (NAT gateway) or "igw".
     private_default_route: str = "nat"
@@ -90,6 +95,9 @@ class AwsSpec:
     endpoint_service: bool = False
     # Listener attributes, e.g. {"tcp.idle_timeout.seconds" = "60"} (absent: AWS defaults, 350 s).
     listener_attributes: dict[str, str] = field(default_factory=dict)
+    # A TCP (non-HTTP) listener on this port (0: none) → the gateway's `tcp` port 31400, its own target
+    # group with the main one's attributes; the scenario's Gateway/VirtualService route it (greeter).
+    tcp_listener_port: int = 0
     # "dualstack": the NLB has IPv6 addresses too (the lab's on ::1); target groups stay IPv4.
     ip_address_type: str = "ipv4"
 
@@ -118,12 +126,23 @@ class EchoSpec:
 
 
 @dataclass(frozen=True)
+class InClusterCaller:
+    """A pod that calls the gateway Service's ClusterIP (kube-proxy → the pods' target port), not the NLB."""
+
+    name: str  # e.g. "cert-manager" (HTTP-01 self-check, cert-manager #656)
+    namespace: str
+    path: str = "/"
+    every_seconds: float = 0.5  # lab time: compressed like the NLB's health checks
+
+
+@dataclass(frozen=True)
 class KubernetesSpec:
     lbc_installed: bool = True
     gateway: GatewaySpec = field(default_factory=GatewaySpec)
     mesh: MeshSpec = field(default_factory=MeshSpec)
     echo: EchoSpec = field(default_factory=EchoSpec)
     extra_manifests: str = ""  # YAML documents (EnvoyFilters, VirtualServices, …)
+    in_cluster_callers: tuple[InClusterCaller, ...] = ()
 
 
 # The Service annotations the AWS Load Balancer Controller reads for an NLB with PROXY v2 (its docs,
@@ -170,6 +189,7 @@ class Scenario:
 
 _CHOICES = {
     ("aws", "scheme"): ("internet-facing", "internal"),
+    ("aws", "listener_protocol"): ("TCP", "TLS", "TCP_UDP"),
     ("aws", "private_default_route"): ("nat", "igw"),
     ("aws", "ip_address_type"): ("ipv4", "dualstack"),
     ("aws", "target_group", "target_type"): ("ip", "instance"),
@@ -306,14 +326,20 @@ def _aws(r: _Reader) -> AwsSpec:
         load_balancer_name=r.take("load_balancer_name", str, d.load_balancer_name),
         scheme=r.take("scheme", str, d.scheme),
         listener_port=r.take("listener_port", int, d.listener_port),
+        listener_protocol=r.take("listener_protocol", str, d.listener_protocol),
         target_group=_target_group(r.sub("target_group")),
         private_default_route=r.take("private_default_route", str, d.private_default_route),
         tls_listener=r.take("tls_listener", bool, d.tls_listener),
+        tcp_listener_port=r.take("tcp_listener_port", int, d.tcp_listener_port),
         target_sg_ingress=_cidrs(r, "target_sg_ingress", d.target_sg_ingress),
         endpoint_service=r.take("endpoint_service", bool, d.endpoint_service),
         ip_address_type=r.take("ip_address_type", str, d.ip_address_type),
         listener_attributes=_listener_attributes(r),
     )
+    taken = {spec.listener_port, *((443,) if spec.tls_listener else ())}
+    if spec.tcp_listener_port and (not 1 <= spec.tcp_listener_port <= 65535 or spec.tcp_listener_port in taken):
+        raise r.fail("tcp_listener_port", f"is {spec.tcp_listener_port}; allowed: 0 (none) or a port from 1 to 65535 "
+                     f"other than the NLB's other listeners ({', '.join(map(str, sorted(taken)))})")
     r.done()
     return spec
 
@@ -378,12 +404,28 @@ def _kubernetes(r: _Reader) -> KubernetesSpec:
         for doc in docs:
             if not isinstance(doc, dict) or not {"apiVersion", "kind", "metadata"} <= doc.keys():
                 raise r.fail("extra_manifests", "must hold Kubernetes objects with apiVersion, kind and metadata")
+    callers = []
+    for i, item in enumerate(r.take("in_cluster_callers", list, [])):
+        c = _Reader(item, (*r.where, f"in_cluster_callers[{i}]"), r.source)
+        name = c.take("name", str, "")
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", name):
+            raise c.fail("name", f"is {name!r}; allowed: a Kubernetes name (lower case, digits, '-')")
+        every = c.take("every_seconds", (int, float), 0.5)
+        if every <= 0:
+            raise c.fail("every_seconds", "must be positive")
+        callers.append(InClusterCaller(name=name, namespace=c.take("namespace", str, name),
+                                       path=c.take("path", str, "/"), every_seconds=float(every)))
+        c.done()
+    if len(callers) > len(addresses.IN_CLUSTER_CALLER_IPS):
+        raise r.fail("in_cluster_callers", f"holds {len(callers)}; the lab has addresses for "
+                                           f"{len(addresses.IN_CLUSTER_CALLER_IPS)}")
     spec = KubernetesSpec(
         lbc_installed=r.take("lbc_installed", bool, True),
         gateway=gateway,
         mesh=mesh,
         echo=echo,
         extra_manifests=extra,
+        in_cluster_callers=tuple(callers),
     )
     r.done()
     return spec

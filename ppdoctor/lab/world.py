@@ -16,6 +16,7 @@ picked up the way production picks it up:
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -82,6 +83,9 @@ class LabWorld:
         self.echo: Any = None
         self.nlb: Any = None
         self.nlb_tls: Any = None  # the first NLB's second listener (443 → 8443), its own emulator
+        self.nlb_tcp: Any = None  # the scenario's TCP listener (aws.tcp_listener_port → 31400), its own emulator
+        self.aws_tcp: Any = None
+        self.greeter: Any = None  # the server-first backend behind the gateway's TCP route (lab/greeter.py)
         self.aws_tls: Any = None
         self.gwapi: Any = None  # the Gateway API gateway (gatewayapi.GatewayApiLab)
         self.ports: manifests.PortMap | None = None
@@ -92,6 +96,7 @@ class LabWorld:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._elbv2: Any = None
         self.events: list[dict[str, Any]] = []
+        self.caller_stats: dict[str, Any] = {}  # in-cluster caller name → incluster.CallerStats
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -113,14 +118,23 @@ class LabWorld:
         self.ports = manifests.PortMap(
             traffic=free_port(gw_ip), tls=free_port(gw_ip), status=free_port(gw_ip),
             admin=free_port(gw_ip), echo=free_port(addresses.ECHO_POD_IP),
+            tcp=free_port(gw_ip) if sc.aws.tcp_listener_port else 0,
         )
         port_map = self.ports.as_dict()
 
         # AWS
         self.moto = MotoServer()
         await asyncio.to_thread(self.moto.start)
+        # The NLB's TLS listener certificate (its own pair, imported into moto's ACM), made at lab start.
+        from .envoycfg import ensure_tls_cert
+
+        self.nlb_tls_cert = None
+        if sc.aws.listener_protocol == "TLS":
+            (self.state_dir / "nlb").mkdir(parents=True, exist_ok=True)
+            self.nlb_tls_cert = ensure_tls_cert(self.state_dir / "nlb")
         self.aws = await asyncio.to_thread(
-            seed_aws, self.moto.endpoint_url, sc.aws, target_ip=gw_ip, port_map=port_map
+            functools.partial(seed_aws, self.moto.endpoint_url, sc.aws, target_ip=gw_ip, port_map=port_map,
+                              tls_cert=self.nlb_tls_cert)
         )
         self._elbv2 = _elbv2_client(self.moto.endpoint_url, sc.aws.region)
 
@@ -140,6 +154,7 @@ class LabWorld:
             *self._echo_pods(),
             *manifests.lbc_objects(sc, tg_arn=self.aws.tg_arn),
             *manifests.extra_objects(sc),
+            *self._caller_objects(),
         ]
         token = secrets.token_urlsafe(24)
         self.kube = KubeApiServer(objects, token=token, host=addresses.CONTROL_PLANE_IP, port=0)
@@ -152,6 +167,10 @@ class LabWorld:
         from ..echo.server import start_echo, variant_for_image
 
         self.echo = await start_echo(addresses.ECHO_POD_IP, self.ports.echo, variant_for_image(sc.kubernetes.echo.image))
+        if sc.aws.tcp_listener_port:
+            from .greeter import start_greeter
+
+            self.greeter = await start_greeter(addresses.ECHO_POD_IP)
         self._mesh_at_pod_start = yaml.safe_load(mesh_at_start["data"]["mesh"]) or {}
         from .gateway import GatewayProcess
 
@@ -169,11 +188,12 @@ class LabWorld:
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
                                vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink,
                                listen_host_v6=_v6_listener(sc.client.source),
-                               idle_timeout_scale=LAB_IDLE_TIMEOUT_SCALE)
+                               idle_timeout_scale=LAB_IDLE_TIMEOUT_SCALE, tls_cert=self.nlb_tls_cert)
         await self.nlb.start()
         await self._start_discovery_topology()
 
         self.kube.store.subscribe(self._on_kube_event)
+        self._start_callers()
         self.endpoints = self._write_endpoints(kubeconfig)
         return self.endpoints
 
@@ -194,11 +214,38 @@ class LabWorld:
             self.nlb_tls = NlbEmulator(self.moto.endpoint_url, self.aws_tls, self.moto, vpc_cidr=addresses.VPC_CIDR,
                                        vpc_endpoint_id=sc.client.vpc_endpoint_id)
             await self.nlb_tls.start()
+        if sc.aws.tcp_listener_port:
+            tg = sc.aws.target_group
+            self.aws_tcp = await asyncio.to_thread(
+                add_listener, self.moto.endpoint_url, self.aws, listener_port=sc.aws.tcp_listener_port,
+                target_port=self.ports.tcp, tg_name=f"{tg.name[:26]}-tcp" if tg.name else "k8s-istiosys-istioing-tcp",
+                tags=owner_tags(tg.tags, manifests.GATEWAY_NS, manifests.GATEWAY_NAME, sc.aws.tcp_listener_port),
+                attributes=tg.attributes)
+            self.nlb_tcp = NlbEmulator(self.moto.endpoint_url, self.aws_tcp, self.moto, vpc_cidr=addresses.VPC_CIDR,
+                                       vpc_endpoint_id=sc.client.vpc_endpoint_id)
+            await self.nlb_tcp.start()
         if sc.gateway_api.enabled:
             from .gatewayapi import GatewayApiLab
 
             self.gwapi = GatewayApiLab(sc, self.state_dir)
             await self.gwapi.start(world=self)
+
+    # --- in-cluster callers (pods calling the gateway's ClusterIP, no PROXY header) ------------
+
+    def _caller_objects(self) -> list[dict[str, Any]]:
+        from .incluster import caller_ips, caller_objects
+
+        callers = self.scenario.kubernetes.in_cluster_callers
+        return [o for c, ip in zip(callers, caller_ips(callers)) for o in caller_objects(c, ip)]
+
+    def _start_callers(self) -> None:
+        from .incluster import CallerStats, caller_ips, run_caller
+
+        callers = self.scenario.kubernetes.in_cluster_callers
+        for caller, ip in zip(callers, caller_ips(callers)):
+            stats = self.caller_stats[caller.name] = CallerStats()
+            # ClusterIP → kube-proxy → an endpoint's targetPort: the gateway pod's traffic port
+            self._spawn(run_caller(caller, ip, lambda: (addresses.GATEWAY_POD_IP, self.ports.traffic), stats))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -210,7 +257,7 @@ class LabWorld:
             except Exception as exc:  # keep stopping the rest
                 log.warning("stopping the Gateway API gateway failed: %s", exc)
             self.gwapi = None
-        for name in ("nlb_tls", "nlb", "gateway", "echo", "kube"):
+        for name in ("nlb_tcp", "nlb_tls", "nlb", "gateway", "greeter", "echo", "kube"):
             part = getattr(self, name)
             if part is None:
                 continue
@@ -250,7 +297,18 @@ class LabWorld:
             "status_port": self.ports.status,
             "admin_port": self.ports.admin,
             "echo_upstream": (addresses.ECHO_POD_IP, self.ports.echo),
+            **({"tcp_port": self.ports.tcp, "tcp_upstreams": self._tcp_upstreams()} if self.ports.tcp else {}),
         }
+
+    def _tcp_upstreams(self) -> dict[str, tuple[str, int]]:
+        """The outbound cluster of the greeter's Service (what a VirtualService tcp route names) → its pod."""
+        from .envoycfg import outbound_cluster
+        from .greeter import GREETER_NS, GREETER_SERVICE, GREETER_SERVICE_PORT
+
+        if self.greeter is None:
+            return {}
+        host = f"{GREETER_SERVICE}.{GREETER_NS}.svc.cluster.local"
+        return {outbound_cluster(host, GREETER_SERVICE_PORT): self.greeter.address}
 
     def _gateway_settings(self) -> Any:
         from .istio import derive_gateway_settings
@@ -261,7 +319,7 @@ class LabWorld:
         services = [o for o in store.list("virtualservices") if o]
         labels = deployment["spec"]["template"]["metadata"].get("labels", {})
         # istiod opens listeners only where Gateway servers land (through the gateway Service's ports)
-        gateways = [o for o in store.list("gateways") if o]
+        gateways = [o for o in store.list("gateways.networking.istio.io") if o]
         service = store.get("services", manifests.GATEWAY_NS, manifests.GATEWAY_NAME)
         return derive_gateway_settings(deployment, self._mesh_at_pod_start, filters, services, labels,
                                        gateways=gateways, service=service)
@@ -345,6 +403,8 @@ class LabWorld:
             await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws.tg_arn, service, self.ports.as_dict())
             if self.aws_tls is not None:  # the controller reconciles every target group of the Service
                 await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws_tls.tg_arn, service, self.ports.as_dict())
+            if self.aws_tcp is not None:
+                await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws_tcp.tg_arn, service, self.ports.as_dict())
 
     # --- endpoints file ---------------------------------------------------------------
 
@@ -373,6 +433,8 @@ class LabWorld:
         resolve = [f"{self.aws.lb_dns_name}:{self.scenario.aws.listener_port}={_host_port(nlb_host, nlb_port)}"]
         if self.nlb_tls is not None:
             resolve.append(f"{self.aws.lb_dns_name}:443={_host_port(*self.nlb_tls.address)}")
+        if self.nlb_tcp is not None:
+            resolve.append(f"{self.aws.lb_dns_name}:{self.scenario.aws.tcp_listener_port}={_host_port(*self.nlb_tcp.address)}")
         if self.gwapi is not None:
             resolve.append(f"{self.gwapi.aws.lb_dns_name}:80={_host_port(*self.gwapi.nlb.address)}")
         cfg = cfgmod.TargetConfig(
@@ -381,6 +443,7 @@ class LabWorld:
             nlb=cfgmod.NlbTarget(
                 name=self.aws.lb_name, arn=self.aws.lb_arn, address=_host_port(nlb_host, nlb_port),
                 listener_port=self.scenario.aws.listener_port, client_source=self.scenario.client.source,
+                tls=self.scenario.aws.listener_protocol == "TLS",
                 time_scale=self.nlb.idle_timeout_scale,
                 # what the scenario's client path (a CDN in front) adds to every request
                 client_headers=tuple(f"{k}: {v}" for k, v in self.scenario.client.extra_headers.items()),
@@ -442,7 +505,8 @@ def _v6_listener(client_source: str) -> str | None:
 
 def _check_loopback_aliases() -> None:
     """The lab needs to bind 127.1.x.x: true on Linux (all of 127/8 is local), not on macOS without aliases."""
-    for ip in (addresses.NLB_IP, addresses.GATEWAY_POD_IP, addresses.ECHO_POD_IP, addresses.CLIENT_IP):
+    for ip in (addresses.NLB_IP, addresses.GATEWAY_POD_IP, addresses.ECHO_POD_IP, addresses.CLIENT_IP,
+               *addresses.IN_CLUSTER_CALLER_IPS):
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
                 s.bind((ip, 0))

@@ -11,7 +11,7 @@ from typing import Any
 
 from .classify import classify_server, client_class, client_details
 from .flows import CLIENT_PREFIX, MAX_OPEN_FLOWS, Flow, FlowTracker
-from .reader import CaptureError, ReadStats, read_batches
+from .reader import CaptureError, ReadStats
 
 __all__ = ["Analysis", "analyze", "HANDSHAKE", "FIRST_BYTES", "ANSWER"]
 
@@ -365,7 +365,7 @@ def analyze(path: str, *, nlb_ips: Iterable[str] = (), vpcs: Iterable[str] = (),
     ports = sorted(set(ports)) or None
     result = Analysis(path, nlb_ips=nlb, vpcs=nets, ports=ports)
     tracker = FlowTracker(result.add, ports=ports, max_open=max_open)
-    tracker.feed_batches(read_batches(path, result.stats))
+    tracker.feed_file(path, result.stats)
     tracker.close()
     result.peak_open, result.evicted = tracker.peak_open, tracker.evicted
     result.count()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-from .reader import ACK, FIN, RST, SYN
+from .reader import ACK, FIN, RST, SYN, read_batches
 
 __all__ = ["Flow", "FlowTracker", "CLIENT_PREFIX", "SERVER_PREFIX", "MAX_OPEN_FLOWS"]
 
@@ -107,116 +107,128 @@ class FlowTracker:
         """Track segments (reader tuples) in capture order."""
         self.feed_batches((segs,))
 
+    def feed_file(self, path: str, stats) -> None:
+        """Track the segments of the capture at ``path``: for pcap the reader updates the flows from its
+        own loop (one pass, no segment tuples, bare ACKs of known flows handled inline); pcapng in batches."""
+        self.feed_batches(read_batches(path, stats, track=self))
+
     def feed_batches(self, batches: Iterable[Iterable[tuple]]) -> None:
         """Track lists of segments (``read_batches``): the inner loop runs over a list, not a generator."""
         for segs in batches:
             self._feed(segs)
 
     def _feed(self, segs: Iterable[tuple]) -> None:
+        one = self.one
+        for ts, src, dst, sport, dport, seq, _ack, flags, payload, cut in segs:
+            one(ts, src, dst, sport, dport, seq, flags, payload, cut)
+
+    def one(self, ts: float, src: bytes, dst: bytes, sport: int, dport: int, seq: int, flags: int,
+            payload: bytes, cut: bool) -> None:
+        """Track one segment. The pcap reader calls this from its own loop (``feed_file``), after handling
+        a bare ACK of a known flow itself (flows.py's bare-ACK rule, kept identical there)."""
         flows = self.flows
         ports = self.ports
-        for ts, src, dst, sport, dport, seq, _ack, flags, payload, cut in segs:
-            hit = flows.get((src, sport, dst, dport))
-            if hit is None:
-                if flags & SYN and not flags & ACK:
-                    if ports is None or dport in ports:
-                        self._start(src, sport, dst, dport, ts, seq)
-                        continue
-                    continue
-                if flags & SYN:  # a SYN-ACK for no known SYN: from another address?
-                    flow = self.pending.get((dst, dport, sport))
-                    if flow is not None and flow.synack_from is None and flow.server != src:
-                        flow.synack_from = src
-                    continue
-                if flags & RST or (src, sport, dst, dport) in self.closed or (dst, dport, src, sport) in self.closed:
-                    continue
-                # No SYN seen: the capture started mid-connection. The server is the --port side, else
-                # an endpoint that received SYNs, else the lower port (ephemeral ports are high).
-                servers = self.servers
-                if ports is None and (dst, dport) in servers:
+        hit = flows.get((src, sport, dst, dport))
+        if hit is None:
+            if flags & SYN and not flags & ACK:
+                if ports is None or dport in ports:
+                    self._start(src, sport, dst, dport, ts, seq)
+                    return
+                return
+            if flags & SYN:  # a SYN-ACK for no known SYN: from another address?
+                flow = self.pending.get((dst, dport, sport))
+                if flow is not None and flow.synack_from is None and flow.server != src:
+                    flow.synack_from = src
+                return
+            if flags & RST or (src, sport, dst, dport) in self.closed or (dst, dport, src, sport) in self.closed:
+                return
+            # No SYN seen: the capture started mid-connection. The server is the --port side, else
+            # an endpoint that received SYNs, else the lower port (ephemeral ports are high).
+            servers = self.servers
+            if ports is None and (dst, dport) in servers:
+                flow = self._new(src, sport, dst, dport, ts)
+            elif ports is None and (src, sport) in servers:
+                flow = self._new(dst, dport, src, sport, ts)
+            elif ports is not None:
+                if dport in ports:
                     flow = self._new(src, sport, dst, dport, ts)
-                elif ports is None and (src, sport) in servers:
+                elif sport in ports:
                     flow = self._new(dst, dport, src, sport, ts)
-                elif ports is not None:
-                    if dport in ports:
-                        flow = self._new(src, sport, dst, dport, ts)
-                    elif sport in ports:
-                        flow = self._new(dst, dport, src, sport, ts)
-                    else:
-                        continue
-                elif dport <= sport:
-                    flow = self._new(src, sport, dst, dport, ts)
                 else:
-                    flow = self._new(dst, dport, src, sport, ts)
-                flow.mid_stream = True
-                hit = flows[(src, sport, dst, dport)]
-            flow, from_client = hit
-            flow.packets += 1
-            if not payload and not flags & 0x07:  # a bare ACK, most of a capture: only the handshake's last one counts
-                if from_client and not flow.acked and flow.synack:
-                    flow.acked = True
-                continue
-            if cut:
-                flow.cut = True
-            if from_client:
-                if flags & SYN:
-                    if flow.syn_isn == seq and not flow.c_pieces and not flow.c_fin:
-                        flow.syns += 1  # retransmitted SYN
-                        continue
-                    if flow.acked or flow.c_fin or flow.c_rst or flow.s_rst or flow.c_pieces:
-                        self._finish(flow)  # 5-tuple reuse: a new connection from the same port
-                        self._start(src, sport, dst, dport, ts, seq)
-                        continue
-                    flow.syns += 1
-                    flow.syn_isn = seq
-                    flow.c_base = (seq + 1) & 0xFFFFFFFF
-                    continue
-                if not flow.acked and flags & ACK and flow.synack:
-                    flow.acked = True
-                if payload:
-                    base = flow.c_base
-                    if base < 0:
-                        base = flow.c_base = seq
-                    rel = (seq - base) & 0xFFFFFFFF
-                    if rel < _HALF:
-                        if rel > flow.c_have:
-                            flow.ooo = True
-                        end = rel + len(payload)
-                        if end > flow.c_have:
-                            flow.c_have = end
-                        if rel < CLIENT_PREFIX and len(flow.c_pieces) < _MAX_PIECES:
-                            flow.c_pieces.append((rel, payload[: CLIENT_PREFIX - rel]))
-                if flags & FIN:
-                    flow.c_fin = True
-                if flags & RST:
-                    flow.c_rst = True
-                    self._finish(flow)
-                elif flow.c_fin and flow.s_fin:
-                    self._finish(flow)
+                    return
+            elif dport <= sport:
+                flow = self._new(src, sport, dst, dport, ts)
             else:
-                if flags & SYN:
-                    flow.synack = True
-                    flow.s_base = (seq + 1) & 0xFFFFFFFF
-                    self.pending.pop((flow.client, flow.cport, flow.sport), None)
-                    continue
-                if payload:
-                    base = flow.s_base
-                    if base < 0:
-                        base = flow.s_base = seq
-                    rel = (seq - base) & 0xFFFFFFFF
-                    if rel < _HALF:
-                        end = rel + len(payload)
-                        if end > flow.s_have:
-                            flow.s_have = end
-                        if rel < SERVER_PREFIX and len(flow.s_pieces) < _MAX_PIECES:
-                            flow.s_pieces.append((rel, payload[: SERVER_PREFIX - rel]))
-                if flags & FIN:
-                    flow.s_fin = True
-                if flags & RST:
-                    flow.s_rst = True
-                    self._finish(flow)
-                elif flow.c_fin and flow.s_fin:
-                    self._finish(flow)
+                flow = self._new(dst, dport, src, sport, ts)
+            flow.mid_stream = True
+            hit = flows[(src, sport, dst, dport)]
+        flow, from_client = hit
+        flow.packets += 1
+        if not payload and not flags & 0x07:  # a bare ACK, most of a capture: only the handshake's last one counts
+            if from_client and not flow.acked and flow.synack:
+                flow.acked = True
+            return
+        if cut:
+            flow.cut = True
+        if from_client:
+            if flags & SYN:
+                if flow.syn_isn == seq and not flow.c_pieces and not flow.c_fin:
+                    flow.syns += 1  # retransmitted SYN
+                    return
+                if flow.acked or flow.c_fin or flow.c_rst or flow.s_rst or flow.c_pieces:
+                    self._finish(flow)  # 5-tuple reuse: a new connection from the same port
+                    self._start(src, sport, dst, dport, ts, seq)
+                    return
+                flow.syns += 1
+                flow.syn_isn = seq
+                flow.c_base = (seq + 1) & 0xFFFFFFFF
+                return
+            if not flow.acked and flags & ACK and flow.synack:
+                flow.acked = True
+            if payload:
+                base = flow.c_base
+                if base < 0:
+                    base = flow.c_base = seq
+                rel = (seq - base) & 0xFFFFFFFF
+                if rel < _HALF:
+                    if rel > flow.c_have:
+                        flow.ooo = True
+                    end = rel + len(payload)
+                    if end > flow.c_have:
+                        flow.c_have = end
+                    if rel < CLIENT_PREFIX and len(flow.c_pieces) < _MAX_PIECES:
+                        flow.c_pieces.append((rel, payload[: CLIENT_PREFIX - rel]))
+            if flags & FIN:
+                flow.c_fin = True
+            if flags & RST:
+                flow.c_rst = True
+                self._finish(flow)
+            elif flow.c_fin and flow.s_fin:
+                self._finish(flow)
+        else:
+            if flags & SYN:
+                flow.synack = True
+                flow.s_base = (seq + 1) & 0xFFFFFFFF
+                self.pending.pop((flow.client, flow.cport, flow.sport), None)
+                return
+            if payload:
+                base = flow.s_base
+                if base < 0:
+                    base = flow.s_base = seq
+                rel = (seq - base) & 0xFFFFFFFF
+                if rel < _HALF:
+                    end = rel + len(payload)
+                    if end > flow.s_have:
+                        flow.s_have = end
+                    if rel < SERVER_PREFIX and len(flow.s_pieces) < _MAX_PIECES:
+                        flow.s_pieces.append((rel, payload[: SERVER_PREFIX - rel]))
+            if flags & FIN:
+                flow.s_fin = True
+            if flags & RST:
+                flow.s_rst = True
+                self._finish(flow)
+            elif flow.c_fin and flow.s_fin:
+                self._finish(flow)
 
     def _new(self, client: bytes, cport: int, server: bytes, sport: int, ts: float) -> Flow:
         flow = Flow(client, cport, server, sport, ts)

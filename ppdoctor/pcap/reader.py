@@ -113,8 +113,13 @@ def read_segments(path: str, stats: ReadStats | None = None, *, chunk: int = CHU
         yield from batch
 
 
-def read_batches(path: str, stats: ReadStats | None = None, *, chunk: int = CHUNK) -> Iterator[list[Segment]]:
+def read_batches(path: str, stats: ReadStats | None = None, *, chunk: int = CHUNK,
+                 track=None) -> Iterator[list[Segment]]:
     """The segments of each chunk read, as lists: one generator step per 4 MiB instead of per segment.
+
+    ``track``: a FlowTracker the pcap reader feeds from its own loop (``FlowTracker.feed_file``): a
+    segment is tracked as soon as it is read, without a tuple, and a bare ACK of a known flow (half
+    of a capture) costs one dict lookup; the generator then yields nothing. pcapng yields batches.
 
     Raises CaptureError at once for a missing, empty or foreign file, while iterating for damage further in.
     """
@@ -129,7 +134,7 @@ def read_batches(path: str, stats: ReadStats | None = None, *, chunk: int = CHUN
         f.close()
         raise _open_error(path, exc) from None
     if head in _PCAP_MAGIC:
-        return _read_pcap(f, path, head, stats, chunk)  # the reader itself, not wrapped: one generator a segment
+        return _read_pcap(f, path, head, stats, chunk, track)  # the reader itself, not wrapped: one generator a segment
     if head == _PCAPNG_SHB:
         return _read_pcapng(f, path, head, stats, chunk)
     f.close()
@@ -149,7 +154,7 @@ def _chunks(f, buf: bytes, chunk: int):
     return buf + more if buf else more
 
 
-def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int) -> Iterator[Segment]:
+def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int, track=None) -> Iterator[Segment]:
     try:
         order, unit = _PCAP_MAGIC[magic]
         rest = f.read(20)
@@ -163,7 +168,7 @@ def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int) -> Iter
                                hint="capture with `tcpdump -i IFACE` (Ethernet) or `-i any` (Linux cooked), "
                                     "or convert with `editcap -T ether`")
         name = LINKTYPES[linktype]
-        rec = Struct(order + "IIII").unpack_from
+        rec = Struct(order + "III4x").unpack_from  # ts_sec, ts_frac, incl_len (orig_len unused)
         fast = _FAST.get(linktype)
         if fast is not None:
             fast, fast_ip = fast
@@ -172,11 +177,17 @@ def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int) -> Iter
         pos = 0
         batch: list = []
         append = batch.append
+        if track is not None:
+            flows_get = track.flows.get
+            one = track.one
+            closed = track.closed
+        else:
+            flows_get = one = closed = None
         while True:
             n = len(buf)
             packets = tcp = 0
             while pos + 16 <= n:
-                sec, frac, incl, orig = rec(buf, pos)
+                sec, frac, incl = rec(buf, pos)
                 end = pos + 16 + incl
                 if end > n:
                     if incl > MAX_RECORD:
@@ -193,21 +204,42 @@ def _read_pcap(f, path: str, magic: bytes, stats: ReadStats, chunk: int) -> Iter
                         tcp += 1
                         data = pos + fast_ip + 20 + (doff >> 4) * 4
                         ip_end = pos + fast_ip + tot
-                        if ip_end > end or ip_end < data:
-                            if ip_end > end:
-                                append((sec + frac * unit, src, dst, sport, dport, seq, ack, flags, buf[data:end], True))
-                                stats.snapped += 1
+                        if flows_get is not None and ip_end == data and not flags & 0x07:
+                            # A bare ACK (no payload, no SYN/FIN/RST) of a known flow: FlowTracker.one's
+                            # first rule, inline — no timestamp, no payload slice, no call.
+                            key = (src, sport, dst, dport)
+                            hit = flows_get(key)
+                            if hit is not None:
+                                flow = hit[0]
+                                flow.packets += 1
+                                if hit[1] and not flow.acked and flow.synack:
+                                    flow.acked = True
                                 pos = end
                                 continue
+                            if key in closed or (dst, dport, src, sport) in closed:
+                                pos = end  # the last ACK of a finished flow (FlowTracker.one ignores it too)
+                                continue
+                        cut = False
+                        if ip_end > end or ip_end < data:
+                            if ip_end > end:
+                                cut = True
+                                stats.snapped += 1
                             ip_end = end
-                        append((sec + frac * unit, src, dst, sport, dport, seq, ack, flags,
-                               buf[data:ip_end] if ip_end > data else b"", False))
+                        if one is not None:
+                            one(sec + frac * unit, src, dst, sport, dport, seq, flags,
+                                buf[data:ip_end] if ip_end > data else b"", cut)
+                        else:
+                            append((sec + frac * unit, src, dst, sport, dport, seq, ack, flags,
+                                    buf[data:ip_end] if ip_end > data else b"", cut))
                         pos = end
                         continue
                 seg = _decode(buf, pos + 16, end, linktype, sec + frac * unit, stats)
                 pos = end
                 if seg is not None:
-                    append(seg)
+                    if one is not None:
+                        one(seg[0], seg[1], seg[2], seg[3], seg[4], seg[5], seg[7], seg[8], seg[9])
+                    else:
+                        append(seg)
             stats.packets += packets
             stats.tcp += tcp
             if batch:

@@ -65,6 +65,8 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.privatelink:probe_privatelink", "aws.*"),
     ProbeInfo("ipv6", "IPv6 client? dualstack NLB? IPv4 targets? (preservation cannot carry IPv6 to IPv4 targets)",
               "ppdoctor.probes.ipv6:probe_ipv6", "aws.*, nlb.client_source"),
+    ProbeInfo("incluster", "a pod's header-less call to the gateway, and other callers' PROXY errors in Envoy's counters",
+              "ppdoctor.probes.incluster:probe_incluster", "gateway.admin, kubernetes.*"),
     ProbeInfo("idle", "one request, silence past the NLB's idle timeout, another request: is the flow reset? (on demand)",
               "ppdoctor.probes.idle:probe_idle", "nlb.address, aws.*, nlb.time_scale", on_demand=True),
     ProbeInfo("server-first", "connect without sending: does a server-first service greet, through the NLB and "

@@ -128,6 +128,7 @@ async def probe_aws(ctx: ProbeContext) -> Observation:
     obs.evidence["load_balancer"] = _trim({k: lb.get(k) for k in ("LoadBalancerArn", "LoadBalancerName", "DNSName", "Scheme", "Type", "VpcId")})
     obs.evidence["listeners"] = _trim([{k: l.get(k) for k in ("ListenerArn", "Port", "Protocol", "DefaultActions")} for l in data["listeners"]])
     obs.fact("lb.arn", lb["LoadBalancerArn"])
+    obs.fact("lb.listener_protocols", [l.get("Protocol") for l in data["listeners"]])
     obs.fact("lb.type", lb.get("Type"))
     obs.fact("nlb.private_ips", net["nlb_ips"])
     obs.fact("vpc.cidrs", net["vpc_cidrs"])

@@ -50,3 +50,20 @@ def end_client(config: TargetConfig) -> str | None:
             if first:
                 return first
     return None
+
+
+def client_tls(config: TargetConfig) -> dict:
+    """``http_exchange`` arguments for a TLS listener (``nlb.tls``): a client context and the SNI to send.
+
+    The certificate is not verified: the probe judges what the path does with a request, and the
+    lab's listener certificate is self-signed (the operator's CA is not ppdoctor's to know).
+    """
+    if not config.nlb.tls:
+        return {}
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return {"tls": ctx, "server_hostname": config.nlb.tls_server_name or config.echo.host or None}

@@ -129,6 +129,10 @@ class ProbeContext:
         self._lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._cache: dict[str, asyncio.Future[Any]] = {}
+        # ppdoctor's own header-less connections to the gateway in this run (sent, still open): the
+        # incluster probe tells them from other callers' in Envoy's proxy_proto error counter.
+        self.plain_sent = 0
+        self.plain_in_flight = 0
 
     # --- network addresses ---------------------------------------------------------
 

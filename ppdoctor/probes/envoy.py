@@ -39,6 +39,8 @@ def listeners_from_config_dump(dump: dict[str, Any]) -> list[dict[str, Any]]:
                 for nf in chain.get("filters") or []:
                     if "http_connection_manager" in nf.get("name", ""):
                         hcm = nf.get("typed_config") or {}
+            tls_names = [list((c.get("filter_chain_match") or {}).get("server_names") or [])
+                         for c in listener.get("filter_chains") or [] if c.get("transport_socket")]
             pp = next((f for f in filters if _is_pp(f)), None)
             names = [f.get("name") for f in filters]
             out.append({
@@ -50,6 +52,7 @@ def listeners_from_config_dump(dump: dict[str, Any]) -> list[dict[str, Any]]:
                 "pp_options": {k: v for k, v in ((pp or {}).get("typed_config") or {}).items() if k != "@type"},
                 "use_remote_address": bool(hcm.get("use_remote_address")),
                 "xff_num_trusted_hops": int(hcm.get("xff_num_trusted_hops", 0) or 0),
+                "tls_server_names": tls_names,  # per TLS filter chain; [] matches any SNI (or none)
             })
     return out
 
@@ -80,7 +83,7 @@ async def probe_envoy(ctx: ProbeContext) -> Observation:
         async with httpx.AsyncClient(timeout=httpx.Timeout(t.api, connect=t.connect)) as client:
             dump = await client.get(f"{base}/config_dump")
             dump.raise_for_status()
-            stats = await client.get(f"{base}/stats", params={"filter": "proxy_proto|downstream_cx_proxy_proto|lds"})
+            stats = await client.get(f"{base}/stats", params={"filter": "proxy_proto|downstream_cx_proxy_proto|lds|no_filter_chain_match"})
     except httpx.HTTPError as exc:
         raise ProbeError(f"cannot read the Envoy admin API at {base}: {exc}",
                          hint="check gateway.admin in the target config (port 15000 of a gateway pod)") from exc
@@ -114,6 +117,8 @@ async def probe_envoy(ctx: ProbeContext) -> Observation:
     obs.fact("gateway.use_remote_address", all(l["use_remote_address"] for l in traffic))
     obs.fact("gateway.status_pp", any(l["pp_filter"] for l in status_listeners))
     obs.fact("gateway.lds_rejected", counters.get("listener_manager.lds.update_rejected", 0))
+    obs.fact("gateway.tls_server_names", [names for l in traffic for names in l["tls_server_names"]])
+    obs.fact("gateway.no_filter_chain_match", sum(v for k, v in counters.items() if k.endswith(".no_filter_chain_match")))
     names = ", ".join(f"{l['name']} [{' → '.join(l['listener_filters']) or 'no listener filters'}]" for l in traffic)
     obs.summary = f"PROXY filter {'on' if pp_live else 'off'} in the running listeners: {names}"
     return obs

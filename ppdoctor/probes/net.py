@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +90,8 @@ async def http_exchange(
     total_timeout: float = 5.0,
     max_header_bytes: int = 64 * 1024,
     max_body: int = 256 * 1024,
+    tls: "ssl.SSLContext | None" = None,
+    server_hostname: str | None = None,
 ) -> Exchange:
     """Connect (from ``source``), send ``prefix`` + a GET, read one response; never raises for network trouble."""
     ex = Exchange()
@@ -100,8 +103,9 @@ async def http_exchange(
         return (time.perf_counter() - t0) * 1000
 
     try:
+        tls_args = {"ssl": tls, "server_hostname": server_hostname or ""} if tls is not None else {}
         reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port, local_addr=(source, 0) if source else None, limit=65536),
+            asyncio.open_connection(host, port, local_addr=(source, 0) if source else None, limit=65536, **tls_args),
             connect_timeout,
         )
     except asyncio.TimeoutError:
@@ -114,6 +118,10 @@ async def http_exchange(
         return ex
     except ConnectionRefusedError:
         ex.failure_class, ex.detail = FailureClass.REFUSED, "connection refused (RST to SYN)"
+        ex.timings_ms["total"] = ms()
+        return ex
+    except ssl.SSLError as exc:
+        ex.failure_class, ex.detail = FailureClass.TLS_ERROR, f"TLS handshake failed: {exc.reason or exc}"
         ex.timings_ms["total"] = ms()
         return ex
     except ConnectionResetError:

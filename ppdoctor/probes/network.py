@@ -13,7 +13,7 @@ import random
 import time
 from typing import Any
 
-from .clientpath import client_path_headers, end_client, hops_in_front
+from .clientpath import client_path_headers, client_tls, end_client, hops_in_front
 from .context import ProbeContext, run_blocking
 from .echo_view import classify_ip, parse_echo
 from .model import FailureClass, Observation, Status
@@ -129,10 +129,13 @@ async def probe_http_via_nlb(ctx: ProbeContext) -> Observation:
     ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
                              headers=client_path_headers(ctx.config),
                              source=ctx.config.nlb.client_source or None,
-                             connect_timeout=t.connect, total_timeout=t.response)
+                             connect_timeout=t.connect, total_timeout=t.response, **client_tls(ctx.config))
     _apply_exchange(obs, ex)
     obs.fact("via_nlb.result", ex.failure_class.value)
     obs.fact("via_nlb.status", ex.status)
+    obs.fact("via_nlb.tls", ctx.config.nlb.tls)
+    if ex.status in (301, 302, 303, 307, 308) and ex.header("location"):
+        await _follow_redirects(ctx, obs, ex.header("location"), host, port)
     obs.fact("via_nlb.hops_in_front", hops_in_front(ctx.config))
     if ex.local:
         obs.fact("via_nlb.prober_ip", ex.local[0])
@@ -162,6 +165,26 @@ def _forged(count: int) -> list[str]:
     return [f"{FORGED_XFF_NET}{60 + i}" for i in range(count)]
 
 
+async def _follow_redirects(ctx: ProbeContext, obs: Observation, location: str, host: str, port: int) -> None:
+    """Follow the redirect through the NLB (the scheme as the client would: https needs the TLS listener)."""
+    from .redirects import follow
+
+    t = ctx.config.timeouts
+
+    async def fetch(scheme: str, path: str) -> tuple[int | None, str | None]:
+        if (scheme == "https") != ctx.config.nlb.tls:
+            return None, None  # the NLB listener does not speak that scheme: nothing to follow here
+        nxt = await http_exchange(host, port, path=path, host_header=ctx.config.echo.host or None,
+                                  headers=client_path_headers(ctx.config), source=ctx.config.nlb.client_source or None,
+                                  connect_timeout=t.connect, total_timeout=t.response, **client_tls(ctx.config))
+        return nxt.status, nxt.header("location")
+
+    result = await follow(location, fetch)
+    obs.evidence["redirects"] = result
+    obs.fact("via_nlb.location", location)
+    obs.fact("via_nlb.redirect_loop", result["loop"])
+
+
 async def probe_xff_forge(ctx: ProbeContext) -> Observation:
     """Send forged X-Forwarded-For chains of 1 and of MAX_FORGED entries through the NLB; did one become the client?
 
@@ -179,6 +202,7 @@ async def probe_xff_forge(ctx: ProbeContext) -> Observation:
         forged = _forged(count)
         ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
                                  headers=client_path_headers(ctx.config, [("X-Forwarded-For", ", ".join(forged))]),
+                                 **client_tls(ctx.config),
                                  source=ctx.config.nlb.client_source or None,
                                  connect_timeout=t.connect, total_timeout=t.response)
         view = _echo_facts(obs, ex, "forge")
@@ -236,8 +260,15 @@ async def _direct(ctx: ProbeContext, name: str, kind: str) -> Observation:
     if prefix:
         obs.evidence["proxy_header_hex"] = prefix.hex()
     t = ctx.config.timeouts
-    ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
-                             prefix=prefix, connect_timeout=t.connect, total_timeout=t.response)
+    if not prefix:
+        ctx.plain_sent += 1
+        ctx.plain_in_flight += 1
+    try:
+        ex = await http_exchange(host, port, path=ctx.config.echo.path, host_header=ctx.config.echo.host or None,
+                                 prefix=prefix, connect_timeout=t.connect, total_timeout=t.response)
+    finally:
+        if not prefix:
+            ctx.plain_in_flight -= 1
     _apply_exchange(obs, ex)
     key = {"plain": "gateway.plain", "ppv2": "gateway.ppv2", "ppv1": "gateway.ppv1", "local": "gateway.local"}[kind]
     obs.fact(f"{key}_result", ex.failure_class.value)

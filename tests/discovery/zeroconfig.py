@@ -14,13 +14,16 @@ from ppdoctor.probes import run_probes
 
 
 def minimal_config(full, path: Path) -> Path:
-    """Only [kubernetes] kubeconfig, [aws] region/endpoint (+ the lab's static credentials) and [resolver]."""
+    """Only [kubernetes] kubeconfig, [aws] region/endpoint (+ the lab's static credentials) and [resolver]
+    (and [nlb] client_headers when a CDN is in front: operator knowledge)."""
     data = {
         "kubernetes": {"kubeconfig": full.kubernetes.kubeconfig},
         "aws": {"region": full.aws.region, "endpoint_url": full.aws.endpoint_url, "static_credentials": True},
         "resolver": {"endpoints": list(full.resolver.endpoints), "client_source": full.resolver.client_source,
                      "client_headers": list(full.resolver.client_headers), "time_scale": full.resolver.time_scale},
     }
+    if full.nlb.client_headers:  # a CDN in front: the operator says what it adds, nothing can discover it
+        data["nlb"] = {"client_headers": list(full.nlb.client_headers)}
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     return path
 

@@ -136,3 +136,107 @@ def test_ppd028_ranks_before_proxy_protocol_blame():
     findings = diagnose([obs])
     assert findings[0].id == "PPD028"
     assert {f.id: f.superseded_by for f in findings}.get("PPD004") == "PPD028"
+
+
+# --- PPD026: in-cluster callers without a PROXY header ------------------------------------------
+
+CALLERS = {"incluster.foreign_pp_errors": 4, "incluster.window_s": 2.0, "incluster.plain_result": "reset",
+           "tg.pp_v2": True, "gateway.pp_live": True, "gateway.pp_allow_without": False}
+
+PPD026_CASES = [
+    ("callers reset, gateway requires PP", CALLERS, True),
+    ("gateway mode from the direct probes", {k: v for k, v in CALLERS.items() if not k.startswith("gateway.")}
+     | {"gateway.plain_result": "reset", "gateway.ppv2_result": "ok"}, True),
+    ("mode unknown, still evidence", {k: v for k, v in CALLERS.items() if not k.startswith("gateway.")}, True),
+    # near misses
+    ("no foreign errors (healthy)", {**CALLERS, "incluster.foreign_pp_errors": 0}, False),
+    ("incluster probe did not run", {k: v for k, v in CALLERS.items() if not k.startswith("incluster.")}, False),
+    ("the NLB sends no header (PPD004's world)", {**CALLERS, "tg.pp_v2": False}, False),
+    ("gateway accepts header-less (optional)", {**CALLERS, "gateway.pp_allow_without": True}, False),
+]
+
+
+@pytest.mark.parametrize("name,given,fires", PPD026_CASES, ids=[c[0] for c in PPD026_CASES])
+def test_ppd026(name, given, fires):
+    finding = rules_conf.ppd026(view(**facts(**given)))
+    assert (finding is not None) == fires, finding
+    if fires:
+        assert finding.severity == "warning" and finding.fixes == []
+        assert "allow_requests_without_proxy_protocol" in finding.explanation
+
+
+# --- PPD024 / PPD025: TLS at the NLB ------------------------------------------------------------
+
+NO_SNI = {"tg.protocol": "TLS", "tg.target_type": "ip", "gateway.tls_server_names": [["*.lab.example"]],
+          "gateway.no_filter_chain_match": 3, "via_nlb.result": "reset"}
+
+PPD024_CASES = [
+    ("specific hosts, reset", NO_SNI, True),
+    ("kube only: HTTPS server with specific hosts on the target port",
+     {"tg.protocol": "TLS", "tg.health": [{"port": 8443}],
+      "gateway.servers": [{"gateway": "d/g", "number": 443, "hosts": ["a.example"], "tls_mode": "SIMPLE",
+                           "container_ports": [8443]}]}, True),
+    # near misses
+    ("a catch-all chain exists", {**NO_SNI, "gateway.tls_server_names": [["*.lab.example"], []]}, False),
+    ("TCP target group (the client's SNI reaches the gateway)", {**NO_SNI, "tg.protocol": "TCP"}, False),
+    ("server is hosts *", {"tg.protocol": "TLS", "tg.health": [{"port": 8443}],
+                           "gateway.servers": [{"gateway": "d/g", "number": 443, "hosts": ["*"], "tls_mode": "SIMPLE",
+                                                "container_ports": [8443]}]}, False),
+    ("passthrough server (not terminated by the gateway)",
+     {"tg.protocol": "TLS", "tg.health": [{"port": 8443}],
+      "gateway.servers": [{"gateway": "d/g", "number": 443, "hosts": ["a.example"], "tls_mode": "PASSTHROUGH",
+                           "container_ports": [8443]}]}, False),
+]
+
+
+@pytest.mark.parametrize("name,given,fires", PPD024_CASES, ids=[c[0] for c in PPD024_CASES])
+def test_ppd024(name, given, fires):
+    finding = rules_conf.ppd024(view(**facts(**given)))
+    assert (finding is not None) == fires, finding
+    if fires:
+        assert finding.fixes == ["FIX-GW-HOSTS-WILDCARD"]
+
+
+LOOP = {"lb.listener_protocols": ["TLS"], "via_nlb.tls": True, "tg.protocol": "TCP", "via_nlb.status": 301,
+        "via_nlb.location": "https://x/get", "via_nlb.redirect_loop": True}
+
+PPD025_CASES = [
+    ("measured loop", LOOP, True, 0.95),
+    ("kube only: redirecting server on the target port",
+     {"lb.listener_protocols": ["TLS"], "tg.protocol": "TCP", "tg.health": [{"port": 8080}],
+      "gateway.servers": [{"gateway": "d/g", "number": 80, "https_redirect": True, "container_ports": [8080]}]}, True, 0.75),
+    # near misses
+    ("redirect followed to a page (no loop)", {**LOOP, "via_nlb.redirect_loop": False}, False, None),
+    ("TCP listener: the gateway sees TLS itself", {**LOOP, "lb.listener_protocols": ["TCP"], "via_nlb.tls": False}, False, None),
+    ("TLS target group", {**LOOP, "tg.protocol": "TLS"}, False, None),
+    ("redirect on another port", {"lb.listener_protocols": ["TLS"], "tg.protocol": "TCP", "tg.health": [{"port": 8080}],
+                                  "gateway.servers": [{"gateway": "d/g", "number": 81, "https_redirect": True,
+                                                       "container_ports": [8081]}]}, False, None),
+]
+
+
+@pytest.mark.parametrize("name,given,fires,confidence", PPD025_CASES, ids=[c[0] for c in PPD025_CASES])
+def test_ppd025(name, given, fires, confidence):
+    finding = rules_conf.ppd025(view(**facts(**given)))
+    assert (finding is not None) == fires, finding
+    if fires:
+        assert finding.confidence == confidence and finding.fixes == ["FIX-GW-NO-REDIRECT"]
+
+
+@pytest.mark.parametrize("chain_answers,loop", [
+    ([(301, "https://x/get")], True),  # the same URL again
+    ([(301, "https://x/a"), (301, "https://x/b"), (301, "https://x/c"), (301, "https://x/d"), (301, "https://x/e")], True),
+    ([(200, None)], False),
+    ([(None, None)], False),  # could not follow (scheme the listener does not speak)
+])
+def test_redirect_follow_bounded(chain_answers, loop):
+    import asyncio
+
+    from ppdoctor.probes.redirects import follow
+
+    answers = iter(chain_answers)
+
+    async def fetch(scheme, path):
+        return next(answers, (200, None))
+
+    assert asyncio.run(follow("https://x/get", fetch))["loop"] is loop

@@ -199,10 +199,10 @@ def test_ppd020_without_the_listener_attributes_still_fires_on_the_reset_and_nam
     """AWS refused: the idle probe's own evidence (reset after its silence) decides; the timeout stays open."""
     from ppdoctor.diagnosis.rules_net import ppd020
 
-    finding = ppd020(_view(idle__result="reset", idle__waited_s=10.0))
-    assert finding is not None and finding.confidence < 0.9 and "10.0 s" in finding.explanation
+    finding = ppd020(_view(idle__result="reset", idle__tested_timeout_s=60, idle__waited_s=3.6))
+    assert finding is not None and finding.confidence < 0.9 and "idle" in finding.explains
     assert any("DescribeListenerAttributes" in line for line in finding.confirm)
-    assert ppd020(_view(idle__result="ok", idle__waited_s=10.0)) is None  # near miss: survived the silence
+    assert ppd020(_view(idle__result="ok", idle__tested_timeout_s=60)) is None  # near miss: survived the silence
 
 
 def test_idle_reset_with_aws_refused_is_ppd020_never_healthy():
@@ -213,12 +213,26 @@ def test_idle_reset_with_aws_refused_is_ppd020_never_healthy():
     idle = Observation("idle")
     idle.status = Status.FAIL
     idle.fact("idle.result", "reset")
-    idle.fact("idle.waited_s", 10.0)
+    idle.fact("idle.tested_timeout_s", 60)
+    idle.fact("idle.waited_s", 3.6)
     rest = _obs(dict(gateway__plain_result="reset", gateway__ppv2_result="ok", via_nlb__result="ok",
                      via_nlb__client_ip_class="prober", svc__hc_annotations={"healthcheck-protocol": "tcp"}))
     findings = diagnose([aws, idle, rest])
     assert findings[0].id == "PPD020" and "PPD000" not in [f.id for f in findings]
     assert "PPD000" not in [f.id for f in diagnose([aws, rest])]  # nor without the idle probe
+
+
+@pytest.mark.parametrize("facts, confidence, says", [
+    ({"idle__timeout_s": 60}, 0.9, "idle timeout (60 s)"),
+    # AWS not readable: the probe waited past the shortest timeout AWS allows
+    ({"idle__tested_timeout_s": 60}, 0.8, "at most 60 s"),
+])
+def test_ppd020_with_and_without_the_listener_attribute(facts, confidence, says):
+    from ppdoctor.diagnosis.rules_net import ppd020
+
+    finding = ppd020(_view(idle__result="reset", **facts))
+    assert finding.confidence == confidence and says in finding.explanation
+    assert bool(finding.confirm) == ("idle__timeout_s" not in facts)
 
 
 # --- PPD018 (server-first protocol, header placement) -------------------------------------
@@ -230,20 +244,38 @@ SF = dict(server_first__via_nlb_greeting=False, server_first__direct_pp_greeting
 
 
 @pytest.mark.parametrize("case, facts, confidence", [
-    ("default placement", SF, 0.95),
+    ("default placement", {**SF, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    # AWS not readable: no placement, no targets; the greeting came once the client sent a line end
+    ("AWS denied: only the nudge through the NLB",
+     {"server_first__via_nlb_greeting": False, "server_first__via_nlb_nudge_greeting": True}, 0.8),
+    ("placement known, no direct target: the nudge", {"server_first__via_nlb_greeting": False,
+     "server_first__via_nlb_nudge_greeting": True, "server_first__header_placement": "on_first_ack_with_payload"}, 0.85),
+    ("near miss: silent and nudged alike, no direct evidence",
+     {"server_first__via_nlb_greeting": False, "server_first__via_nlb_nudge_greeting": False}, None),
+    ("placement unknown but a direct greeting", SF, 0.8),
     ("placement attribute read as the default", {**SF, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
-    ("gateway requires PROXY (differential probes)", {**SF, **REQUIRED_MODE}, 0.95),
+    ("gateway requires PROXY (differential probes)",
+     {**SF, **REQUIRED_MODE, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
     ("target group attributes refused: the header placement alone", {**SF, "tg__pp_v2": None}, 0.8),
     ("near miss: on_first_ack already: the header is not what waits", {**SF, "server_first__header_placement": "on_first_ack"}, None),
     # an Envoy without the PROXY filter (PPD003's world): it passes a connection straight on, so a silent NLB
     # client is not what withholds a greeting — and its 400 to a header is not one (test_what_counts_as_a_greeting)
-    ("near miss: the gateway has no PROXY filter", {**SF, **OFF_MODE}, None),
+    ("near miss: the gateway has no PROXY filter", {**SF, **OFF_MODE, "server_first__direct_plain_greeting": True}, None),
+    ("near miss: no PROXY filter, the greeting only through a nudge",
+     {"server_first__via_nlb_greeting": False, "server_first__via_nlb_nudge_greeting": True, **OFF_MODE}, None),
+    # the port's own evidence outranks the HTTP port's mode: it greets only behind a header, so it waits for one
+    ("HTTP listener without the filter, the greeting port with one", {**SF, **OFF_MODE}, 0.8),
     ("near miss: gateway mode unknown, the service greets without a header too",
      {**SF, "server_first__direct_plain_greeting": True}, None),
     ("near miss: the greeting arrives through the NLB", {**SF, "server_first__via_nlb_greeting": True}, None),
     ("near miss: no greeting even with a header", {**SF, "server_first__direct_pp_greeting": False}, None),
     ("near miss: the target group sends no header", {**SF, "tg__pp_v2": False}, None),
     ("near miss: probe not run", {"tg__pp_v2": True}, None),
+    # the greeting listener's own target group counts, not the configured (HTTP) one
+    ("TCP listener's group sends the header, the HTTP one does not",
+     {**SF, "tg__pp_v2": False, "server_first__pp_v2": True, "server_first__listener_port": 25,
+      "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    ("near miss: the TCP listener's group sends no header", {**SF, "server_first__pp_v2": False}, None),
 ])
 def test_ppd018(case, facts, confidence):
     from ppdoctor.diagnosis.rules_net import ppd018
@@ -299,5 +331,7 @@ def test_a_withheld_greeting_is_explained_by_ppd018_only_where_the_gateway_waits
     assert required[0].id == "PPD018" and "server-first" in required[0].explains
     assert "PPD090" not in [f.id for f in required]
     # a gateway without the filter cannot withhold it: PPD018 stays silent, the failure is named, not hidden
+    probe = _failing("server-first", "the service greets directly but not through the NLB",
+                     {**sf, "server_first__direct_plain_greeting": True})
     off = diagnose([probe, _obs({"tg__pp_v2": True, **OFF_MODE})])
     assert "PPD018" not in [f.id for f in off] and "PPD090" in [f.id for f in off]
