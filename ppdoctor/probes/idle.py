@@ -13,14 +13,14 @@ import asyncio
 import contextlib
 import time
 
+from ..constants import NLB_DEFAULT_IDLE_TIMEOUT_S
 from ..errors import AwsError
 from .context import ProbeContext, run_blocking
 from .model import FailureClass, Observation, Status
 
-# ELB docs, "Update the TCP idle timeout for your Network Load Balancer listener": default 350 s.
-NLB_DEFAULT_IDLE_TIMEOUT_S = 350
 IDLE_MARGIN = 1.2  # wait this much past the timeout: the NLB's clock and ours are not the same
-# Same page: the attribute takes 60-6000 s. Without AWS access the probe tests the default, or the
+# ELB docs, "Update the TCP idle timeout for your Network Load Balancer listener": 60-6000 s (default in
+# constants.py). Without AWS access the probe tests the default, or the
 # shortest timeout AWS allows when the default does not fit its budget (a reset then proves the fault;
 # a survival says nothing about longer timeouts).
 NLB_MIN_IDLE_TIMEOUT_S = 60
