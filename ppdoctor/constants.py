@@ -81,3 +81,9 @@ HC_DEFAULT_MATCHER = "200-399"
 # ELB API reference, TargetHealth.Reason: a newly registered target until the first checks decide.
 REASON_INITIAL_HEALTH_CHECKING = "Elb.InitialHealthChecking"
 REASON_FAILED_HEALTH_CHECKS = "Target.FailedHealthChecks"
+# ELB docs, "Update the TCP idle timeout for your Network Load Balancer listener": tcp.idle_timeout.seconds,
+# default 350 s (60-6000).
+NLB_DEFAULT_IDLE_TIMEOUT_S = 350
+# proxy_protocol_v2.client_to_server.header_placement (set through AWS support; istio/istio #36104): the
+# default sends the PROXY header with the client's first data.
+PLACEMENT_FIRST_PAYLOAD = "on_first_ack_with_payload"

@@ -236,6 +236,7 @@ _d("ipv6.client", bool, "ipv6", "the probed client (nlb.client_source) is an IPv
 _d("ipv6.client_scope", str, "ipv6", "kind of IPv6 client address: loopback / link-local / unique-local / ipv4-mapped / documentation / global")
 _d("lb.ip_address_type", str, "ipv6", "the load balancer's IpAddressType: ipv4 / dualstack / dualstack-without-public-ipv4")
 _d("tg.ip_address_type", str, "ipv6", "the target group's IpAddressType: ipv4 / ipv6")
+_d("idle.tested_timeout_s", int, "idle", "the idle timeout the probe waited past when the listener's own was not readable (AWS default or minimum)")
 _d("idle.timeout_s", int, "idle", "the NLB listener's tcp.idle_timeout.seconds (AWS default 350)")
 _d("idle.waited_s", _num, "idle", "seconds of silence the idle probe kept on its connection")
 _d("idle.result", str, "idle", "failure class of the request sent after the silence (ok / reset / …)")
@@ -243,6 +244,9 @@ _d("server_first.header_placement", str, "server-first", "proxy_protocol_v2.clie
 _d("server_first.via_nlb_greeting", bool, "server-first", "a silent client got the service's greeting through the NLB")
 _d("server_first.direct_pp_greeting", bool, "server-first", "a silent client behind a PPv2 header got the greeting straight from a target")
 _d("server_first.direct_plain_greeting", bool, "server-first", "a silent client without a header got the greeting straight from a target")
+_d("server_first.via_nlb_nudge_greeting", bool, "server-first", "a client that sent only a line end got the greeting through the NLB")
+_d("server_first.pp_v2", bool, "server-first", "proxy_protocol_v2.enabled of that listener's target group")
+_d("server_first.listener_port", int, "server-first", "the NLB listener whose service the facts describe (the one that greets, if any)")
 
 # --- configuration traps (rules_conf.py, issue 14) -----------------------------------------
 _d("via_nlb.hops_in_front", int, "http-via-nlb", "X-Forwarded-For entries the client path adds before the NLB (nlb.client_headers)")

@@ -60,12 +60,17 @@ class FactView:
         self.facts: dict[str, Fact] = {}
         self.ran: set[str] = set()
         self.errors: dict[str, str] = {}
+        # facts a partially blocked probe could not read (evidence "unavailable": the refused call, its IAM action)
+        self.unread: dict[str, dict[str, Any]] = {}
         self.observations: list[Observation] = []
         for obs in observations:
             self.observations.append(obs)
             self.ran.add(obs.probe)
             if obs.status.value == "error":
                 self.errors[obs.probe] = obs.summary
+            for gap in obs.evidence.get("unavailable") or []:
+                for name in gap.get("facts", ()):
+                    self.unread.setdefault(name, gap)
             self.facts.update(obs.facts)
 
     @classmethod
@@ -107,7 +112,11 @@ class FactView:
         for name in names:
             if not self.has(name):
                 probe = registry.probe_for(name)
-                if probe in self.errors:
+                gap = self.unread.get(name)
+                if gap is not None:
+                    line = (f"{name} unknown: `{probe}` was refused {gap.get('action')} ({gap.get('kind')}); "
+                            f"IAM {gap.get('action')} would confirm it")
+                elif probe in self.errors:
                     perm = registry.permission_for(name)
                     line = (f"{name} unknown: `{probe}` could not run ({self.errors[probe]})"
                             + (f"; {perm} would confirm it" if perm else ""))

@@ -413,12 +413,14 @@ def ppd000(f: FactView) -> Finding | None:
     facts = ["tg.pp_v2", "tg.preserve_ip", *mode_facts, "via_nlb.client_ip", "via_nlb.client_ip_class", "tg.healthy_count"]
     confirm: list[str] = []
     confidence = 0.9
-    if pp is None or not f.has("tg.healthy_count"):
+    if not f.has("tg.healthy_count"):
+        # Target health unseen (AWS refused): "healthy" cannot be claimed — an NLB fails open to unhealthy
+        # targets, and the Service's health-check annotations say how targets are checked, not that they pass.
+        # PPD093 ranks PPD000 first when the NLB-level evidence looks healthy.
+        return None
+    if pp is None:
         # Partial access: the client's own address arrives through the NLB with a gateway that expects PROXY
-        # protocol, so the target group must send it; target health is what stays unseen. Without it (nor the
-        # Service's health-check annotations) "healthy" cannot be claimed: an NLB fails open to unhealthy targets.
-        if not f.has("tg.healthy_count") and not f.has("svc.hc_annotations"):
-            return None
+        # protocol, so the target group must send it.
         confidence = 0.7
         confirm = f.missing("tg.pp_v2", "tg.preserve_ip", "tg.healthy_count")
     if mode == "optional":

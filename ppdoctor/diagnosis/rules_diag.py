@@ -117,13 +117,16 @@ def ppd090(f: FactView, findings: list[Finding]) -> Finding | None:
 
 
 def ppd091(f: FactView, findings: list[Finding]) -> Finding | None:
-    blocked = [o for o in f.observations if o.status.value == "error"]
+    # a probe that errored, or one that kept what it read but was refused some calls (evidence "unavailable")
+    blocked = [o for o in f.observations if o.status.value == "error" or o.evidence.get("unavailable")]
     if not blocked:
         return None
     evidence = [{"fact": f"probe {o.probe}", "value": clean(o.summary, limit=300), "source": o.probe} for o in blocked]
     hints = [clean((o.error or {}).get("hint") or "", limit=240) for o in blocked if isinstance(o.error, dict)]
+    hints += [clean(g.get("hint") or "", limit=240) for o in blocked for g in o.evidence.get("unavailable") or []]
+    hints = list(dict.fromkeys(hints))
     return Finding("PPD091", CATALOGUE["PPD091"], "info", 1.0,
-                   "These probes could not find out, so the findings above rest on the other evidence (their "
+                   "These probes could not find out (or were refused part of what they read), so the findings above rest on the other evidence (their "
                    "confidence says how much): " + "; ".join(_obs_line(o) for o in blocked),
                    evidence, confirm=[h for h in hints if h], explains=[o.probe for o in blocked])
 

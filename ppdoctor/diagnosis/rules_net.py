@@ -6,7 +6,9 @@ decides from whichever facts are present and names the probe that would confirm 
 
 from __future__ import annotations
 
-from .model import FactView, Finding
+from .. import facts as registry
+from ..constants import NLB_DEFAULT_IDLE_TIMEOUT_S, PLACEMENT_FIRST_PAYLOAD
+from .model import FactView, Finding, gateway_mode
 
 CATALOGUE = {
     "PPD017": "Client IP preservation on, and the targets' security groups drop clients",
@@ -24,10 +26,18 @@ IDLE_SOURCES = 'istio/istio #16572, #28879, #52143; AWS "Network Load Balancers"
 PRIVATELINK_SOURCES = 'AWS "Target groups for your Network Load Balancers" (client IP preservation); hashicorp/vault #9450'
 
 
+# Probes whose failing observations each finding accounts for, besides those its evidence came from (the
+# engine's "nothing unexplained" check, PPD090): a dropped SYN times out every path through the NLB.
+_NLB_TIMEOUTS = ["tcp", "syn", "http-via-nlb", "xff-forge"]
+
+
 def _finding(fid: str, severity: str, confidence: float, explanation: str, f: FactView, facts: list[str],
-             *, fixes: list[str] = (), confirm: list[str] = (), supersedes: list[str] = ()) -> Finding:
-    return Finding(fid, CATALOGUE[fid], severity, confidence, explanation, f.evidence(*facts),
-                   list(confirm), list(fixes), list(supersedes))
+             *, fixes: list[str] = (), confirm: list[str] = (), supersedes: list[str] = (),
+             explains: list[str] = ()) -> Finding:
+    evidence = f.evidence(*facts)
+    probes = {registry.probe_for(e["fact"]) for e in evidence}
+    return Finding(fid, CATALOGUE[fid], severity, confidence, explanation, evidence,
+                   list(confirm), list(fixes), list(supersedes), explains=sorted(probes | set(explains)))
 
 
 def _timed_out(result: str | None) -> bool:
@@ -64,31 +74,49 @@ def ppd017(f: FactView) -> Finding | None:
         "spec.loadBalancerSourceRanges so the controller manages the rules.",
         f, ["tg.preserve_ip", "sg.prober_allowed", "sg.public_allowed", "sg.target_groups", "sg.target_ingress_cidrs",
             "sg.nlb_groups", "via_nlb.result", "tg.pp_v2"],
-        fixes=fixes, supersedes=[] if route in ("nat", "tgw") else ["PPD002"],
+        fixes=fixes, supersedes=[] if route in ("nat", "tgw") else ["PPD002"], explains=["sg", *_NLB_TIMEOUTS],
         confirm=f.missing("via_nlb.result", "sg.prober_allowed"))
 
 
 def ppd018(f: FactView) -> Finding | None:
-    if f.get("server_first.via_nlb_greeting") is not False or f.get("server_first.direct_pp_greeting") is not True:
+    direct, nudged = f.get("server_first.direct_pp_greeting"), f.get("server_first.via_nlb_nudge_greeting")
+    if f.get("server_first.via_nlb_greeting") is not False or (direct is not True and nudged is not True):
         return None
-    if f.get("tg.pp_v2") is False:
+    # the greeting listener's own target group decides (it may not be the configured one)
+    if f.get("server_first.pp_v2", f.get("tg.pp_v2")) is False:
         return None  # no header at all: the greeting's absence has another cause
-    placement = f.get("server_first.header_placement", "on_first_ack_with_payload")
-    lazy = placement != "on_first_ack"
+    placement = f.get("server_first.header_placement")
+    if placement is not None and placement != PLACEMENT_FIRST_PAYLOAD:
+        return None  # on_first_ack: the header goes out with the handshake, the NLB holds nothing back
+    # The receiver must wait for PROXY: a gateway without the filter proxies the connection at once and the
+    # greeting flows back (an Envoy 400 to a header is PPD003's symptom, never a greeting). On that port: it
+    # greets only behind a header; else the gateway's mode, or — unknown — the greeting a line end releases.
+    mode, mode_facts = gateway_mode(f)
+    header_only = direct is True and f.get("server_first.direct_plain_greeting") is False
+    if not header_only and (mode == "off" or (mode is None and nudged is not True)):
+        return None
+    lazy_why = ("the NLB sends the PROXY header only with the client's first data (header placement "
+                "on_first_ack_with_payload, the default), while the gateway waits for the header before it lets "
+                "the service speak. ")
+    if placement is None:  # the target group is not readable
+        confidence, why = 0.8, ("most likely " + lazy_why + "Reading the target group's attributes (header "
+                                "placement) confirms it. ")
+    else:
+        confidence, why = 0.95 if direct is True else 0.85, "with " + lazy_why
+    port = f.get("server_first.listener_port")
+    seen = ("its greeting arrives when a PROXY header is sent straight to the target" if direct is True else
+            "its greeting arrives through the NLB as soon as the client has sent a line end")
     return _finding(
-        "PPD018", "error", 0.95 if lazy else 0.75,
-        "The service speaks first (its greeting arrives when a PROXY header is sent straight to the target), "
-        "but a silent client through the NLB never gets it: "
-        + ("with header placement on_first_ack_with_payload (the default) the NLB sends the PROXY header only "
-           "with the client's first data, while the gateway waits for the header before it lets the service speak. "
-           if lazy else
-           "the header placement is already on_first_ack, so something after the PROXY filter waits for client "
-           "data (a tls_inspector or http_inspector listener filter on that port). ")
+        "PPD018", "error", confidence,
+        (f"On NLB listener {port}, the" if port else "The")
+        + f" service speaks first ({seen}), but a silent client through the NLB never gets it: " + why
         + "No automatic fix: ask AWS support to set proxy_protocol_v2.client_to_server.header_placement="
         "on_first_ack on the target group (not in the public attribute list), or serve that port from a target "
         f"group without PROXY protocol and a gateway listener without the filter ({SERVER_FIRST_SOURCES}).",
-        f, ["server_first.via_nlb_greeting", "server_first.direct_pp_greeting", "server_first.direct_plain_greeting",
-            "server_first.header_placement", "tg.pp_v2"])
+        f, ["server_first.via_nlb_greeting", "server_first.via_nlb_nudge_greeting", "server_first.direct_pp_greeting",
+            "server_first.direct_plain_greeting", "server_first.header_placement", "server_first.listener_port",
+            "server_first.pp_v2", "tg.pp_v2", *mode_facts],
+        explains=["server-first"], confirm=f.missing("server_first.header_placement", "server_first.direct_pp_greeting"))
 
 
 def ppd019(f: FactView) -> Finding | None:
@@ -118,17 +146,27 @@ def ppd020(f: FactView) -> Finding | None:
     result = f.get("idle.result")
     if result not in ("reset", "empty-reply"):
         return None
-    timeout_s = f.get("idle.timeout_s") or 350
+    timeout_s = f.get("idle.timeout_s")
+    tested = f.get("idle.tested_timeout_s")
+    if timeout_s is not None:
+        what, after = f"the NLB listener's idle timeout ({timeout_s} s)", f"~{timeout_s} s"
+    else:  # the listener's attribute was not readable: the probe waited past a timeout AWS allows
+        what = f"{tested or NLB_DEFAULT_IDLE_TIMEOUT_S} s (the listener's own idle timeout was not readable; it is at most that)"
+        after = f"at most {tested or NLB_DEFAULT_IDLE_TIMEOUT_S} s"
     return _finding(
-        "PPD020", "error", 0.9,
-        f"A connection that stayed silent longer than the NLB listener's idle timeout ({timeout_s} s) was reset "
+        "PPD020", "error", 0.9 if timeout_s is not None else 0.8,
+        f"A connection that stayed silent longer than {what} was reset "
         "on its next request: the NLB forgets idle flows. Long-lived idle connections through the gateway "
-        "(database pools, gRPC streams, websockets) see resets after ~" + f"{timeout_s} s. No automatic fix: "
+        f"(database pools, gRPC streams, websockets) see resets after {after}. No automatic fix: "
         "turn TCP keepalive on for the gateway listener with an EnvoyFilter (LISTENER patch, socket_options "
         "SO_KEEPALIVE=1, TCP_KEEPIDLE below the idle timeout, e.g. 60 s, with TCP_KEEPINTVL/TCP_KEEPCNT), "
         "and keepalive on the clients; or raise the listener's tcp.idle_timeout.seconds (ModifyListenerAttributes, "
         f"60-6000 s), which only postpones the reset ({IDLE_SOURCES}).",
-        f, ["idle.result", "idle.timeout_s", "idle.waited_s"])
+        f, ["idle.result", "idle.timeout_s", "idle.tested_timeout_s", "idle.waited_s"], explains=["idle"],
+        # the reset after the silence is the symptom; only the configured timeout (the keepalive to set) is open
+        confirm=[] if timeout_s is not None else [
+            "idle.timeout_s unknown: the listener's tcp.idle_timeout.seconds could not be read; IAM "
+            "elasticloadbalancing:DescribeListeners and elasticloadbalancing:DescribeListenerAttributes would confirm it"])
 
 
 def ppd022(f: FactView) -> Finding | None:

@@ -13,7 +13,7 @@ _WHERE = {
     "ApplyResult": "apply", "RollbackStep": "apply", "apply_plan": "apply", "rollback_changes": "apply",
     "verify": "apply",
     "FIX_TITLES": "model", "Change": "model", "FixPlan": "model",
-    "BUILDERS": "planner", "LiveState": "planner", "PlanError": "planner", "build_plan": "planner",
+    "BUILDERS": "registry", "LiveState": "planner", "PlanError": "planner", "build_plan": "registry",
     "read_state": "planner",
     "suggest_fixes": "choose",
 }

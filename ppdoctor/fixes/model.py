@@ -76,4 +76,11 @@ FIX_TITLES = {
     "FIX-MOVE-ANNOTATION": "Move proxy.istio.io/config to the pod template",
     "FIX-TRUSTED-HOPS": "Set numTrustedProxies to 0 (nothing trusted in front of the NLB)",
     "FIX-FILTER-ORDER": "Put the PROXY listener filter first (before tls_inspector)",
+    # the field catalogue (FIELD.md): builders in plans_conf.py and plans_disc.py
+    "FIX-TRUSTED-HOPS-CDN": "Set numTrustedProxies to the number of proxies in front of the NLB",
+    "FIX-STATUS-PP-ENV": "Let the status port accept PROXY headers (ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL, Istio ≥ 1.27)",
+    "FIX-GW-SERVER-PORT": "Add a Gateway server for the target port (so the gateway listens there)",
+    "FIX-GW-HOSTS-WILDCARD": "Let the gateway's TLS server on the NLB's port accept connections without SNI (hosts \"*\")",
+    "FIX-GW-NO-REDIRECT": "No https redirect on the gateway port behind the NLB's TLS listener",
+    "FIX-GWAPI-INFRA-ANNOTATION": "Move proxy.istio.io/config under the Gateway's spec.infrastructure.annotations",
 }

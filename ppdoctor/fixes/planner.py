@@ -25,8 +25,8 @@ from ..constants import PP_TYPE_URL as PP_TYPE_URL
 from ..constants import PROXY_CONFIG_ANNOTATION as PROXY_CONFIG
 from ..probes.context import ProbeContext
 from ..probes.kube import parse_proxy_config
-from .model import FIX_TITLES, Change, FixPlan
-from .plans_disc import BUILDERS as _DISC_BUILDERS, TITLES as _DISC_TITLES, WINDOWS as _DISC_WINDOWS, read_gateway
+from .model import Change
+from .plans_disc import read_gateway
 
 ANN = LB_ANNOTATION_PREFIX
 OPTIONAL_FILTER_NAME = "ppdoctor-proxy-protocol"
@@ -421,7 +421,7 @@ def pp_enable(st: LiveState) -> list[Change]:
     return changes
 
 
-BUILDERS = {
+CORE_BUILDERS = {  # the seed catalogue's fixes; every fix: registry.BUILDERS
     "FIX-PP-ENABLE": pp_enable,
     "FIX-TG-PRESERVE-OFF": tg_preserve_off,
     "FIX-GW-PP-ON": gw_pp_on,
@@ -433,7 +433,7 @@ BUILDERS = {
     "FIX-FILTER-ORDER": filter_order,
 }
 
-WINDOWS = {
+CORE_WINDOWS = {
     "FIX-PP-ENABLE": "none in this order. Shorter paths break requests: target group first → empty replies (PPD004) "
                      "until the gateway expects PROXY protocol; gateway strict first → 400s (PPD003) until the target "
                      "group sends it.",
@@ -441,25 +441,3 @@ WINDOWS = {
     "FIX-TG-PP-ON": "none if the gateway already expects PROXY protocol; otherwise 400s until it does.",
     "FIX-GW-ROLLOUT": "the gateway pods roll.",
 }
-
-
-# Plans for the configuration traps of issue 14 live in their own module.
-from . import plans_conf  # noqa: E402
-
-BUILDERS.update(plans_conf.BUILDERS)
-WINDOWS.update(plans_conf.WINDOWS)
-FIX_TITLES.update(plans_conf.TITLES)
-
-# Gateway API plans (plans_disc.py).
-BUILDERS.update(_DISC_BUILDERS)
-WINDOWS.update(_DISC_WINDOWS)
-FIX_TITLES.update(_DISC_TITLES)
-
-
-def build_plan(fix_id: str, st: LiveState) -> FixPlan:
-    builder = BUILDERS.get(fix_id)
-    if builder is None:
-        raise PlanError(f"no fix named {fix_id}", hint="`ppdoctor fix --list` shows the fixes for the current findings")
-    changes = builder(st)
-    return FixPlan(id=fix_id, title=FIX_TITLES[fix_id], changes=changes, window=WINDOWS.get(fix_id, ""),
-                   explanation="" if changes else "nothing to change: the state already matches")

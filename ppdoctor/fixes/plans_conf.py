@@ -5,9 +5,6 @@ from __future__ import annotations
 from .model import Change
 from .planner import LiveState, PlanError, set_trusted_hops
 
-TITLES = {
-    "FIX-TRUSTED-HOPS-CDN": "Set numTrustedProxies to the number of proxies in front of the NLB",
-}
 
 
 def trusted_hops_cdn(st: LiveState) -> list[Change]:
@@ -72,7 +69,6 @@ def status_pp_env(st: LiveState) -> list[Change]:
     )]
 
 
-TITLES["FIX-STATUS-PP-ENV"] = "Let the status port accept PROXY headers (ENVOY_STATUS_PORT_ENABLE_PROXY_PROTOCOL, Istio ≥ 1.27)"
 BUILDERS["FIX-STATUS-PP-ENV"] = status_pp_env
 WINDOWS["FIX-STATUS-PP-ENV"] = "the gateway pods roll; targets stay unhealthy until the new pods pass the checks."
 
@@ -124,7 +120,6 @@ def gw_server_port(st: LiveState) -> list[Change]:
     )]
 
 
-TITLES["FIX-GW-SERVER-PORT"] = "Add a Gateway server for the target port (so the gateway listens there)"
 BUILDERS["FIX-GW-SERVER-PORT"] = gw_server_port
 WINDOWS["FIX-GW-SERVER-PORT"] = "none: the port is refused until the listener exists."
 
@@ -196,9 +191,7 @@ def gw_no_redirect(st: LiveState) -> list[Change]:
         nothing="no server with httpsRedirect on the target port")
 
 
-TITLES["FIX-GW-HOSTS-WILDCARD"] = "Let the gateway's TLS server on the NLB's port accept connections without SNI (hosts \"*\")"
 BUILDERS["FIX-GW-HOSTS-WILDCARD"] = gw_hosts_wildcard
 WINDOWS["FIX-GW-HOSTS-WILDCARD"] = "none: istiod pushes the listener, no restart."
-TITLES["FIX-GW-NO-REDIRECT"] = "No https redirect on the gateway port behind the NLB's TLS listener"
 BUILDERS["FIX-GW-NO-REDIRECT"] = gw_no_redirect
 WINDOWS["FIX-GW-NO-REDIRECT"] = "none: istiod pushes the route, no restart."

@@ -16,9 +16,6 @@ from .model import Change
 
 GROUP, VERSION, PLURAL = "gateway.networking.k8s.io", "v1", "gateways"
 
-TITLES = {
-    "FIX-GWAPI-INFRA-ANNOTATION": "Move proxy.istio.io/config under the Gateway's spec.infrastructure.annotations",
-}
 WINDOWS = {
     "FIX-GWAPI-INFRA-ANNOTATION": "istiod regenerates the gateway Deployment and its pods roll; while old and new pods "
                                   "coexist some connections may fail.",

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..constants import HC_DEFAULT_MATCHER
 from .aws_moto import aws_client
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -15,7 +16,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-NLB_DEFAULT_MATCHER = "200-399"
+NLB_DEFAULT_MATCHER = HC_DEFAULT_MATCHER
 
 
 def default_preserve_client_ip(target_type: str, protocol: str) -> bool:

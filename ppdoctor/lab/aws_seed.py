@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LabError
 from . import addresses
-from .aws_live import NLB_DEFAULT_MATCHER
+from ..constants import HC_DEFAULT_MATCHER as NLB_DEFAULT_MATCHER
+from .nlbshape import make_nlb_real
 from .aws_moto import aws_client
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -254,8 +255,6 @@ def _seed_load_balancer(
             IpAddressType=spec.ip_address_type,
             Tags=_tags(lb_tags),
         )["LoadBalancers"][0]
-        from .awsshape import make_nlb_real
-
         # moto's ARN/DNS name read like an ALB's; a real NLB's read loadbalancer/net/… and …elb.<region>…
         lb["LoadBalancerArn"], lb["DNSName"] = make_nlb_real(lb["LoadBalancerArn"], lb["DNSName"])
     with _Step("NLB network interface"):

@@ -4,49 +4,17 @@ moto names every load balancer like an ALB: ARN ``…:loadbalancer/app/<name>/<i
 ``<name>-1.<region>.elb.amazonaws.com``. A real Network Load Balancer's ARN reads
 ``…:loadbalancer/net/<name>/<id>`` and its DNS name ``<name>-<hash>.elb.<region>.amazonaws.com``
 (ELB User Guide, "Network Load Balancers" → "Load balancer DNS name"; ELBv2 API Reference ARN
-format). The lab runs moto in-process, so right after CreateLoadBalancer this module re-keys the
-load balancer in moto's backend before anything else (listener, ENI, target group) refers to it.
+format); the re-keying of moto's load balancer is nlbshape.py's.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import replace
 from typing import Any, Mapping
 
-from .aws import AwsWorld, aws_client
-
-
-def real_nlb_shape(lb_arn: str) -> tuple[str, str]:
-    """(ARN, DNS name) AWS gives the Network Load Balancer moto created as ``lb_arn``."""
-    head, _, path = lb_arn.partition(":loadbalancer/")
-    _kind, name, lb_id = path.split("/", 2)
-    region = head.split(":")[3]
-    digest = hashlib.sha256(lb_arn.encode()).hexdigest()[:16]
-    return f"{head}:loadbalancer/net/{name}/{lb_id}", f"{name}-{digest}.elb.{region}.amazonaws.com"
-
-
-def make_nlb_real(lb_arn: str, moto_dns_name: str = "") -> tuple[str, str]:
-    """Re-key a moto network load balancer to the real ARN and DNS name; returns them.
-
-    Only valid right after CreateLoadBalancer (no listener yet: listener ARNs derive from the LB ARN).
-    A moto in another process (not the lab's) keeps its own shapes: (lb_arn, moto_dns_name).
-    """
-    from moto.elbv2.models import elbv2_backends
-
-    new_arn, dns_name = real_nlb_shape(lb_arn)
-    parts = lb_arn.split(":")
-    region, account = parts[3], parts[4]
-    backend = elbv2_backends[account][region]
-    if lb_arn not in backend.load_balancers:
-        return lb_arn, moto_dns_name
-    lb = backend.load_balancers.pop(lb_arn)
-    lb.arn = new_arn
-    lb.dns_name = dns_name
-    backend.load_balancers[new_arn] = lb
-    backend.tagging_service.copy_tags(lb_arn, new_arn)
-    backend.tagging_service.delete_all_tags_for_resource(lb_arn)
-    return new_arn, dns_name
+from .aws_moto import aws_client
+from .aws_seed import AwsWorld, eni_description
+from .nlbshape import make_nlb_real, real_nlb_shape  # noqa: F401  (re-exported for tests and callers)
 
 
 def _tags(values: Mapping[str, str]) -> list[dict[str, str]]:
@@ -99,8 +67,6 @@ def add_network_load_balancer(endpoint_url: str, world: AwsWorld, *, name: str, 
                               target_port: int, listener_port: int, tg_name: str, lb_tags: Mapping[str, str],
                               tg_tags: Mapping[str, str]) -> AwsWorld:
     """Another NLB (ip targets, TCP, TCP health check) in the world's VPC, shaped like a real one."""
-    from .aws import eni_description
-
     elbv2 = aws_client("elbv2", endpoint_url, world.region)
     ec2 = aws_client("ec2", endpoint_url, world.region)
     lb = elbv2.create_load_balancer(Name=name, Subnets=[world.public_subnet_id], Scheme="internet-facing",

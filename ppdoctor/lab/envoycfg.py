@@ -23,7 +23,7 @@ from typing import Any
 
 from .addresses import GATEWAY_POD_IP
 from .istio import DirectResponseRoute, FaultDelay, GatewaySettings, ListenerFilter
-from .scenario import STATUS_PORT, TLS_PORT, TRAFFIC_PORT
+from .scenario import STATUS_PORT, TCP_PORT, TLS_PORT, TRAFFIC_PORT
 
 # Type URLs of the Envoy v3 API (envoyproxy/envoy api/envoy/...).
 LISTENER_TYPE = "type.googleapis.com/envoy.config.listener.v3.Listener"
@@ -48,6 +48,12 @@ ISTIO_SERVER_NAME = "istio-envoy"
 # Envoy's default listener_filters_timeout; istiod leaves it unset on gateway listeners.
 DEFAULT_LISTENER_FILTERS_TIMEOUT_S = 15.0
 ECHO_CLUSTER = "outbound|80||echo.default.svc.cluster.local"
+TCP_PROXY_TYPE = "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+
+
+def outbound_cluster(host: str, port: int) -> str:
+    """istiod's outbound cluster name for a Service host and port."""
+    return f"outbound|{port}||{host}"
 
 
 def listener_name(container_port: int) -> str:
@@ -149,6 +155,7 @@ def render_listeners(
     tls_cert: tuple[Path, Path] | None = None,
     listener_filters_timeout_s: float = DEFAULT_LISTENER_FILTERS_TIMEOUT_S,
     version: str = "1",
+    tcp_port: int | None = None,
 ) -> dict[str, Any]:
     """The gateway's dynamic listeners as an LDS DiscoveryResponse (what Envoy reads from the file).
 
@@ -180,6 +187,23 @@ def render_listeners(
                 "listener_filters_timeout": _duration(listener_filters_timeout_s),
                 "traffic_direction": "OUTBOUND",
                 "filter_chains": [_tls_chain(names, tls_cert, settings) for names in _tls_server_names(settings)],
+            }
+        )
+    route = settings.tcp_routes.get(TCP_PORT)
+    if tcp_port is not None and route is not None and settings.has_listener(TCP_PORT):
+        # A Gateway server with protocol TCP: istiod's filter chain is a tcp_proxy to the route's
+        # destination, behind the same listener filters (the topology's PROXY filter) as the others.
+        cluster = outbound_cluster(route.host, route.port)
+        listeners.append(
+            {
+                "@type": LISTENER_TYPE,
+                "name": listener_name(TCP_PORT),
+                "address": _address(pod_ip, tcp_port),
+                "listener_filters": [_listener_filter(f) for f in settings.listener_filters.get(TCP_PORT, ())],
+                "listener_filters_timeout": _duration(listener_filters_timeout_s),
+                "traffic_direction": "OUTBOUND",
+                "filter_chains": [{"filters": [{"name": "envoy.filters.network.tcp_proxy", "typed_config": {
+                    "@type": TCP_PROXY_TYPE, "stat_prefix": cluster, "cluster": cluster}}]}],
             }
         )
     return {"version_info": version, "type_url": LISTENER_TYPE, "resources": listeners}
@@ -290,6 +314,7 @@ def render_bootstrap(
     admin_port: int,
     echo_upstream: tuple[str, int],
     lds_path: Path,
+    tcp_upstreams: dict[str, tuple[str, int]] | None = None,
     node_id: str = "router~127.1.2.10~istio-ingressgateway-lab.istio-system~istio-system.svc.cluster.local",
 ) -> dict[str, Any]:
     """Envoy bootstrap: admin, static status listener, echo cluster, file-based LDS.
@@ -298,6 +323,12 @@ def render_bootstrap(
     :func:`render_listeners` + :func:`write_lds` produce.
     """
     echo_ip, echo_port = echo_upstream
+    # Other outbound clusters (cluster name → endpoint), e.g. the server-first greeter behind the TCP route.
+    extra_clusters = [
+        {"name": name, "type": "STATIC", "connect_timeout": "1s",
+         "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(ip, port)}}]}]}}
+        for name, (ip, port) in sorted((tcp_upstreams or {}).items())
+    ]
     return {
         "node": {"id": node_id, "cluster": "istio-ingressgateway.istio-system"},
         "admin": {"address": _address(pod_ip, admin_port)},
@@ -314,7 +345,8 @@ def render_bootstrap(
                             {"lb_endpoints": [{"endpoint": {"address": _address(echo_ip, echo_port)}}]}
                         ],
                     },
-                }
+                },
+                *extra_clusters,
             ],
         },
         "dynamic_resources": {

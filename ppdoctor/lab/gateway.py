@@ -85,6 +85,7 @@ class GatewayPorts:
     tls: int  # 8443
     status: int  # 15021
     admin: int  # 15000
+    tcp: int | None = None  # 31400, the TCP (non-HTTP) listener; None: the lab opens none
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ class GatewayProcess:
         self._listener_names: tuple[str, ...] = ()
         self._tls_cert: tuple[Path, Path] | None = None
         self._admin_client: Any = None  # httpx.AsyncClient, made on first use
+        self.tcp_upstreams: dict[str, tuple[str, int]] = {}  # outbound cluster → endpoint (the TCP route's)
 
     # --- paths and properties --------------------------------------------------------
 
@@ -176,6 +178,8 @@ class GatewayProcess:
         status_port: int | None = None,
         admin_port: int | None = None,
         echo_upstream: tuple[str, int] | None = None,
+        tcp_port: int | None = None,
+        tcp_upstreams: dict[str, tuple[str, int]] | None = None,
     ) -> datetime.datetime:
         """Spawn Envoy and wait until it is LIVE with its first listener push processed.
 
@@ -197,7 +201,10 @@ class GatewayProcess:
             tls=tls_port or (previous.tls if previous and previous.tls else free_port(self.pod_ip)),
             status=status_port or (previous.status if previous else free_port(self.pod_ip)),
             admin=admin_port or (previous.admin if previous else free_port(self.pod_ip)),
+            tcp=tcp_port or (previous.tcp if previous else None),
         )
+        if tcp_upstreams is not None:
+            self.tcp_upstreams = dict(tcp_upstreams)
         self.settings = settings
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.lds_path.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +219,7 @@ class GatewayProcess:
             admin_port=self.ports.admin,
             echo_upstream=self.echo_upstream,
             lds_path=self.lds_path,
+            tcp_upstreams=self.tcp_upstreams,
         )
         self.bootstrap_path.write_text(json.dumps(bootstrap, indent=1), encoding="utf-8")
         self.log_path.unlink(missing_ok=True)
@@ -342,6 +350,7 @@ class GatewayProcess:
             tls_cert=self._tls_cert,
             listener_filters_timeout_s=self.listener_filters_timeout_s,
             version=str(self._version),
+            tcp_port=self.ports.tcp,
         )
         self._listener_names = tuple(r["name"] for r in doc["resources"])
         return doc

@@ -36,7 +36,7 @@ from typing import Any
 import yaml
 
 from ..istioversion import image_version, supports_status_port_pp
-from .scenario import TLS_PORT, TRAFFIC_PORT
+from .scenario import TCP_PORT, TLS_PORT, TRAFFIC_PORT
 
 ROOT_NAMESPACE = "istio-system"
 ISTIO_API = "networking.istio.io/"
@@ -189,6 +189,15 @@ class GatewayServer:
         return () if "*" in names else names
 
 
+@dataclass(frozen=True)
+class TcpRoute:
+    """A VirtualService ``tcp:`` route on a Gateway server with protocol TCP: istiod's tcp_proxy to one destination."""
+
+    source: str  # "VirtualService default/greeter"
+    host: str  # destination.host as written (greeter.default.svc.cluster.local)
+    port: int  # destination.port.number
+
+
 @dataclass
 class GatewaySettings:
     """What the gateway pod's Envoy gets: listener filters per listener and HCM options."""
@@ -203,6 +212,8 @@ class GatewaySettings:
     status_listener_filters: list[ListenerFilter] = field(default_factory=list)
     direct_routes: list[DirectResponseRoute] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # container port (TCP_PORT) → the tcp route istiod puts there (a TCP server with a VirtualService tcp route)
+    tcp_routes: dict[int, TcpRoute] = field(default_factory=dict)
 
     def has_listener(self, port: int) -> bool:
         """istiod opens a listener only for ports some Gateway server lands on (istio/istio #48492)."""
@@ -447,13 +458,21 @@ def derive_gateway_settings(
     _apply_envoy_filters(listener_filters, envoy_filters, namespace, pod_labels, sources, warnings)
     _check_filter_order(listener_filters, warnings)
 
+    servers = None if gateways is None else gateway_servers(gateways, service, deployment, pod_labels, warnings)
+    tcp_routes = _tcp_routes(virtual_services or [], servers or {}, warnings)
+    if tcp_routes:
+        # istiod gives every gateway listener the topology's PROXY filter, the TCP one too
+        # (EnvoyFilter patches on the TCP port are not simulated).
+        for port in tcp_routes:
+            listener_filters.setdefault(port, [istiod_pp_filter()] if proxy.pp_from_topology else [])
     return GatewaySettings(
+        tcp_routes=tcp_routes,
         listener_filters=listener_filters,
         pp_sources=sources,
         num_trusted_hops=proxy.num_trusted_hops,
         status_listener_filters=_status_listener_filters(template),
         direct_routes=_direct_routes(virtual_services or [], warnings),
-        servers=None if gateways is None else gateway_servers(gateways, service, deployment, pod_labels, warnings),
+        servers=servers,
         warnings=list(dict.fromkeys(warnings)),  # a patch applied to two listeners warns once
     )
 
@@ -461,7 +480,7 @@ def derive_gateway_settings(
 # --- Gateway servers -------------------------------------------------------------------------
 
 # The chart's container port names (istio gateway chart) → the lab's listener keys.
-_CHART_PORT_NAMES = {"http2": TRAFFIC_PORT, "https": TLS_PORT}
+_CHART_PORT_NAMES = {"http2": TRAFFIC_PORT, "https": TLS_PORT, "tcp": TCP_PORT}
 
 
 def _gateway_selects(gw: dict[str, Any], namespace: str, pod_labels: dict[str, str]) -> bool:
@@ -667,6 +686,34 @@ def _status_pp_env(template: dict[str, Any]) -> bool:
                 # pilot-agent reads it with strconv.ParseBool
                 return str(env.get("value", "")).strip() in ("1", "t", "T", "true", "TRUE", "True")
     return False
+
+
+def _tcp_routes(virtual_services: list[dict[str, Any]], servers: dict[int, list[GatewayServer]],
+                warnings: list[str]) -> dict[int, TcpRoute]:
+    """Container port → the first VirtualService ``tcp:`` route bound to a TCP server that lands there
+    (istiod: a TCP server's filter chain is a tcp_proxy to the route's destination; the first match wins)."""
+    out: dict[int, TcpRoute] = {}
+    for vs in virtual_services:
+        if vs.get("kind") not in (None, "VirtualService"):
+            continue
+        spec = vs.get("spec") or {}
+        meta = vs.get("metadata") or {}
+        name = f"VirtualService {meta.get('namespace') or 'default'}/{meta.get('name')}"
+        bound = {str(g).split("/")[-1] for g in spec.get("gateways") or [] if g != "mesh"}
+        for tcp in spec.get("tcp") or []:
+            ports = {int(m["port"]) for m in tcp.get("match") or [] if isinstance(m, dict) and m.get("port")}
+            dest = ((tcp.get("route") or [{}])[0] or {}).get("destination") or {}
+            try:
+                route = TcpRoute(name, str(dest["host"]), int((dest.get("port") or {})["number"]))
+            except (KeyError, TypeError, ValueError):
+                warnings.append(f"{name}: a tcp route without destination host and port.number; istiod rejects it")
+                continue
+            for container_port, on_port in servers.items():
+                for server in on_port:
+                    if (server.protocol == "TCP" and server.source.split("/")[-1] in bound
+                            and (not ports or server.number in ports)):
+                        out.setdefault(container_port, route)
+    return out
 
 
 def _direct_routes(virtual_services: list[dict[str, Any]], warnings: list[str]) -> list[DirectResponseRoute]:

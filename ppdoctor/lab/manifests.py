@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from .scenario import ADMIN_PORT, DEFAULT_ISTIO_VERSION, STATUS_PORT, TLS_PORT, TRAFFIC_PORT, Scenario
+from .scenario import ADMIN_PORT, DEFAULT_ISTIO_VERSION, STATUS_PORT, TCP_PORT, TLS_PORT, TRAFFIC_PORT, Scenario
 
 GATEWAY_NS = "istio-system"
 GATEWAY_NAME = "istio-ingressgateway"
@@ -46,9 +46,13 @@ class PortMap:
     status: int
     admin: int
     echo: int
+    tcp: int = 0  # the `tcp` port 31400 (0: the scenario has no TCP listener)
 
     def as_dict(self) -> dict[int, int]:
-        return {TRAFFIC_PORT: self.traffic, TLS_PORT: self.tls, STATUS_PORT: self.status, ADMIN_PORT: self.admin}
+        out = {TRAFFIC_PORT: self.traffic, TLS_PORT: self.tls, STATUS_PORT: self.status, ADMIN_PORT: self.admin}
+        if self.tcp:
+            out[TCP_PORT] = self.tcp
+        return out
 
 
 def pod_template_hash(template: dict[str, Any]) -> str:
@@ -104,6 +108,7 @@ def _gateway_container(scenario: Scenario, ports: PortMap) -> dict[str, Any]:
             {"containerPort": ports.traffic, "name": "http2", "protocol": "TCP"},
             {"containerPort": ports.tls, "name": "https", "protocol": "TCP"},
             {"containerPort": ports.admin, "name": "http-envoy-admin", "protocol": "TCP"},
+            *([{"containerPort": ports.tcp, "name": "tcp", "protocol": "TCP"}] if ports.tcp else []),
         ],
         "readinessProbe": {
             "httpGet": {"path": "/healthz/ready", "port": ports.status, "scheme": "HTTP"},
@@ -173,6 +178,8 @@ def gateway_service(scenario: Scenario, ports: PortMap, *, lb_hostname: str | No
                 {"name": "http2", "port": 80, "targetPort": ports.traffic, "protocol": "TCP", "nodePort": 30080},
                 {"name": "https", "port": 443, "targetPort": _https_target(scenario, ports), "protocol": "TCP",
                  "nodePort": 30443},
+                *([{"name": "tcp", "port": scenario.aws.tcp_listener_port, "targetPort": ports.tcp, "protocol": "TCP",
+                    "nodePort": 31400}] if ports.tcp and scenario.aws.tcp_listener_port else []),
             ],
         },
         "status": status,

@@ -27,6 +27,9 @@ DEFAULT_SCENARIO = "tg-pp-on-gateway-off"
 TRAFFIC_PORT = 8080
 TLS_PORT = 8443
 STATUS_PORT = 15021
+# The `tcp` port of the istio-ingressgateway chart (gateways/istio-ingress values: tcp 31400): the lab's
+# TCP (non-HTTP) gateway listener, opened when a Gateway server with protocol TCP lands on it.
+TCP_PORT = 31400
 ADMIN_PORT = 15000
 PORT_ALIASES = {"traffic-port": "traffic-port", "status-port": str(STATUS_PORT)}
 # The Istio release of the lab's gateway image (docker.io/istio/proxyv2:<version>) unless a scenario says otherwise.
@@ -92,6 +95,9 @@ class AwsSpec:
     endpoint_service: bool = False
     # Listener attributes, e.g. {"tcp.idle_timeout.seconds" = "60"} (absent: AWS defaults, 350 s).
     listener_attributes: dict[str, str] = field(default_factory=dict)
+    # A TCP (non-HTTP) listener on this port (0: none) → the gateway's `tcp` port 31400, its own target
+    # group with the main one's attributes; the scenario's Gateway/VirtualService route it (greeter).
+    tcp_listener_port: int = 0
     # "dualstack": the NLB has IPv6 addresses too (the lab's on ::1); target groups stay IPv4.
     ip_address_type: str = "ipv4"
 
@@ -324,11 +330,16 @@ def _aws(r: _Reader) -> AwsSpec:
         target_group=_target_group(r.sub("target_group")),
         private_default_route=r.take("private_default_route", str, d.private_default_route),
         tls_listener=r.take("tls_listener", bool, d.tls_listener),
+        tcp_listener_port=r.take("tcp_listener_port", int, d.tcp_listener_port),
         target_sg_ingress=_cidrs(r, "target_sg_ingress", d.target_sg_ingress),
         endpoint_service=r.take("endpoint_service", bool, d.endpoint_service),
         ip_address_type=r.take("ip_address_type", str, d.ip_address_type),
         listener_attributes=_listener_attributes(r),
     )
+    taken = {spec.listener_port, *((443,) if spec.tls_listener else ())}
+    if spec.tcp_listener_port and (not 1 <= spec.tcp_listener_port <= 65535 or spec.tcp_listener_port in taken):
+        raise r.fail("tcp_listener_port", f"is {spec.tcp_listener_port}; allowed: 0 (none) or a port from 1 to 65535 "
+                     f"other than the NLB's other listeners ({', '.join(map(str, sorted(taken)))})")
     r.done()
     return spec
 

@@ -83,6 +83,9 @@ class LabWorld:
         self.echo: Any = None
         self.nlb: Any = None
         self.nlb_tls: Any = None  # the first NLB's second listener (443 → 8443), its own emulator
+        self.nlb_tcp: Any = None  # the scenario's TCP listener (aws.tcp_listener_port → 31400), its own emulator
+        self.aws_tcp: Any = None
+        self.greeter: Any = None  # the server-first backend behind the gateway's TCP route (lab/greeter.py)
         self.aws_tls: Any = None
         self.gwapi: Any = None  # the Gateway API gateway (gatewayapi.GatewayApiLab)
         self.ports: manifests.PortMap | None = None
@@ -115,6 +118,7 @@ class LabWorld:
         self.ports = manifests.PortMap(
             traffic=free_port(gw_ip), tls=free_port(gw_ip), status=free_port(gw_ip),
             admin=free_port(gw_ip), echo=free_port(addresses.ECHO_POD_IP),
+            tcp=free_port(gw_ip) if sc.aws.tcp_listener_port else 0,
         )
         port_map = self.ports.as_dict()
 
@@ -163,6 +167,10 @@ class LabWorld:
         from ..echo.server import start_echo, variant_for_image
 
         self.echo = await start_echo(addresses.ECHO_POD_IP, self.ports.echo, variant_for_image(sc.kubernetes.echo.image))
+        if sc.aws.tcp_listener_port:
+            from .greeter import start_greeter
+
+            self.greeter = await start_greeter(addresses.ECHO_POD_IP)
         self._mesh_at_pod_start = yaml.safe_load(mesh_at_start["data"]["mesh"]) or {}
         from .gateway import GatewayProcess
 
@@ -206,6 +214,16 @@ class LabWorld:
             self.nlb_tls = NlbEmulator(self.moto.endpoint_url, self.aws_tls, self.moto, vpc_cidr=addresses.VPC_CIDR,
                                        vpc_endpoint_id=sc.client.vpc_endpoint_id)
             await self.nlb_tls.start()
+        if sc.aws.tcp_listener_port:
+            tg = sc.aws.target_group
+            self.aws_tcp = await asyncio.to_thread(
+                add_listener, self.moto.endpoint_url, self.aws, listener_port=sc.aws.tcp_listener_port,
+                target_port=self.ports.tcp, tg_name=f"{tg.name[:26]}-tcp" if tg.name else "k8s-istiosys-istioing-tcp",
+                tags=owner_tags(tg.tags, manifests.GATEWAY_NS, manifests.GATEWAY_NAME, sc.aws.tcp_listener_port),
+                attributes=tg.attributes)
+            self.nlb_tcp = NlbEmulator(self.moto.endpoint_url, self.aws_tcp, self.moto, vpc_cidr=addresses.VPC_CIDR,
+                                       vpc_endpoint_id=sc.client.vpc_endpoint_id)
+            await self.nlb_tcp.start()
         if sc.gateway_api.enabled:
             from .gatewayapi import GatewayApiLab
 
@@ -239,7 +257,7 @@ class LabWorld:
             except Exception as exc:  # keep stopping the rest
                 log.warning("stopping the Gateway API gateway failed: %s", exc)
             self.gwapi = None
-        for name in ("nlb_tls", "nlb", "gateway", "echo", "kube"):
+        for name in ("nlb_tcp", "nlb_tls", "nlb", "gateway", "greeter", "echo", "kube"):
             part = getattr(self, name)
             if part is None:
                 continue
@@ -279,7 +297,18 @@ class LabWorld:
             "status_port": self.ports.status,
             "admin_port": self.ports.admin,
             "echo_upstream": (addresses.ECHO_POD_IP, self.ports.echo),
+            **({"tcp_port": self.ports.tcp, "tcp_upstreams": self._tcp_upstreams()} if self.ports.tcp else {}),
         }
+
+    def _tcp_upstreams(self) -> dict[str, tuple[str, int]]:
+        """The outbound cluster of the greeter's Service (what a VirtualService tcp route names) → its pod."""
+        from .envoycfg import outbound_cluster
+        from .greeter import GREETER_NS, GREETER_SERVICE, GREETER_SERVICE_PORT
+
+        if self.greeter is None:
+            return {}
+        host = f"{GREETER_SERVICE}.{GREETER_NS}.svc.cluster.local"
+        return {outbound_cluster(host, GREETER_SERVICE_PORT): self.greeter.address}
 
     def _gateway_settings(self) -> Any:
         from .istio import derive_gateway_settings
@@ -374,6 +403,8 @@ class LabWorld:
             await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws.tg_arn, service, self.ports.as_dict())
             if self.aws_tls is not None:  # the controller reconciles every target group of the Service
                 await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws_tls.tg_arn, service, self.ports.as_dict())
+            if self.aws_tcp is not None:
+                await asyncio.to_thread(lbc.reconcile, self._elbv2, self.aws_tcp.tg_arn, service, self.ports.as_dict())
 
     # --- endpoints file ---------------------------------------------------------------
 
@@ -402,6 +433,8 @@ class LabWorld:
         resolve = [f"{self.aws.lb_dns_name}:{self.scenario.aws.listener_port}={_host_port(nlb_host, nlb_port)}"]
         if self.nlb_tls is not None:
             resolve.append(f"{self.aws.lb_dns_name}:443={_host_port(*self.nlb_tls.address)}")
+        if self.nlb_tcp is not None:
+            resolve.append(f"{self.aws.lb_dns_name}:{self.scenario.aws.tcp_listener_port}={_host_port(*self.nlb_tcp.address)}")
         if self.gwapi is not None:
             resolve.append(f"{self.gwapi.aws.lb_dns_name}:80={_host_port(*self.gwapi.nlb.address)}")
         cfg = cfgmod.TargetConfig(

@@ -40,6 +40,7 @@ def aws_error(exc: BaseException, operation: str) -> AwsError:
         else:
             err = AwsError(f"{action} failed: {code}: {message}")
         err.code = code  # type: ignore[attr-defined]
+        err.operation = operation  # type: ignore[attr-defined]
         return err
     if isinstance(exc, bx.NoCredentialsError):
         return AwsError("no AWS credentials found", hint="set AWS_PROFILE or run `aws sso login`; for the lab use its config file")

@@ -10,6 +10,7 @@ Read-only EC2/ELBv2 calls; the target addresses come from the aws probe's (cache
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from ..aws_sg import groups_admit, ingress_cidrs
@@ -51,6 +52,13 @@ def collect(ctx: ProbeContext, data: dict[str, Any]) -> dict[str, Any]:
             "target_type": group["tg"].get("TargetType", "instance"), "protocol": group["tg"].get("Protocol", "TCP")}
 
 
+def _family(ip: str | None) -> int | None:
+    try:
+        return ipaddress.ip_address((ip or "").strip("[]")).version
+    except ValueError:
+        return None
+
+
 def evaluate(data: dict[str, Any], prober_ip: str | None) -> dict[str, Any]:
     """Which sources the groups admit, as the target would see them (pure; unit-tested)."""
     from .aws import preserve_client_ip_default
@@ -61,20 +69,26 @@ def evaluate(data: dict[str, Any], prober_ip: str | None) -> dict[str, Any]:
     perms = data["permissions"]
     lb_groups = data["lb_groups"]
     lb_perms = [p for g in lb_groups for p in perms.get(g, [])]
-    nlb_ip = (data["nlb_ips"] or [None])[0]
+    # the NLB's own address a target of each family sees when the client's is not preserved
+    nlb_ip_of: dict[int | None, str] = {}
+    for addr in data["nlb_ips"] or []:
+        nlb_ip_of.setdefault(_family(addr), addr)
 
     def admitted(client_ip: str | None) -> bool | None:
         if not client_ip:
             return None
         if lb_groups and not groups_admit(lb_perms, client_ip, data["listener_port"] or 0):
             return False
-        seen = client_ip if preserve else nlb_ip
-        if seen is None:
-            return None
         verdicts = []
         for ip, port in data["targets"]:
             if ip is None or ip not in data["groups_of"]:
                 continue
+            # Preservation cannot carry an address across families: an IPv6 client of a dualstack NLB reaches
+            # an IPv4 target from the NLB's own address (AWS "Target groups for your Network Load Balancers",
+            # client IP preservation table), whatever the attribute says.
+            seen = client_ip if preserve and _family(client_ip) == _family(ip) else nlb_ip_of.get(_family(ip))
+            if seen is None:
+                return None
             target_perms = [p for g in data["groups_of"][ip] for p in perms.get(g, [])]
             verdicts.append(groups_admit(target_perms, seen, port, source_groups=lb_groups))
         return all(verdicts) if verdicts else None

@@ -52,6 +52,8 @@ VIA_NLB = {
     "privatelink-preserve-on": ({"ok"}, "nlb"),
     "dualstack-ipv6-client": ({"ok"}, "nlb"),
     "idle-timeout-reset": ({"ok"}, "prober"),
+    # HTTP on listener 80 works; the TCP listener 25's greeting is what is lost (SYMPTOMS)
+    "server-first-header-placement": ({"ok"}, "prober"),
 }
 # The client the backend should see after the fixes, where it is not the prober itself: the viewer
 # a CDN in front names in X-Forwarded-For (client.extra_headers).
@@ -62,14 +64,47 @@ UNHEALTHY = {"pp-on-hc-status-port", "status-port-pp-istio-127", "no-listener-on
 PROBE_ERRORS = {"no-listener-on-port": {"direct-plain", "direct-ppv2", "direct-ppv1", "direct-local"}}
 # Findings a fix cannot settle from ppdoctor's side (the echo image is the app team's choice).
 # (TCP keepalive on the gateway listener cannot be seen by the lab's user-space NLB: guidance only.)
-NOT_AUTO_FIXABLE = {"echo-drops-xff", "idle-timeout-reset", "clusterip-callers-reset"}  # in-cluster callers: the owners' change
+# (The header placement is changed through AWS support, not a public API: guidance only.)
+NOT_AUTO_FIXABLE = {"echo-drops-xff", "idle-timeout-reset", "server-first-header-placement",
+                    "clusterip-callers-reset"}  # in-cluster callers: the owners' change
 # On-demand probes (they wait out an AWS timeout) a scenario's symptom needs besides the default set.
-EXTRA_PROBES = {"idle-timeout-reset": ["idle"]}
+EXTRA_PROBES = {"idle-timeout-reset": ["idle"], "server-first-header-placement": ["server-first"]}
+# The measured symptom of scenarios whose failure is not on the HTTP path: fact → the values it may take.
+SYMPTOMS = {
+    "idle-timeout-reset": {"idle.result": {"reset", "empty-reply"}},
+    # a silent client through the NLB gets no greeting; behind a PPv2 header straight to the gateway it does
+    "server-first-header-placement": {"server_first.listener_port": {25}, "server_first.via_nlb_greeting": {False},
+                                      "server_first.direct_pp_greeting": {True}},
+}
 # Scenarios whose fixes are also rolled back here: the starting state's first finding must come back.
 ROLLED_BACK = {"preserve-on-sg-blocks-clients", "privatelink-preserve-on", "dualstack-ipv6-client",
                "trusted-hops-cdn-too-high"}  # conf's other traps: fix alone → rollback in tests/lab/test_conf_traps.py
 
 SCENARIOS = sorted(s.name for s in list_scenarios())
+
+
+def _placement_on_first_ack(lab):
+    """What AWS support does for PPD018 (header placement on_first_ack on the TCP listener's target
+    group): the greeting comes through the NLB and the finding is gone."""
+    import time
+
+    elbv2 = lab.elbv2()
+    lb_arn = lab.endpoints["load_balancer_arn"]
+    listener = next(l for l in elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"] if l["Port"] == 25)
+    elbv2.modify_target_group_attributes(TargetGroupArn=listener["DefaultActions"][0]["TargetGroupArn"], Attributes=[
+        {"Key": "proxy_protocol_v2.client_to_server.header_placement", "Value": "on_first_ack"}])
+    deadline = time.monotonic() + 15.0  # the emulator reads moto within its poll interval
+    while True:
+        after = asyncio.run(run_probes(lab.config, ["server-first"]))
+        if _fact(after, "server_first.via_nlb_greeting") is True or time.monotonic() > deadline:
+            break
+    assert _fact(after, "server_first.header_placement") == "on_first_ack"
+    assert _fact(after, "server_first.via_nlb_greeting") is True, [o.as_dict() for o in after]
+    assert "PPD018" not in {f.id for f in diagnose(after)}
+
+
+# Scenarios without an automatic fix whose manual fix the lab can still apply through the real API.
+MANUAL_FIXES = {"server-first-header-placement": _placement_on_first_ack}
 
 
 def _fact(observations, name):
@@ -102,6 +137,8 @@ def test_scenario_closed_loop(scenario, lab_pool, tmp_path):
     assert _fact(observations, "via_nlb.result") in results, [o.as_dict() for o in observations if o.probe == "http-via-nlb"]
     if ip_class:
         assert _fact(observations, "via_nlb.client_ip_class") == ip_class
+    for fact, values in SYMPTOMS.get(scenario, {}).items():
+        assert _fact(observations, fact) in values, (fact, [o.as_dict() for o in observations if fact in o.facts])
     for obs in observations:
         assert obs.status.value != "error" or obs.probe in {"syn", *PROBE_ERRORS.get(scenario, ())}, obs.as_dict()
 
@@ -120,6 +157,8 @@ def test_scenario_closed_loop(scenario, lab_pool, tmp_path):
 
     if scenario in NOT_AUTO_FIXABLE:
         assert all(not f.fixes for f in findings if f.id == expected[0])
+        if scenario in MANUAL_FIXES:
+            MANUAL_FIXES[scenario](lab)
         return
     changes: list = []
     final = fix_all(lab.config, changes)

@@ -1,7 +1,8 @@
 """The aws (and health) probe against real moto through boto3, with AWS API faults injected by a proxy.
 
-AccessDenied, throttling (transient and permanent) and NotFound end as an ``error``
-observation whose summary names the IAM action or says what to do — never a traceback.
+A refused or throttled call costs only the facts it would have established: the aws probe keeps the
+rest and lists the gap (IAM action, facts, hint) under evidence ``unavailable``; only a load balancer
+it cannot read (denied, NotFound) ends as an ``error`` observation. Never a traceback.
 """
 
 from __future__ import annotations
@@ -91,28 +92,74 @@ def test_through_the_proxy_the_probe_sees_moto(world, proxy):
     assert proxy.calls["DescribeRouteTables"] >= 1
 
 
-def test_access_denied_names_the_iam_action(world, proxy):
-    proxy.fail("DescribeTargetGroupAttributes", 403, "AccessDenied", DENIED)
+ALL_FACTS = {"lb.arn", "lb.type", "lb.listener_protocols", "nlb.private_ips", "vpc.cidrs", "tg.arn", "tg.target_type",
+             "tg.protocol", "tg.pp_v2", "tg.preserve_ip", "tg.health", "tg.healthy_count", "tg.lbc_managed",
+             "hc.protocol", "hc.port", "hc.path", "hc.interval_s", "hc.healthy_threshold", "routes.private_default"}
+TG_LEVEL = ALL_FACTS - {"lb.arn", "lb.type", "lb.listener_protocols", "nlb.private_ips", "vpc.cidrs"}
+
+# One refused call each: what the probe can no longer establish (everything else it must still report).
+# hc.path is None for the lab's TCP check, so it is never a fact with a value; it is left out of the comparison.
+SINGLE_DENIALS = [
+    ("DescribeNetworkInterfaces", "ec2:DescribeNetworkInterfaces", {"nlb.private_ips"}),
+    ("DescribeVpcs", "ec2:DescribeVpcs", {"vpc.cidrs"}),
+    ("DescribeListeners", "elasticloadbalancing:DescribeListeners", {"lb.listener_protocols"} | TG_LEVEL),
+    ("DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroups",
+     {"tg.target_type", "tg.protocol", "hc.protocol", "hc.port", "hc.path", "hc.interval_s", "hc.healthy_threshold"}),
+    ("DescribeTags", "elasticloadbalancing:DescribeTags", {"tg.lbc_managed"}),
+    ("DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetGroupAttributes", {"tg.pp_v2", "tg.preserve_ip"}),
+    ("DescribeTargetHealth", "elasticloadbalancing:DescribeTargetHealth",
+     {"tg.health", "tg.healthy_count", "routes.private_default"}),
+    ("DescribeSubnets", "ec2:DescribeSubnets", {"routes.private_default"}),
+    ("DescribeRouteTables", "ec2:DescribeRouteTables", {"routes.private_default"}),
+]
+
+
+@pytest.mark.parametrize("api_action,iam_action,lost", SINGLE_DENIALS, ids=[d[0] for d in SINGLE_DENIALS])
+def test_one_denied_call_loses_only_its_facts(world, proxy, api_action, iam_action, lost):
+    ec2 = iam_action.startswith("ec2:")
+    proxy.fail(api_action, 403, "UnauthorizedOperation" if ec2 else "AccessDenied",
+               "You are not authorized to perform this operation." if ec2 else DENIED.replace(
+                   "DescribeTargetGroupAttributes", api_action))
+    obs, _ = run("aws", config_for(world))
+    assert obs.status == Status.OK, obs.as_dict()
+    assert set(obs.facts) | {"hc.path"} == ALL_FACTS - lost | {"hc.path"}, "every fact another call could read stays"
+    gaps = obs.evidence["unavailable"]
+    assert [g["action"] for g in gaps] == [iam_action]
+    assert gaps[0]["kind"] == "denied"
+    assert lost - {"hc.path"} <= set(gaps[0]["facts"]), "the gap names the facts the call would have established"
+    assert f"grant the IAM action {iam_action}" in gaps[0]["hint"]
+    assert "partially blocked (denied)" in obs.summary and iam_action in obs.summary
+    assert proxy.calls[api_action] == 1, "a denial is not retried"
+    assert iam_action in json.dumps(obs.as_dict()), "the report/JSON output carries the gap"
+
+
+def test_tg_attributes_and_health_denied_keep_the_rest(world, proxy):
+    """The issue's example: the load balancer, listeners, health-check config, tags and VPC stay readable."""
+    _, aws, _ = world
+    proxy.deny("DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetGroupAttributes")
+    proxy.deny("DescribeTargetHealth", "elasticloadbalancing:DescribeTargetHealth")
+    obs, _ = run("aws", config_for(world))
+    assert obs.status == Status.OK, obs.as_dict()
+    assert obs.facts["tg.arn"].value == aws.tg_arn
+    assert obs.facts["lb.arn"].value == aws.lb_arn
+    assert obs.facts["hc.protocol"].value == "TCP" and obs.facts["hc.port"].value == "traffic-port"
+    assert obs.facts["nlb.private_ips"].value == [addresses.NLB_IP]
+    for gone in ("tg.pp_v2", "tg.preserve_ip", "tg.health", "routes.private_default"):
+        assert gone not in obs.facts, gone
+    assert sorted(g["action"] for g in obs.evidence["unavailable"]) == [
+        "elasticloadbalancing:DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetHealth"]
+    assert "user/oncall" in obs.evidence["unavailable"][0]["message"], "AWS's own message is kept"
+
+
+def test_load_balancer_denied_reads_nothing(world, proxy):
+    proxy.deny("DescribeLoadBalancers", "elasticloadbalancing:DescribeLoadBalancers")
     obs, _ = run("aws", config_for(world))
     assert obs.status == Status.ERROR, obs.as_dict()
     assert obs.error["kind"] == "aws"
-    assert "AccessDenied" in obs.summary
-    assert "grant the IAM action elasticloadbalancing:DescribeTargetGroupAttributes" in obs.summary
-    assert "user/oncall" in obs.error["message"], "AWS's own message is kept"
-    assert obs.error["hint"].startswith("grant the IAM action elasticloadbalancing:DescribeTargetGroupAttributes "
+    assert obs.error["hint"].startswith("grant the IAM action elasticloadbalancing:DescribeLoadBalancers "
                                         "to the identity ppdoctor runs as")
     assert "ppdoctor permissions --aws" in obs.error["hint"], "the whole policy is one command away"
-    assert proxy.calls["DescribeTargetGroupAttributes"] == 1, "a denial is not retried"
     assert obs.facts == {}
-
-
-def test_access_denied_in_ec2_shape(world, proxy):
-    proxy.fail("DescribeRouteTables", 403, "UnauthorizedOperation",
-               "You are not authorized to perform this operation. Encoded authorization failure message: x")
-    obs, _ = run("aws", config_for(world))
-    assert obs.status == Status.ERROR, obs.as_dict()
-    assert "ec2:DescribeRouteTables" in obs.summary
-    assert "grant the IAM action ec2:DescribeRouteTables" in obs.error["hint"]
 
 
 def test_health_probe_reports_the_same_denial(world, proxy):
@@ -138,12 +185,27 @@ def test_throttled_forever_is_classified(world, proxy, monkeypatch):
     monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.01)
     proxy.throttle("DescribeTargetGroups")
     obs, wall = run("aws", config_for(world))
-    assert obs.status == Status.ERROR, obs.as_dict()
-    assert obs.summary.startswith("AWS throttled elasticloadbalancing:DescribeTargetGroups even after adaptive retries")
-    assert "(Throttling)" in obs.summary
-    assert "wait a minute" in obs.error["hint"]
+    assert obs.status == Status.OK, obs.as_dict()
+    gap, = obs.evidence["unavailable"]
+    assert gap["kind"] == "throttled"
+    assert gap["message"].startswith("AWS throttled elasticloadbalancing:DescribeTargetGroups even after adaptive retries")
+    assert "(Throttling)" in gap["message"]
+    assert "wait a minute" in gap["hint"]
+    assert "partially blocked (throttled)" in obs.summary
+    assert "tg.pp_v2" in obs.facts and "hc.protocol" not in obs.facts
     assert proxy.calls["DescribeTargetGroups"] == 5, "adaptive mode: the first attempt and max_attempts=4 retries"
     assert wall < 15  # the adaptive rate limiter spaces the retries out; the probe deadline (20 s) is not reached
+
+
+def test_health_probe_errors_when_the_check_config_is_throttled(world, proxy, monkeypatch):
+    """Probes that build on the aws data fail as before when they need an unread part."""
+    from botocore.retries.standard import ExponentialBackoff
+
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.01)
+    proxy.fail("DescribeTargetGroups", 503, "RequestLimitExceeded", "Request limit exceeded.")  # the EC2-style code
+    obs, _ = run("health", config_for(world))
+    assert obs.status == Status.ERROR, obs.as_dict()
+    assert "AWS throttled elasticloadbalancing:DescribeTargetGroups" in obs.summary
 
 
 def test_target_group_not_found(world, proxy):

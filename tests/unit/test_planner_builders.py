@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from ppdoctor.fixes.registry import build_plan
 from ppdoctor.fixes.planner import (
-    LiveState, PlanError, build_plan, filter_order, gw_pp_on, hc_tcp, move_annotation, pp_enable, tg_pp_on,
+    LiveState, PlanError, filter_order, gw_pp_on, hc_tcp, move_annotation, pp_enable, tg_pp_on,
     tg_preserve_off, trusted_hops,
 )
 

@@ -28,7 +28,9 @@ CASES = [
     ("PPD000", {**HEALTHY, "via_nlb.client_ip_class": "nlb"}, None, "backend sees the NLB"),
     ("PPD000", {**HEALTHY, **OFF}, None, "gateway without the filter"),
     ("PPD000", {**{k: v for k, v in HEALTHY.items() if not k.startswith(("tg.", "hc."))}, "svc.hc_annotations": {}},
-     PARTIAL, "AWS denied: the client's address arrives, the Service's health check is known"),
+     None, "AWS denied: the Service's health check is known, whether targets pass it is not — no 'healthy'"),
+    ("PPD000", {**{k: v for k, v in HEALTHY.items() if k != "tg.pp_v2"}}, PARTIAL,
+     "target group attributes refused, target health read: the client's address arrives"),
     ("PPD000", {k: v for k, v in HEALTHY.items() if not k.startswith(("tg.", "hc."))}, None,
      "AWS and Kubernetes denied: target health unknown, an NLB fails open — no 'healthy'"),
     # PPD001 no client-IP source

@@ -53,6 +53,29 @@ def test_refused_probes_are_named_with_the_hint_and_do_not_change_the_verdict():
     assert exit_code(findings) == 2
 
 
+def test_a_partially_refused_probe_is_named_and_its_unread_facts_carry_the_iam_action():
+    """The aws probe read the target group but not its attributes: ok status, the gap under evidence 'unavailable'."""
+    hint = "grant the IAM action elasticloadbalancing:DescribeTargetGroupAttributes to the identity ppdoctor runs as"
+    aws = obs("aws", "ok", "target group x; partially blocked (denied)",
+              {"tg.target_type": "ip", "hc.protocol": "TCP", "hc.port": "traffic-port"})
+    aws.evidence["unavailable"] = [{"operation": "describe_target_group_attributes", "kind": "denied",
+                                    "action": "elasticloadbalancing:DescribeTargetGroupAttributes",
+                                    "facts": ["tg.pp_v2", "tg.preserve_ip"], "message": "AccessDenied", "hint": hint}]
+    observations = [aws, obs("direct-plain", "ok", "", {"gateway.plain_result": "ok"}),
+                    obs("direct-ppv2", "fail", "HTTP 400", {"gateway.ppv2_result": "http-4xx"}),
+                    obs("http-via-nlb", "fail", "HTTP 400", {"via_nlb.result": "http-4xx", "via_nlb.status": 400})]
+    findings = diagnose(observations)
+    assert [f.id for f in findings] == ["PPD003", "PPD091"]
+    assert findings[0].confidence < 0.9
+    assert any(line.startswith("tg.pp_v2 unknown: `aws` was refused elasticloadbalancing:DescribeTargetGroupAttributes")
+               and line.endswith("IAM elasticloadbalancing:DescribeTargetGroupAttributes would confirm it")
+               for line in findings[0].confirm), findings[0].confirm
+    assert findings[1].confirm == [hint] and findings[1].explains == ["aws"]
+    # without the gap the same probe is a clean read: nothing is reported as blocked
+    aws.evidence.clear()
+    assert "PPD091" not in [f.id for f in diagnose(observations)]
+
+
 def test_nlb_level_evidence_alone_ranks_hypotheses():
     aws = obs("aws", "error", "AccessDenied")
     kube = obs("kube", "error", "RBAC forbids get services")

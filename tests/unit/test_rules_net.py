@@ -9,7 +9,7 @@ from ppdoctor.aws_sg import groups_admit, permission_admits
 from ppdoctor.diagnosis import diagnose
 from ppdoctor.diagnosis.model import FactView
 from ppdoctor.diagnosis.rules_net import ppd017, ppd022
-from ppdoctor.probes.model import Observation
+from ppdoctor.probes.model import Observation, Status
 from ppdoctor.probes.security_groups import evaluate
 
 
@@ -192,22 +192,90 @@ def test_ppd020(result, fires):
     assert (finding is not None) == fires
     if fires:
         assert finding.fixes == [] and "SO_KEEPALIVE" in finding.explanation and "60 s" in finding.explanation
+        assert finding.confidence == 0.9 and not finding.confirm
+
+
+def test_ppd020_without_the_listener_attributes_still_fires_on_the_reset_and_names_the_permission():
+    """AWS refused: the idle probe's own evidence (reset after its silence) decides; the timeout stays open."""
+    from ppdoctor.diagnosis.rules_net import ppd020
+
+    finding = ppd020(_view(idle__result="reset", idle__tested_timeout_s=60, idle__waited_s=3.6))
+    assert finding is not None and finding.confidence < 0.9 and "idle" in finding.explains
+    assert any("DescribeListenerAttributes" in line for line in finding.confirm)
+    assert ppd020(_view(idle__result="ok", idle__tested_timeout_s=60)) is None  # near miss: survived the silence
+
+
+def test_idle_reset_with_aws_refused_is_ppd020_never_healthy():
+    """The idle-timeout-reset world with AWS refused: no target health, so no PPD000; PPD020 from the probe."""
+    aws = Observation("aws")
+    aws.status = Status.ERROR
+    aws.summary = "AccessDenied: elasticloadbalancing:DescribeLoadBalancers was refused"
+    idle = Observation("idle")
+    idle.status = Status.FAIL
+    idle.fact("idle.result", "reset")
+    idle.fact("idle.tested_timeout_s", 60)
+    idle.fact("idle.waited_s", 3.6)
+    rest = _obs(dict(gateway__plain_result="reset", gateway__ppv2_result="ok", via_nlb__result="ok",
+                     via_nlb__client_ip_class="prober", svc__hc_annotations={"healthcheck-protocol": "tcp"}))
+    findings = diagnose([aws, idle, rest])
+    assert findings[0].id == "PPD020" and "PPD000" not in [f.id for f in findings]
+    assert "PPD000" not in [f.id for f in diagnose([aws, rest])]  # nor without the idle probe
+
+
+@pytest.mark.parametrize("facts, confidence, says", [
+    ({"idle__timeout_s": 60}, 0.9, "idle timeout (60 s)"),
+    # AWS not readable: the probe waited past the shortest timeout AWS allows
+    ({"idle__tested_timeout_s": 60}, 0.8, "at most 60 s"),
+])
+def test_ppd020_with_and_without_the_listener_attribute(facts, confidence, says):
+    from ppdoctor.diagnosis.rules_net import ppd020
+
+    finding = ppd020(_view(idle__result="reset", **facts))
+    assert finding.confidence == confidence and says in finding.explanation
+    assert bool(finding.confirm) == ("idle__timeout_s" not in facts)
 
 
 # --- PPD018 (server-first protocol, header placement) -------------------------------------
 
+REQUIRED_MODE = dict(gateway__plain_result="reset", gateway__ppv2_result="ok")
+OFF_MODE = dict(gateway__plain_result="ok", gateway__ppv2_result="http-4xx")
 SF = dict(server_first__via_nlb_greeting=False, server_first__direct_pp_greeting=True,
           server_first__direct_plain_greeting=False, tg__pp_v2=True)
 
 
 @pytest.mark.parametrize("case, facts, confidence", [
-    ("default placement", SF, 0.95),
+    ("default placement", {**SF, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    # AWS not readable: no placement, no targets; the greeting came once the client sent a line end
+    ("AWS denied: only the nudge through the NLB",
+     {"server_first__via_nlb_greeting": False, "server_first__via_nlb_nudge_greeting": True}, 0.8),
+    ("placement known, no direct target: the nudge", {"server_first__via_nlb_greeting": False,
+     "server_first__via_nlb_nudge_greeting": True, "server_first__header_placement": "on_first_ack_with_payload"}, 0.85),
+    ("near miss: silent and nudged alike, no direct evidence",
+     {"server_first__via_nlb_greeting": False, "server_first__via_nlb_nudge_greeting": False}, None),
+    ("placement unknown but a direct greeting", SF, 0.8),
     ("placement attribute read as the default", {**SF, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
-    ("on_first_ack and still silent: a listener filter waits", {**SF, "server_first__header_placement": "on_first_ack"}, 0.75),
+    ("gateway requires PROXY (differential probes)",
+     {**SF, **REQUIRED_MODE, "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    ("target group attributes refused: the header placement alone", {**SF, "tg__pp_v2": None}, 0.8),
+    ("near miss: on_first_ack already: the header is not what waits", {**SF, "server_first__header_placement": "on_first_ack"}, None),
+    # an Envoy without the PROXY filter (PPD003's world): it passes a connection straight on, so a silent NLB
+    # client is not what withholds a greeting — and its 400 to a header is not one (test_what_counts_as_a_greeting)
+    ("near miss: the gateway has no PROXY filter", {**SF, **OFF_MODE, "server_first__direct_plain_greeting": True}, None),
+    ("near miss: no PROXY filter, the greeting only through a nudge",
+     {"server_first__via_nlb_greeting": False, "server_first__via_nlb_nudge_greeting": True, **OFF_MODE}, None),
+    # the port's own evidence outranks the HTTP port's mode: it greets only behind a header, so it waits for one
+    ("HTTP listener without the filter, the greeting port with one", {**SF, **OFF_MODE}, 0.8),
+    ("near miss: gateway mode unknown, the service greets without a header too",
+     {**SF, "server_first__direct_plain_greeting": True}, None),
     ("near miss: the greeting arrives through the NLB", {**SF, "server_first__via_nlb_greeting": True}, None),
     ("near miss: no greeting even with a header", {**SF, "server_first__direct_pp_greeting": False}, None),
     ("near miss: the target group sends no header", {**SF, "tg__pp_v2": False}, None),
     ("near miss: probe not run", {"tg__pp_v2": True}, None),
+    # the greeting listener's own target group counts, not the configured (HTTP) one
+    ("TCP listener's group sends the header, the HTTP one does not",
+     {**SF, "tg__pp_v2": False, "server_first__pp_v2": True, "server_first__listener_port": 25,
+      "server_first__header_placement": "on_first_ack_with_payload"}, 0.95),
+    ("near miss: the TCP listener's group sends no header", {**SF, "server_first__pp_v2": False}, None),
 ])
 def test_ppd018(case, facts, confidence):
     from ppdoctor.diagnosis.rules_net import ppd018
@@ -227,3 +295,43 @@ def test_what_counts_as_a_greeting(first, is_greeting):
     from ppdoctor.probes.server_first import greeted
 
     assert greeted(first) is is_greeting
+
+
+# --- near misses of the probes behind PPD017/PPD018, and what the findings explain ----------------
+
+def test_sg_probe_ipv6_client_of_ipv4_targets_is_seen_as_the_nlb():
+    """Preservation cannot carry an IPv6 source to an IPv4 target: the groups must admit the NLB, not ::/0."""
+    data = {**_sg_data("true", "10.0.0.0/16"), "nlb_ips": ["2600:1f18::10", "10.0.1.10"]}
+    result = evaluate(data, "2001:db8::7")
+    assert result["prober_allowed"] is True  # the target sees 10.0.1.10, inside the VPC range
+    assert result["public_allowed"] is False  # an IPv4 public client keeps its own address
+
+
+def _failing(probe, summary, facts):
+    o = Observation(probe)
+    for name, value in facts.items():
+        o.fact(name.replace("__", "."), value)
+    o.status, o.summary = Status.FAIL, summary
+    return o
+
+
+def test_failing_sg_and_tcp_probes_are_explained_by_ppd017():
+    sg = _failing("sg", "security groups drop the prober", {k: v for k, v in SG_BLOCKS.items() if k.startswith("sg__")})
+    rest = _obs({k: v for k, v in SG_BLOCKS.items() if not k.startswith("sg__")})
+    tcp = _failing("tcp", "connect timed out", {})
+    findings = diagnose([sg, rest, tcp])
+    assert findings[0].id == "PPD017" and {"sg", "tcp"} <= set(findings[0].explains)
+    assert "PPD090" not in [f.id for f in findings]
+
+
+def test_a_withheld_greeting_is_explained_by_ppd018_only_where_the_gateway_waits_for_proxy():
+    sf = {k: v for k, v in SF.items() if k.startswith("server_first__")}
+    probe = _failing("server-first", "the service greets directly but not through the NLB", sf)
+    required = diagnose([probe, _obs({"tg__pp_v2": True, **REQUIRED_MODE})])
+    assert required[0].id == "PPD018" and "server-first" in required[0].explains
+    assert "PPD090" not in [f.id for f in required]
+    # a gateway without the filter cannot withhold it: PPD018 stays silent, the failure is named, not hidden
+    probe = _failing("server-first", "the service greets directly but not through the NLB",
+                     {**sf, "server_first__direct_plain_greeting": True})
+    off = diagnose([probe, _obs({"tg__pp_v2": True, **OFF_MODE})])
+    assert "PPD018" not in [f.id for f in off] and "PPD090" in [f.id for f in off]

@@ -12,6 +12,9 @@ REQUIRED = {
     "no-client-ip", "preserve-on-nat", "pp-on-hc-status-port", "preserve-on-pp-on", "tg-pp-on-gateway-off",
     "gateway-pp-tg-off", "mesh-config-pods-predate", "annotation-on-service", "trusted-proxies-forgeable",
     "gateway-optional-tg-off", "echo-drops-xff", "healthy",
+    # issue 12 (field catalogue, network level)
+    "preserve-on-sg-blocks-clients", "server-first-header-placement", "dualstack-ipv6-client", "idle-timeout-reset",
+    "privatelink-preserve-on",
 }
 
 
@@ -41,6 +44,8 @@ def _base() -> dict:
         (lambda d: d.__setitem__("expected_findings", ["PPD999x"]), "expected_findings", "PPD000"),
         (lambda d: d["aws"]["target_group"]["health_check"].__setitem__("port", "healthz"),
          "aws.target_group.health_check.port", "traffic-port"),
+        (lambda d: d["aws"].__setitem__("tcp_listener_port", 443), "aws.tcp_listener_port", "other than the NLB's"),
+        (lambda d: d["aws"].__setitem__("tcp_listener_port", 70000), "aws.tcp_listener_port", "from 1 to 65535"),
     ],
 )
 def test_invalid_scenarios_are_rejected_with_key_and_allowed_values(mutate, key, allowed):
