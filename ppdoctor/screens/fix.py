@@ -10,7 +10,7 @@ from textual.containers import Horizontal
 from textual.widgets import Button, DataTable
 
 from ..fixes.choose import suggest_fixes
-from ..fixes.planner import FIX_TITLES  # the planner module adds the titles of every plan module's fixes
+from ..fixes.model import FIX_TITLES
 from ..widgets.plan import PlanView
 from ..widgets.safe import copy_json, safe_text
 from .base import WorkflowScreen
