@@ -20,7 +20,7 @@ import signal
 import sys
 from typing import Any
 
-from ..config import load_config
+from ..config import TargetConfig, load_config
 from ..errors import ConfigError
 from .engine import KEEPALIVE, MODES
 from .report import print_progress_line, render_json, render_text
@@ -104,7 +104,12 @@ def parse_duration(value: Any) -> float:
 def spec_from_args(args: argparse.Namespace) -> BenchSpec:
     from ..discovery.target import config_for_args
 
-    cfg = config_for_args(args)  # no complete config file: discover the path
+    target = getattr(args, "target", None) or "gateway"
+
+    def enough(c: TargetConfig) -> bool:  # the bench needs only the address it loads
+        return bool(c.gateway.direct if target == "gateway" else c.nlb.address)
+
+    cfg = config_for_args(args, enough=enough)  # otherwise discover the path
     args.resolved_config = cfg  # the incident the run is recorded in belongs to this target
     off_path = getattr(args, "off_config", None)
     off_cfg = load_config(off_path) if off_path else None
@@ -117,7 +122,7 @@ def spec_from_args(args: argparse.Namespace) -> BenchSpec:
     path = getattr(args, "path", None) or "/bench"
     if not path.startswith("/"):
         raise ConfigError(f"--path {path!r} must start with /")
-    sides = build_sides(cfg, target=getattr(args, "target", None) or "gateway", pp=pp, off_cfg=off_cfg,
+    sides = build_sides(cfg, target=target, pp=pp, off_cfg=off_cfg,
                         host_header=getattr(args, "host", None) or "")
     workers = getattr(args, "workers", None)
     if workers is not None and str(workers) != "auto":

@@ -10,7 +10,7 @@ import os
 import tomllib
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..config import KubeTarget, TargetConfig, default_config_path, load_config, parse_config
 from ..errors import ConfigError
@@ -168,8 +168,12 @@ def discover_for_tui(path: str | os.PathLike[str] | None, cfg: TargetConfig) -> 
     return cfg, result
 
 
-def config_for_args(args: Any) -> TargetConfig:
+def config_for_args(args: Any, *, enough: Callable[[TargetConfig], bool] | None = None) -> TargetConfig:
     """What a headless command's ``--config``, ``--gateway`` and ``--port`` resolve to.
+
+    ``enough``: whether the configured target already has what this command needs (default: a complete
+    client-IP path, ``is_complete``); a command that needs less (the bench against a gateway) says so, and
+    discovery does not run for what it would not use.
 
     When discovery ran, what it chose and its notes (e.g. an RBAC fallback) go to stderr: stdout stays
     the command's own output (JSON for scripts).
@@ -181,7 +185,7 @@ def config_for_args(args: Any) -> TargetConfig:
 
     path, gateway, port = getattr(args, "config", None), getattr(args, "gateway", None), getattr(args, "port", None)
     cfg = load_config(path)
-    if is_complete(cfg) and gateway is None and port is None:
+    if (enough or is_complete)(cfg) and gateway is None and port is None:
         return cfg
     result = discover(cfg)
     resolved = resolve_config(path, gateway=gateway, port=port, discovered=result)
