@@ -21,7 +21,7 @@ def status_of(exc: ApiException) -> dict:
 def test_discovery_and_version(api):
     assert client.CoreApi(api).get_api_versions().versions == ["v1"]
     groups = {g.name: g for g in client.ApisApi(api).get_api_versions().groups}
-    assert set(groups) == {"apps", "networking.istio.io", "elbv2.k8s.aws"}
+    assert set(groups) == {"apps", "networking.istio.io", "elbv2.k8s.aws", "gateway.networking.k8s.io"}
     assert groups["networking.istio.io"].preferred_version.version == "v1"
     assert [v.version for v in groups["networking.istio.io"].versions] == ["v1", "v1beta1", "v1alpha3"]
     names = {r.name: r for r in client.AppsV1Api(api).get_api_resources().resources}
