@@ -212,17 +212,25 @@ class ProbeContext:
     def kube(self) -> Any:
         with self._lock:
             if "kube" not in self._clients:
-                from kubernetes import config as kconfig
-
-                k = self.config.kubernetes
-                try:
-                    self._clients["kube"] = kconfig.new_client_from_config(
-                        config_file=k.kubeconfig or None, context=k.context or None
-                    )
-                except Exception as exc:
-                    raise KubeError(f"cannot load the kubeconfig: {exc}",
-                                    hint="set kubernetes.kubeconfig / KUBECONFIG and kubernetes.context") from exc
+                self._clients["kube"] = self.kube_stream_client()
             return self._clients["kube"]
+
+    def kube_stream_client(self) -> Any:
+        """A new ApiClient of its own, for one ``kubernetes.stream`` call (a port-forward).
+
+        ``kubernetes.stream`` swaps ``api_client.request`` for a WebSocket request while it sets the
+        stream up; on the shared client that swap would hijack every REST call other probes make
+        from their threads meanwhile (the kube probe's reads then fail at random). The shared one
+        (``kube()``) is for REST calls only.
+        """
+        from kubernetes import config as kconfig
+
+        k = self.config.kubernetes
+        try:
+            return kconfig.new_client_from_config(config_file=k.kubeconfig or None, context=k.context or None)
+        except Exception as exc:
+            raise KubeError(f"cannot load the kubeconfig: {exc}",
+                            hint="set kubernetes.kubeconfig / KUBECONFIG and kubernetes.context") from exc
 
     def kube_call(self, api: str, method: str, verb: str, resource: str, where: str | None = None, **kwargs: Any) -> Any:
         """Call ``client.<api>(...).<method>(**kwargs)``; ``verb``/``resource``/``where`` name it in errors (RBAC)."""

@@ -78,7 +78,7 @@ class PortForwarder:
 
         pf = None
         try:
-            api = client.CoreV1Api(self.ctx.kube())
+            api = client.CoreV1Api(self.ctx.kube_stream_client())  # never the shared client: see its docstring
             pf = portforward(api.connect_get_namespaced_pod_portforward, self.pod, self.namespace,
                              ports=str(self.port))
             remote = pf.socket(self.port)
