@@ -17,13 +17,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-ANN = "service.beta.kubernetes.io/"
-LB_TYPE = ANN + "aws-load-balancer-type"
-PROXY_PROTOCOL = ANN + "aws-load-balancer-proxy-protocol"
-TG_ATTRIBUTES = ANN + "aws-load-balancer-target-group-attributes"
-HC_PROTOCOL = ANN + "aws-load-balancer-healthcheck-protocol"
-HC_PORT = ANN + "aws-load-balancer-healthcheck-port"
-HC_PATH = ANN + "aws-load-balancer-healthcheck-path"
+from ..constants import ANN_HC_PATH as HC_PATH
+from ..constants import ANN_HC_PORT as HC_PORT
+from ..constants import ANN_HC_PROTOCOL as HC_PROTOCOL
+from ..constants import ANN_PROXY_PROTOCOL as PROXY_PROTOCOL
+from ..constants import ANN_TG_ATTRIBUTES as TG_ATTRIBUTES
+from ..constants import ANN_TYPE as LB_TYPE
 
 
 def managed_by_controller(service: Mapping[str, Any], *, controller_installed: bool) -> bool:
