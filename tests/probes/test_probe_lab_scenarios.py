@@ -23,6 +23,7 @@ from ppdoctor.lab.addresses import NLB_IP, TEST_NET_SOURCE
 from ppdoctor.probes import PROBES, ProbeContext, run_probe, run_probes
 from ppdoctor.probes.model import FailureClass as FC
 from ppdoctor.probes.model import Status
+from ppdoctor.probes.network import FORGED_XFF_NET
 
 pytestmark = pytest.mark.lab
 
@@ -284,8 +285,11 @@ def test_trusted_proxies_forgeable(lab_pool):
     forge = run["xff-forge"]
     assert run.fact("xff-forge", "xff.spoofable") is True
     assert forge.status == Status.FAIL
-    assert "198.51.100.66" in forge.summary
-    assert run.fact("xff-forge", "forge.external_address") == "198.51.100.66"
+    # numTrustedProxies 1: the single forged entry (the chain's first address) is taken as the client
+    took = run.fact("xff-forge", "forge.external_address")
+    assert took == f"{FORGED_XFF_NET}60" and took in forge.summary
+    assert run.fact("xff-forge", "xff.forged_count_won") == 1
+    assert run.fact("xff-forge", "xff.trusted_hops_measured") == 1
     assert run.fact("envoy", "gateway.xff_num_trusted_hops") >= 1
 
 
