@@ -186,7 +186,8 @@ def ppd004(f: FactView) -> Finding | None:
                     f, ["tg.pp_v2", *mode_facts, "via_nlb.result"], fixes=["FIX-TG-PP-ON"],
                     explains=[*_FAILS_WHEN_REQUIRED, "http-via-nlb", "xff-forge"],
                     # a reset through the NLB is also what a target port with no listener gives (PPD028)
-                    alternatives=(["PPD008"] if in_tree_possible else []) + ([] if pp is False and mode == "required" else ["PPD028"]),
+                    alternatives=(["PPD008"] if in_tree_possible else []) + ([] if pp is False and mode == "required" else ["PPD028"])
+                    + (["PPD024"] if f.get("via_nlb.tls") else []),  # a TLS listener resets a client without SNI too
                     confirm=f.missing("tg.pp_v2", "gateway.plain_result", "gateway.ppv2_result", "via_nlb.result"))
 
 

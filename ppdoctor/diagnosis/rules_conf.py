@@ -6,6 +6,7 @@ whichever of its facts are present and says which probe would confirm the rest.
 
 from __future__ import annotations
 
+from .. import facts as registry
 from .model import FactView, Finding, gateway_mode
 
 CATALOGUE = {
@@ -18,9 +19,17 @@ CATALOGUE = {
 
 
 def _finding(fid: str, severity: str, confidence: float, explanation: str, f: FactView, facts: list[str],
-             *, fixes: list[str] = (), confirm: list[str] = (), supersedes: list[str] = ()) -> Finding:
-    return Finding(fid, CATALOGUE[fid], severity, confidence, explanation, f.evidence(*facts),
-                   list(confirm), list(fixes), list(supersedes))
+             *, fixes: list[str] = (), confirm: list[str] = (), supersedes: list[str] = (),
+             explains: list[str] = ()) -> Finding:
+    """A Finding whose evidence is ``facts``; it explains the probes that established them plus ``explains``."""
+    evidence = f.evidence(*facts)
+    probes = {registry.probe_for(e["fact"]) for e in evidence}
+    return Finding(fid, CATALOGUE[fid], severity, confidence, explanation, evidence,
+                   list(confirm), list(fixes), list(supersedes), explains=sorted(probes | set(explains)))
+
+
+# Probes that fail through the NLB (or at the pod) as a consequence of the finding, not as separate problems.
+_NLB_SYMPTOMS = ["tcp", "syn", "http-via-nlb", "xff-forge"]
 
 
 def _xff_entries(value: str | None) -> list[str]:
@@ -130,6 +139,8 @@ def ppd028(f: FactView) -> Finding | None:
         f, [source, "tg.health", "tg.healthy_count", "tg.target_type", "gateway.servers", "svc.port_map",
             "via_nlb.result", "gateway.plain_result"],
         fixes=["FIX-GW-SERVER-PORT"], supersedes=["PPD001", "PPD003", "PPD004", "PPD005", "PPD012"],
+        # nothing listens on the port: the NLB's connections, its health checks and the direct probes all fail
+        explains=[*_NLB_SYMPTOMS, "health", "direct-plain", "direct-ppv2", "direct-ppv1", "direct-local", "incluster"],
         confirm=f.missing("gateway.listener_ports", "gateway.servers"))
 
 
@@ -140,13 +151,20 @@ def ppd026(f: FactView) -> Finding | None:
     the NLB is not their source and a healthy setup without such callers stays PPD000.
     """
     foreign = f.get("incluster.foreign_pp_errors")
-    if not foreign or f.get("tg.pp_v2") is not True:
+    if not foreign or f.get("tg.pp_v2") is False:
         return None
     mode, mode_facts = gateway_mode(f)
     if mode == "optional" or mode == "off":
         return None  # accepted (optional) or a PPD003 world: not the in-cluster trap
+    # The target group unread (AWS refused): a gateway that requires PROXY protocol and answers through the
+    # NLB shows that the NLB sends it, so the header-less connections are not the NLB's.
+    inferred = not f.has("tg.pp_v2")
+    if inferred and not (mode == "required" and f.get("via_nlb.result") == "ok"):
+        return None
     pod_style = f.get("incluster.plain_result")
     confidence = 0.9 if pod_style in ("reset", "empty-reply") else 0.75
+    if inferred:
+        confidence -= 0.2
     window = f.get("incluster.window_s")
     return _finding(
         "PPD026", "warning", confidence,
@@ -162,8 +180,8 @@ def ppd026(f: FactView) -> Finding | None:
         "would accept forged client addresses); or, on Kubernetes >= 1.30, a LoadBalancer ipMode: Proxy "
         "status (KEP-1860) so in-cluster traffic goes through the NLB.",
         f, ["incluster.foreign_pp_errors", "incluster.window_s", "incluster.pp_errors_total", "incluster.plain_result",
-            "tg.pp_v2", *mode_facts],
-        confirm=f.missing("incluster.foreign_pp_errors"))
+            "tg.pp_v2", "via_nlb.result", *mode_facts],
+        confirm=f.missing("incluster.foreign_pp_errors", "tg.pp_v2"))
 
 
 def _servers_on_target(f: FactView) -> list[dict]:
@@ -176,7 +194,11 @@ def ppd024(f: FactView) -> Finding | None:
     are specific (filter chains with server_names) matches no chain: filter_chain_not_found, the connection
     closes (istio/istio #22795; AWS "Target groups for your Network Load Balancers": no SNI to targets).
     """
-    if f.get("tg.protocol") != "TLS":
+    protocol = f.get("tg.protocol")
+    # Without the target group (elasticloadbalancing:DescribeTargetGroups refused), the client's own TLS
+    # handshake with the NLB's listener says TLS is terminated there; whether it re-encrypts is then inferred.
+    inferred = protocol is None and f.get("via_nlb.tls") is True
+    if protocol != "TLS" and not inferred:
         return None
     names = f.get("gateway.tls_server_names")
     servers = [s for s in _servers_on_target(f) if (s.get("tls_mode") or "").upper() in ("SIMPLE", "MUTUAL")]
@@ -190,6 +212,10 @@ def ppd024(f: FactView) -> Finding | None:
         return None
     failed = f.get("via_nlb.result") in ("reset", "empty-reply", "tls-error", "timeout-response")
     confidence = 0.95 if failed or (f.get("gateway.no_filter_chain_match") or 0) > 0 else 0.8
+    if inferred:
+        if not failed:
+            return None
+        confidence = 0.65
     return _finding(
         "PPD024", "error", confidence,
         "The target group's protocol is TLS: the NLB re-encrypts to the gateway without SNI. The gateway's TLS "
@@ -200,8 +226,8 @@ def ppd024(f: FactView) -> Finding | None:
         "and let the gateway terminate TLS with the client's SNI.",
         f, ["tg.protocol", "lb.listener_protocols", "gateway.tls_server_names", "gateway.no_filter_chain_match",
             "gateway.servers", "via_nlb.result"],
-        fixes=["FIX-GW-HOSTS-WILDCARD"], supersedes=["PPD003", "PPD004"],
-        confirm=f.missing("gateway.tls_server_names", "via_nlb.result"))
+        fixes=["FIX-GW-HOSTS-WILDCARD"], supersedes=["PPD003", "PPD004"], explains=_NLB_SYMPTOMS,
+        confirm=f.missing("tg.protocol", "gateway.tls_server_names", "via_nlb.result"))
 
 
 def ppd025(f: FactView) -> Finding | None:

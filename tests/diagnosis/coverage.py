@@ -49,6 +49,9 @@ NOT_FIRST = {
     ("dualstack-ipv6-client", "aws-denied"): "PPD001", ("dualstack-ipv6-client", "both-denied"): "PPD001",
     ("privatelink-preserve-on", "aws-denied"): "PPD001", ("privatelink-preserve-on", "both-denied"): "PPD001",
     ("no-listener-on-port", "aws-denied"): "PPD004", ("no-listener-on-port", "both-denied"): "PPD004",
+    # the gateway's TLS server names are a Kubernetes fact and the target group's protocol an AWS one: a reset
+    # after the client's TLS handshake alone reads like a gateway refusing a missing PROXY header
+    ("tls-nlb-no-sni", "both-denied"): "PPD004",
 }
 
 

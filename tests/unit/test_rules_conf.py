@@ -148,11 +148,15 @@ PPD026_CASES = [
     ("gateway mode from the direct probes", {k: v for k, v in CALLERS.items() if not k.startswith("gateway.")}
      | {"gateway.plain_result": "reset", "gateway.ppv2_result": "ok"}, True),
     ("mode unknown, still evidence", {k: v for k, v in CALLERS.items() if not k.startswith("gateway.")}, True),
+    ("target group unread (AWS refused): gateway requires PP and the NLB path works",
+     {k: v for k, v in CALLERS.items() if k != "tg.pp_v2"} | {"via_nlb.result": "ok"}, True),
     # near misses
     ("no foreign errors (healthy)", {**CALLERS, "incluster.foreign_pp_errors": 0}, False),
     ("incluster probe did not run", {k: v for k, v in CALLERS.items() if not k.startswith("incluster.")}, False),
     ("the NLB sends no header (PPD004's world)", {**CALLERS, "tg.pp_v2": False}, False),
     ("gateway accepts header-less (optional)", {**CALLERS, "gateway.pp_allow_without": True}, False),
+    ("target group unread and the NLB path fails (the NLB may be what sends no header)",
+     {k: v for k, v in CALLERS.items() if k != "tg.pp_v2"} | {"via_nlb.result": "reset"}, False),
 ]
 
 
@@ -172,6 +176,8 @@ NO_SNI = {"tg.protocol": "TLS", "tg.target_type": "ip", "gateway.tls_server_name
 
 PPD024_CASES = [
     ("specific hosts, reset", NO_SNI, True),
+    ("target group unread (AWS refused): TLS listener, specific hosts, reset",
+     {k: v for k, v in NO_SNI.items() if k != "tg.protocol"} | {"via_nlb.tls": True}, True),
     ("kube only: HTTPS server with specific hosts on the target port",
      {"tg.protocol": "TLS", "tg.health": [{"port": 8443}],
       "gateway.servers": [{"gateway": "d/g", "number": 443, "hosts": ["a.example"], "tls_mode": "SIMPLE",
@@ -179,6 +185,9 @@ PPD024_CASES = [
     # near misses
     ("a catch-all chain exists", {**NO_SNI, "gateway.tls_server_names": [["*.lab.example"], []]}, False),
     ("TCP target group (the client's SNI reaches the gateway)", {**NO_SNI, "tg.protocol": "TCP"}, False),
+    ("target group unread, TLS listener, requests work", {k: v for k, v in NO_SNI.items() if k != "tg.protocol"}
+     | {"via_nlb.tls": True, "via_nlb.result": "ok"}, False),
+    ("target group unread, plain listener", {k: v for k, v in NO_SNI.items() if k != "tg.protocol"}, False),
     ("server is hosts *", {"tg.protocol": "TLS", "tg.health": [{"port": 8443}],
                            "gateway.servers": [{"gateway": "d/g", "number": 443, "hosts": ["*"], "tls_mode": "SIMPLE",
                                                 "container_ports": [8443]}]}, False),
