@@ -87,3 +87,24 @@ NLB_DEFAULT_IDLE_TIMEOUT_S = 350
 # proxy_protocol_v2.client_to_server.header_placement (set through AWS support; istio/istio #36104): the
 # default sends the PROXY header with the client's first data.
 PLACEMENT_FIRST_PAYLOAD = "on_first_ack_with_payload"
+
+# --- Rollouts: deregistration and pod shutdown (PPD021) -------------------------------------
+# ELB docs, "Edit target group attributes for your Network Load Balancer" → "Deregistration delay":
+# a deregistering target is `draining` for deregistration_delay.timeout_seconds (default 300 s, 0-3600),
+# then `unused`; existing flows may finish meanwhile.
+ATTR_DEREGISTRATION_DELAY = "deregistration_delay.timeout_seconds"
+NLB_DEFAULT_DEREGISTRATION_DELAY_S = 300
+# How long after DeregisterTargets new flows may still reach the target. AWS documents only that the
+# load balancer's view of targets follows the API with a delay (EKS Best Practices Guide, "Load
+# Balancing" → "Availability and Pod Lifecycle": the controller's deregistration "can also take time");
+# the field measures about two minutes whatever the delay (aws-load-balancer-controller #2366,
+# aws/containers-roadmap #470) and up to 180 s (istio/istio #35964). ppdoctor takes 120 s.
+NLB_DEREGISTRATION_PROPAGATION_S = 120
+# Istio ProxyConfig.terminationDrainDuration (istio.io "ProxyConfig"; pilot-agent drains Envoy this long
+# after SIGTERM, then stops it): default 5 s.
+ISTIO_TERMINATION_DRAIN_DEFAULT_S = 5
+# Kubernetes Pod spec terminationGracePeriodSeconds (kubernetes.io "Pod Lifecycle" → "Termination of
+# Pods"): default 30 s; the preStop hook and the SIGTERM handling together get at most this long.
+K8S_TERMINATION_GRACE_DEFAULT_S = 30
+# kubectl rollout restart writes this pod-template annotation (kubectl source, "rollout restart").
+ANN_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"

@@ -103,6 +103,10 @@ PERMISSIONS: dict[str, str] = {
     "gateway.proxy_config": "RBAC get deployments.apps and services (gateway namespace)",
     "gateway.num_trusted_proxies": "RBAC get deployments.apps and configmaps (gateway namespace)",
     "gateway.pods": "RBAC list pods (gateway namespace)",
+    "gateway.pre_stop_sleep_s": "RBAC get deployments.apps (gateway namespace)",
+    "gateway.termination_": "RBAC get deployments.apps (gateway namespace)",
+    "gateway.serves_after_delete_s": "RBAC get deployments.apps and configmaps (gateway namespace)",
+    "rollout.": "RBAC patch deployments.apps (gateway namespace): the rollout probe restarts the gateway",
     "gateway.pp_configured": "RBAC get deployments.apps, configmaps; list envoyfilters.networking.istio.io",
     "mesh.": "RBAC get configmaps (istio)",
     "envoyfilter.": "RBAC list envoyfilters.networking.istio.io",
@@ -268,3 +272,16 @@ _d("via_nlb.redirect_loop", bool, "http-via-nlb", "following that redirect throu
 _d("lb.listener_protocols", list, "aws", "protocols of the NLB's listeners (TCP / TLS / UDP / TCP_UDP)")
 _d("gateway.tls_server_names", list, "envoy", "server_names of each TLS filter chain of the gateway's listeners ([] = any SNI)")
 _d("gateway.no_filter_chain_match", int, "envoy", "connections no filter chain matched (Envoy's no_filter_chain_match)")
+
+# --- rollout drain (PPD021: rules_drain.py) --------------------------------------------------
+_d("tg.deregistration_delay_s", int, "aws", "deregistration_delay.timeout_seconds of the target group (AWS default 300)")
+_d("gateway.pre_stop_sleep_s", _num, "kube", "seconds the gateway container's preStop hook sleeps (0: none)")
+_d("gateway.termination_drain_s", _num, "kube", "Istio terminationDrainDuration in effect (pod template over mesh; default 5 s)")
+_d("gateway.termination_grace_s", _num, "kube", "the pod template's terminationGracePeriodSeconds (default 30)")
+_d("gateway.serves_after_delete_s", _num, "kube", "how long a deleted gateway pod still accepts: preStop + drain, capped by the grace period")
+_d("rollout.restarted_at", str, "rollout", "when the probe restarted the gateway Deployment (kubectl rollout restart)")
+_d("rollout.requests", int, "rollout", "requests sent through the NLB while the gateway rolled")
+_d("rollout.failures", int, "rollout", "of those, how many failed")
+_d("rollout.failure_classes", list, "rollout", "the failure classes seen during the rollout")
+_d("rollout.watched_s", _num, "rollout", "seconds the stream ran after the restart")
+_d("rollout.baseline_failures", int, "rollout", "requests that failed before the restart (the probe then skips)")

@@ -375,6 +375,12 @@ def _seed_target(
                 Description=f"aws-K8S-{tags_cluster}-node",
             )["NetworkInterface"]["NetworkInterfaceId"]
             target_id = target_ip
+            # The addresses later gateway pods get (addresses.GATEWAY_POD_IPS): ENIs with the same group, as the
+            # VPC CNI keeps warm ones on the node, so a pod that moves keeps its security group.
+            for spare in addresses.GATEWAY_POD_IPS if target_ip == addresses.GATEWAY_POD_IP else ():
+                if spare != target_ip:
+                    ec2.create_network_interface(SubnetId=net.private_subnet_id, PrivateIpAddress=spare, Groups=[sg_id],
+                                                 Description=f"aws-K8S-{tags_cluster}-node")
         elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": target_id, "Port": target_port}])
     return target_id, eni_id
 

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .addresses import GATEWAY_POD_IP
+from .addresses import GATEWAY_POD_IPS
 from .istio import DirectResponseRoute, FaultDelay, GatewaySettings, ListenerFilter
 from .scenario import STATUS_PORT, TCP_PORT, TLS_PORT, TRAFFIC_PORT
 
@@ -407,7 +407,7 @@ def ensure_tls_cert(state_dir: Path, *, names: tuple[str, ...] = TLS_SERVER_NAME
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0].replace("*", "gateway"))])
     now = datetime.datetime.now(datetime.UTC)
     sans: list[x509.GeneralName] = [x509.DNSName(n) for n in names]
-    sans.append(x509.IPAddress(ipaddress.ip_address(GATEWAY_POD_IP)))
+    sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in GATEWAY_POD_IPS]  # whichever pod serves
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -75,3 +75,14 @@ def reconcile(elbv2: Any, tg_arn: str, service: Mapping[str, Any], port_map: Map
             health.pop("HealthCheckPath", None)
         elbv2.modify_target_group(TargetGroupArn=tg_arn, **health)
     return {"attributes": attributes, "health_check": health}
+
+
+def move_targets(elbv2: Any, tg_arn: str, old_ip: str, new_ip: str) -> list[int]:
+    """A pod replaced by one at ``new_ip``: register it on the ports the old pod had, then deregister the old pod
+    (the controller reconciles targets from the Service's endpoints, target-type ip). Returns the ports moved."""
+    described = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    ports = sorted({int(d["Target"]["Port"]) for d in described if d["Target"]["Id"] == old_ip})
+    if ports and old_ip != new_ip:
+        elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": new_ip, "Port": p} for p in ports])
+        elbv2.deregister_targets(TargetGroupArn=tg_arn, Targets=[{"Id": old_ip, "Port": p} for p in ports])
+    return ports

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from ..constants import ISTIO_TERMINATION_DRAIN_DEFAULT_S, K8S_TERMINATION_GRACE_DEFAULT_S
+from ..drain import FIX_MARGIN_S
 from .scenario import ADMIN_PORT, DEFAULT_ISTIO_VERSION, STATUS_PORT, TCP_PORT, TLS_PORT, TRAFFIC_PORT, Scenario
 
 GATEWAY_NS = "istio-system"
@@ -115,7 +117,19 @@ def _gateway_container(scenario: Scenario, ports: PortMap) -> dict[str, Any]:
             "periodSeconds": 2,
         },
         "env": env,
+        **({"lifecycle": {"preStop": {"exec": {"command": ["sleep", str(scenario.kubernetes.gateway.pre_stop_sleep_s)]}}}}
+           if scenario.kubernetes.gateway.pre_stop_sleep_s else {}),
     }
+
+
+def _grace_period(scenario: Scenario) -> int:
+    """terminationGracePeriodSeconds: the scenario's, else room for the preStop sleep and Istio's drain, else 30."""
+    g = scenario.kubernetes.gateway
+    if g.termination_grace_period_s is not None:
+        return g.termination_grace_period_s
+    if not g.pre_stop_sleep_s:
+        return K8S_TERMINATION_GRACE_DEFAULT_S
+    return g.pre_stop_sleep_s + ISTIO_TERMINATION_DRAIN_DEFAULT_S + FIX_MARGIN_S
 
 
 def gateway_deployment(scenario: Scenario, ports: PortMap) -> dict[str, Any]:
@@ -147,6 +161,7 @@ def gateway_deployment(scenario: Scenario, ports: PortMap) -> dict[str, Any]:
                 },
                 "spec": {
                     "serviceAccountName": "istio-ingressgateway-service-account",
+                    "terminationGracePeriodSeconds": _grace_period(scenario),
                     "containers": [_gateway_container(scenario, ports)],
                 },
             },

@@ -28,6 +28,7 @@ import logging
 import socket
 import ssl
 import struct
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +52,7 @@ from .aws import (
     read_live_state,
 )
 from .nlb_family import ipv6_flow_mode
+from .nlb_drain import Deregistrations, deregistration_delay
 from .nlb_idle import idle_expired
 from .nlb_placement import header_on_connect
 from .nlb_security import nlb_admits, target_admits
@@ -81,6 +83,7 @@ class NlbStats:
     blackholed_active: int = 0
     sg_dropped: int = 0
     idle_resets: int = 0
+    to_deregistered: int = 0  # new flows sent to a target deregistered moments ago (lab/nlb_drain.py)
     pp_headers_sent: int = 0
     resets_to_client: int = 0
     tls_failures: int = 0  # TLS handshakes (listener or target side) that failed
@@ -90,6 +93,7 @@ class NlbStats:
     poll_errors: int = 0
     # "ip:port" → {"state", "reason", "last_result"}
     health: dict[str, dict[str, str | None]] = field(default_factory=dict)
+    draining: tuple[str, ...] = ()  # "ip:port" of deregistered targets still draining
 
     def snapshot(self) -> "NlbStats":
         return replace(self, health={k: dict(v) for k, v in self.health.items()})
@@ -367,6 +371,7 @@ class NlbEmulator:
         self._health: dict[tuple[str, int], _TargetHealth] = {}
         self._flows: set[_Flow] = set()
         self._rr = 0
+        self._deregistrations = Deregistrations(idle_timeout_scale)
         self._poll_failing = False
         self._stopping = False
         self._reads = 0
@@ -393,7 +398,10 @@ class NlbEmulator:
 
     @property
     def stats(self) -> NlbStats:
-        return self._stats.snapshot()
+        snap = self._stats.snapshot()
+        if self._server is not None:
+            snap.draining = tuple(self.draining())
+        return snap
 
     @property
     def reads(self) -> int:
@@ -500,7 +508,10 @@ class NlbEmulator:
         activity = self._moto_activity()
         state = await loop.run_in_executor(self._executor, read_live_state, self._clients, self.world,
                                            self.tls_cert is not None)
-        self._state = state
+        previous, self._state = self._state, state
+        if previous is not None:  # before the checkers are reconciled: a leaving target's health is still known
+            self._deregistrations.update(previous.targets, state.targets, deregistration_delay(state.attributes),
+                                         time.monotonic(), lambda t: self.target_health(t.id, t.port))
         self._reads += 1
         self._read_activity = activity
         self._read_at = loop.time()
@@ -589,16 +600,27 @@ class NlbEmulator:
             if flow.mode == "blackhole":
                 self._stats.blackholed_active -= 1
 
+    def draining(self) -> list[str]:
+        """"ip:port" of the deregistered targets still draining (lab/nlb_drain.py)."""
+        now = time.monotonic()  # any thread: the supervisor's status line reads stats
+        return [f"{d.target.id}:{d.target.port}" for d in self._deregistrations.draining(now)]
+
     def _pick_target(self, state: LiveState) -> LiveTarget | None:
-        usable = [t for t in state.targets if t.ip]
-        healthy = [t for t in usable if self.target_health(t.id, t.port).state == "healthy"]
+        # A target deregistered moments ago may still get new flows, with the health it left with.
+        routed = self._deregistrations.routed(time.monotonic())
+        usable = [t for t in state.targets if t.ip] + [d.target for d in routed if d.target.ip]
+        healthy = [t for t in state.targets if t.ip and self.target_health(t.id, t.port).state == "healthy"]
+        healthy += [d.target for d in routed if d.target.ip and d.health.state == "healthy"]
         # No healthy target: the NLB fails open to all of them
         # ("Health checks for Network Load Balancer target groups").
         candidates = healthy or usable
         if not candidates:
             return None
         self._rr += 1
-        return candidates[self._rr % len(candidates)]
+        chosen = candidates[self._rr % len(candidates)]
+        if chosen not in state.targets:
+            self._stats.to_deregistered += 1
+        return chosen
 
     async def _connect(self, flow: _Flow, state: LiveState) -> None:
         target = self._pick_target(state)

@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..drain import safe_pre_stop
 from ..errors import LabError
 from . import addresses
 
@@ -34,6 +35,8 @@ ADMIN_PORT = 15000
 PORT_ALIASES = {"traffic-port": "traffic-port", "status-port": str(STATUS_PORT)}
 # The Istio release of the lab's gateway image (docker.io/istio/proxyv2:<version>) unless a scenario says otherwise.
 DEFAULT_ISTIO_VERSION = "1.24.2"
+# The shipped gateway's preStop sleep: outlasts the default deregistration delay (ppdoctor/drain.py).
+DEFAULT_PRE_STOP_SLEEP_S = safe_pre_stop(None)[0]
 
 
 class ScenarioError(LabError):
@@ -110,6 +113,10 @@ class GatewaySpec:
     external_traffic_policy: str = "Cluster"
     env: dict[str, str] = field(default_factory=dict)
     istio_version: str = DEFAULT_ISTIO_VERSION  # tag of the istio-proxy image; decides what the proxy supports
+    # The gateway container's preStop sleep and the pod's grace period (ppdoctor/drain.py). The default is what
+    # a well-run cluster has: longer than the NLB keeps sending to a deregistered pod; 0: no preStop hook.
+    pre_stop_sleep_s: int = DEFAULT_PRE_STOP_SLEEP_S
+    termination_grace_period_s: int | None = None  # None: the sleep's own grace period, or Kubernetes' 30 s
 
 
 @dataclass(frozen=True)
@@ -378,7 +385,11 @@ def _kubernetes(r: _Reader) -> KubernetesSpec:
         external_traffic_policy=g.take("external_traffic_policy", str, "Cluster"),
         env=g.strings("env"),
         istio_version=g.take("istio_version", str, DEFAULT_ISTIO_VERSION),
+        pre_stop_sleep_s=g.take("pre_stop_sleep_s", int, DEFAULT_PRE_STOP_SLEEP_S),
+        termination_grace_period_s=g.take("termination_grace_period_s", int, None),
     )
+    if gateway.pre_stop_sleep_s < 0 or (gateway.termination_grace_period_s or 0) < 0:
+        raise g.fail("pre_stop_sleep_s", "and termination_grace_period_s must not be negative")
     if not re.fullmatch(r"\d+\.\d+(\.\d+)?([-.][A-Za-z0-9.-]+)?", gateway.istio_version):
         raise g.fail("istio_version", f"is {gateway.istio_version!r}; allowed: an Istio release such as 1.27.1")
     g.done()

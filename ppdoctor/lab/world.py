@@ -3,8 +3,10 @@
 One asyncio loop owns everything. Behaviour follows *state*: the scenario seeds AWS and
 Kubernetes, and afterwards every change made through boto3 or the kubernetes client is
 picked up the way production picks it up:
-- a Deployment pod-template change replaces the gateway pod (Envoy restarts with the mesh
-  config of *now*);
+- a Deployment pod-template change replaces the gateway pod: the new pod gets a new address
+  and Envoy with the mesh config of *now*; for IP targets the controller registers the new
+  pod and deregisters the old, and the old pod keeps serving as long as its preStop sleep and
+  Istio's drain say (ppdoctor/drain.py, scaled by the lab's time factor), then stops;
 - a change to the ``istio`` ConfigMap does nothing to running pods (Istio reads ProxyConfig
   at proxy start);
 - an EnvoyFilter / VirtualService change is pushed live (LDS update, no restart);
@@ -30,6 +32,7 @@ import yaml
 
 from .. import config as cfgmod
 from ..errors import LabError
+from .. import drain
 from . import addresses, lbc, manifests
 from .scenario import Scenario
 
@@ -91,6 +94,9 @@ class LabWorld:
         self.ports: manifests.PortMap | None = None
         self.endpoints: LabEndpoints | None = None
         self._mesh_at_pod_start: dict[str, Any] = {}
+        self.pod_ip = addresses.GATEWAY_POD_IP  # the current gateway pod's address
+        self.terminating: dict[str, Any] = {}  # address → GatewayProcess of a terminating gateway pod
+        self.rollouts = 0
         self._gateway_lock = asyncio.Lock()
         self._lbc_lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -115,10 +121,11 @@ class LabWorld:
 
         sc = self.scenario
         gw_ip = addresses.GATEWAY_POD_IP
+        # Every gateway pod, wherever a rollout puts it, listens on the same container ports.
         self.ports = manifests.PortMap(
-            traffic=free_port(gw_ip), tls=free_port(gw_ip), status=free_port(gw_ip),
-            admin=free_port(gw_ip), echo=free_port(addresses.ECHO_POD_IP),
-            tcp=free_port(gw_ip) if sc.aws.tcp_listener_port else 0,
+            traffic=_free_on_all(), tls=_free_on_all(), status=_free_on_all(),
+            admin=_free_on_all(), echo=free_port(addresses.ECHO_POD_IP),
+            tcp=_free_on_all() if sc.aws.tcp_listener_port else 0,
         )
         port_map = self.ports.as_dict()
 
@@ -245,7 +252,7 @@ class LabWorld:
         for caller, ip in zip(callers, caller_ips(callers)):
             stats = self.caller_stats[caller.name] = CallerStats()
             # ClusterIP → kube-proxy → an endpoint's targetPort: the gateway pod's traffic port
-            self._spawn(run_caller(caller, ip, lambda: (addresses.GATEWAY_POD_IP, self.ports.traffic), stats))
+            self._spawn(run_caller(caller, ip, lambda: (self.pod_ip, self.ports.traffic), stats))
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -257,6 +264,12 @@ class LabWorld:
             except Exception as exc:  # keep stopping the rest
                 log.warning("stopping the Gateway API gateway failed: %s", exc)
             self.gwapi = None
+        for ip, old in list(self.terminating.items()):
+            try:
+                await old.stop()
+            except Exception as exc:  # keep stopping the rest
+                log.warning("stopping the terminating gateway pod at %s failed: %s", ip, exc)
+        self.terminating.clear()
         for name in ("nlb_tcp", "nlb_tls", "nlb", "gateway", "greeter", "echo", "kube"):
             part = getattr(self, name)
             if part is None:
@@ -291,7 +304,7 @@ class LabWorld:
     def _gateway_kwargs(self) -> dict[str, Any]:
         assert self.ports is not None
         return {
-            "pod_ip": addresses.GATEWAY_POD_IP,
+            "pod_ip": self.pod_ip,
             "traffic_port": self.ports.traffic,
             "tls_port": self.ports.tls,
             "status_port": self.ports.status,
@@ -368,22 +381,81 @@ class LabWorld:
             self.events.append({"event": "ERROR", "message": str(task.exception())})
 
     async def _rollout_gateway(self) -> None:
-        """The ReplicaSet replaces the gateway pod: new name, new start time, mesh config of now."""
+        """The ReplicaSet replaces the gateway pod: new name, new start time, mesh config of now.
+
+        With IP targets the new pod gets its own address (the VPC CNI's), the lab controller moves the
+        targets to it, and the old pod terminates as its template says (``_terminate``). With instance
+        targets the node's address stays what the NLB sees: the pod is replaced in place.
+        """
         async with self._gateway_lock:
             store = self.kube.store
             ns = manifests.GATEWAY_NS
+            old_ip, old_pods = self.pod_ip, []
             for pod in store.list("pods", ns):
                 if pod["metadata"].get("labels", {}).get("istio") == "ingressgateway":
+                    old_pods.append(pod)
                     store.delete("pods", ns, pod["metadata"]["name"])
+            moves = self.aws.target_type == "ip"
+            new_ip = await self._free_pod_ip() if moves else old_ip
             # The new pod object exists (not ready) before its Envoy serves, as with a ReplicaSet:
             # nobody can reach a new gateway that the API does not list yet.
             deployment = store.get("deployments", ns, manifests.GATEWAY_NAME)
             started_at = manifests.now_rfc3339()
-            store.put(manifests.pod_for(deployment, ip=addresses.GATEWAY_POD_IP, started_at=started_at, ready=False))
+            store.put(manifests.pod_for(deployment, ip=new_ip, started_at=started_at, ready=False))
+            mesh_before = self._mesh_at_pod_start
             mesh_cm = store.get("configmaps", ns, "istio")
             self._mesh_at_pod_start = yaml.safe_load((mesh_cm or {}).get("data", {}).get("mesh", "")) or {}
-            await self.gateway.restart(self._gateway_settings(), **self._gateway_kwargs())
-            store.put(manifests.pod_for(deployment, ip=addresses.GATEWAY_POD_IP, started_at=started_at))
+            self.rollouts += 1
+            if not moves:
+                await self.gateway.restart(self._gateway_settings(), **self._gateway_kwargs())
+                store.put(manifests.pod_for(deployment, ip=new_ip, started_at=started_at))
+                return
+            from .gateway import GatewayProcess
+
+            old = self.gateway
+            self.pod_ip = new_ip
+            new = GatewayProcess(self.state_dir / ("gateway" if new_ip == addresses.GATEWAY_POD_IP else f"gateway-{new_ip}"),
+                                 pod_ip=new_ip)
+            await new.start(self._gateway_settings(), **self._gateway_kwargs())
+            self.gateway = new
+            store.put(manifests.pod_for(deployment, ip=new_ip, started_at=started_at))
+            self.endpoints = self._write_endpoints(self.state_dir / KUBECONFIG_FILE)
+            await self._move_targets(old_ip, new_ip)
+            if old is not None:
+                template = old_pods[0] if old_pods else deployment["spec"]["template"]
+                self.terminating[old_ip] = old
+                self._spawn(self._terminate(old_ip, old, drain.pod_shutdown(template, mesh_before)))
+
+    async def _free_pod_ip(self) -> str:
+        """The next pod address no pod holds; with all taken, the oldest terminating pod is stopped first
+        (the lab has four: a limit of the lab, not of Kubernetes)."""
+        for ip in addresses.GATEWAY_POD_IPS:
+            if ip != self.pod_ip and ip not in self.terminating:
+                return ip
+        ip, old = next(iter(self.terminating.items()))
+        await old.stop()
+        self.terminating.pop(ip, None)
+        return ip
+
+    async def _move_targets(self, old_ip: str, new_ip: str) -> None:
+        """The controller follows the Service's endpoints: the new pod registered, the old one deregistered."""
+        async with self._lbc_lock:
+            for world in (self.aws, self.aws_tls, self.aws_tcp):
+                if world is not None:
+                    await asyncio.to_thread(lbc.move_targets, self._elbv2, world.tg_arn, old_ip, new_ip)
+
+    async def _terminate(self, ip: str, process: Any, shutdown: Any) -> None:
+        """The old pod's shutdown: preStop sleep, then pilot-agent's drain, within the grace period — in lab time.
+
+        Envoy accepts connections until it stops (pilot-agent's drain leaves the gateway's listeners open)."""
+        from .nlb_idle import LAB_IDLE_TIMEOUT_SCALE
+
+        try:
+            await asyncio.sleep(shutdown.serves_for_s * LAB_IDLE_TIMEOUT_SCALE)  # the pod's own life, not a wait for a condition
+            await process.stop()
+        finally:
+            if self.terminating.get(ip) is process:
+                del self.terminating[ip]
 
     async def _push_listeners(self) -> None:
         async with self._gateway_lock:
@@ -425,7 +497,7 @@ class LabWorld:
 
     def _write_endpoints(self, kubeconfig: Path) -> LabEndpoints:
         assert self.ports is not None
-        gw = addresses.GATEWAY_POD_IP
+        gw = self.pod_ip
         # An IPv6 client reaches the NLB's IPv6 listener (dualstack: see lab/nlb_family.py).
         nlb_host, nlb_port = self.nlb.address_v6 or self.nlb.address
         # How each NLB DNS name and listener port reaches its emulator on loopback (lab config only:
@@ -498,6 +570,22 @@ def _elbv2_client(endpoint_url: str, region: str) -> Any:
     ).client("elbv2", endpoint_url=endpoint_url)
 
 
+def _free_on_all() -> int:
+    """A port free on every gateway pod address, so that a pod keeps its ports wherever it lands."""
+    from .gateway import free_port
+
+    for _ in range(50):
+        port = free_port(addresses.GATEWAY_POD_IPS[0])
+        try:
+            for ip in addresses.GATEWAY_POD_IPS[1:]:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((ip, port))
+        except OSError:
+            continue
+        return port
+    raise LabError("no port is free on every gateway pod address", hint="too many labs on this machine? stop some")
+
+
 def _v6_listener(client_source: str) -> str | None:
     """The NLB's IPv6 listen address when the scenario's client is IPv6 (``::1``), else none."""
     return client_source if ":" in client_source else None
@@ -505,7 +593,7 @@ def _v6_listener(client_source: str) -> str | None:
 
 def _check_loopback_aliases() -> None:
     """The lab needs to bind 127.1.x.x: true on Linux (all of 127/8 is local), not on macOS without aliases."""
-    for ip in (addresses.NLB_IP, addresses.GATEWAY_POD_IP, addresses.ECHO_POD_IP, addresses.CLIENT_IP,
+    for ip in (addresses.NLB_IP, *addresses.GATEWAY_POD_IPS, addresses.ECHO_POD_IP, addresses.CLIENT_IP,
                *addresses.IN_CLUSTER_CALLER_IPS):
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:

@@ -72,6 +72,9 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
     ProbeInfo("server-first", "connect without sending: does a server-first service greet, through the NLB and "
               "directly with/without a PROXY header? (on demand)",
               "ppdoctor.probes.server_first:probe_server_first", "nlb.address, aws.*", on_demand=True),
+    ProbeInfo("rollout", "restart the gateway Deployment while requests stream through the NLB: do any fail? "
+              "(on demand; makes a change: a kubectl rollout restart)",
+              "ppdoctor.probes.rollout:probe_rollout", "nlb.address, kubernetes.*, nlb.time_scale", on_demand=True),
     ProbeInfo("syn", "raw SYN to the NLB with scapy: who answers? (needs CAP_NET_RAW)",
               "ppdoctor.probes.syn:probe_syn", "nlb.address"),
 )}

@@ -11,7 +11,13 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from ..constants import ATTR_PRESERVE_CLIENT_IP, ATTR_PROXY_PROTOCOL_V2, LBC_TAGS
+from ..constants import (
+    ATTR_DEREGISTRATION_DELAY,
+    ATTR_PRESERVE_CLIENT_IP,
+    ATTR_PROXY_PROTOCOL_V2,
+    LBC_TAGS,
+    NLB_DEFAULT_DEREGISTRATION_DELAY_S,
+)
 from ..errors import AwsError, ConfigError
 from .context import _DENIED, _THROTTLED, ProbeContext, run_blocking
 from .permissions import AWS_ACTIONS
@@ -100,7 +106,7 @@ class Unread:
 
 
 # What a target group's calls establish (facts.py declares them); the first group unsuffixed, then tg[1]., …
-TG_FACTS = ("tg.arn", "tg.target_type", "tg.protocol", "tg.pp_v2", "tg.preserve_ip", "tg.health", "tg.healthy_count",
+TG_FACTS = ("tg.arn", "tg.target_type", "tg.protocol", "tg.pp_v2", "tg.preserve_ip", "tg.deregistration_delay_s", "tg.health", "tg.healthy_count",
             "tg.lbc_managed", "hc.protocol", "hc.port", "hc.path", "hc.interval_s", "hc.healthy_threshold",
             "routes.private_default")
 
@@ -189,7 +195,8 @@ def collect(ctx: ProbeContext) -> dict[str, Any]:
     out_groups = []
     for i, arn in enumerate(arns):
         suffix = "" if i == 0 else f"[{i}]"
-        attrs = step("describe_target_group_attributes", [f"tg{suffix}.pp_v2", f"tg{suffix}.preserve_ip"],
+        attrs = step("describe_target_group_attributes", [f"tg{suffix}.pp_v2", f"tg{suffix}.preserve_ip",
+                                                               f"tg{suffix}.deregistration_delay_s"],
                      lambda arn=arn: {a["Key"]: a["Value"] for a in ctx.aws_call(
                          "elbv2", "describe_target_group_attributes", TargetGroupArn=arn).get("Attributes", [])})
         health = step("describe_target_health",
@@ -269,6 +276,10 @@ async def probe_aws(ctx: ProbeContext) -> Observation:
                 obs.fact(f"tg{suffix}.preserve_ip", preserve_client_ip_default(target_type, protocol),
                          f"AWS default for {target_type} targets over {protocol}: attribute absent")
             # else: the default depends on the target type, which DescribeTargetGroups would have told
+            delay_raw = str(attrs.get(ATTR_DEREGISTRATION_DELAY, ""))
+            obs.fact(f"tg{suffix}.deregistration_delay_s",
+                     int(delay_raw) if delay_raw.isdigit() else NLB_DEFAULT_DEREGISTRATION_DELAY_S,
+                     "" if delay_raw.isdigit() else "AWS default: attribute absent")
         health = None
         if _read(group["health"]):
             health = [{"id": h["Target"]["Id"], "port": h["Target"].get("Port"),

@@ -156,6 +156,7 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     filters = data["envoy_filters"]
     pp_filters = _envoy_filter_facts(obs, filters)
     _lbc_facts(obs, data)
+    _shutdown_facts(obs, dep, data["mesh"])
 
     where = []
     if obs.facts["gateway.pp_pod_template"].value:
@@ -172,6 +173,21 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
         obs.summary += f"; {PROXY_CONFIG} misplaced on the {' and '.join(misplaced)} (ignored by Istio)"
         obs.status = Status.FAIL
     return obs
+
+
+def _shutdown_facts(obs: Observation, dep: dict[str, Any], mesh_cm: dict[str, Any] | None) -> None:
+    """How long a deleted gateway pod keeps accepting (preStop, Istio's drain, the grace period: ppdoctor/drain.py)."""
+    from ..drain import pod_shutdown
+
+    try:
+        mesh = yaml.safe_load(((mesh_cm or {}).get("data") or {}).get(MESH_CONFIGMAP_KEY) or "") or {}
+    except yaml.YAMLError:
+        mesh = {}
+    shutdown = pod_shutdown((dep.get("spec") or {}).get("template") or {}, mesh if isinstance(mesh, dict) else {})
+    obs.fact("gateway.pre_stop_sleep_s", shutdown.pre_stop_sleep_s, "the istio-proxy container's lifecycle.preStop")
+    obs.fact("gateway.termination_drain_s", shutdown.drain_s, "terminationDrainDuration (pod template, mesh, Istio default 5 s)")
+    obs.fact("gateway.termination_grace_s", shutdown.grace_s, "terminationGracePeriodSeconds (Kubernetes default 30)")
+    obs.fact("gateway.serves_after_delete_s", shutdown.serves_for_s)
 
 
 def _service_facts(obs: Observation, svc: dict[str, Any], svc_ann: dict[str, str]) -> None:
