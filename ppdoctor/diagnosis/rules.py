@@ -456,3 +456,9 @@ from . import rules_disc  # noqa: E402
 
 CATALOGUE.update(rules_disc.CATALOGUE)
 RULES += rules_disc.RULES
+
+# Rollout drain (rules_drain.py).
+from . import rules_drain  # noqa: E402
+
+CATALOGUE.update(rules_drain.CATALOGUE)
+RULES += rules_drain.RULES

@@ -33,6 +33,8 @@ CHECKS: dict[str, tuple[tuple[str, ...], Callable[[FactView], bool]]] = {
     "hc-pass": (("aws", "health"), lambda f: f.get("hc.would_pass") is True and (f.get("tg.healthy_count") or 0) > 0),
     "no-spoof": (("xff-forge",), lambda f: f.get("xff.spoofable") is False),
     "filter-order": (("envoy",), lambda f: f.get("gateway.pp_after_tls_inspector") is False),
+    # restarts the gateway once more while streaming through the NLB (probes/rollout.py): no request may fail
+    "rollout-lossless": (("rollout",), lambda f: f.get("rollout.failures") == 0),
 }
 VERIFY_TIMEOUT_S = 30.0
 

@@ -82,5 +82,6 @@ FIX_TITLES = {
     "FIX-GW-SERVER-PORT": "Add a Gateway server for the target port (so the gateway listens there)",
     "FIX-GW-HOSTS-WILDCARD": "Let the gateway's TLS server on the NLB's port accept connections without SNI (hosts \"*\")",
     "FIX-GW-NO-REDIRECT": "No https redirect on the gateway port behind the NLB's TLS listener",
+    "FIX-PRESTOP-DRAIN": "Give the gateway pods a preStop sleep longer than the NLB's deregistration (and the grace period for it)",
     "FIX-GWAPI-INFRA-ANNOTATION": "Move proxy.istio.io/config under the Gateway's spec.infrastructure.annotations",
 }

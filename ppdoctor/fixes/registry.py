@@ -1,4 +1,4 @@
-"""Every fix plan by id: the seed catalogue's builders (planner) and the field catalogue's (plans_conf, plans_disc).
+"""Every fix plan by id: the seed catalogue's builders (planner) and the field catalogue's (plans_conf, plans_disc, plans_drain).
 
 Assembled here, above the modules that define builders, so that none of them imports another to register
 itself (planner ← plans_conf would otherwise be an import cycle).
@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Callable
 
-from . import plans_conf, plans_disc
+from . import plans_conf, plans_disc, plans_drain
 from .model import FIX_TITLES, Change, FixPlan
 from .planner import CORE_BUILDERS, CORE_WINDOWS, LiveState, PlanError
 
-BUILDERS: dict[str, Callable[[LiveState], list[Change]]] = {**CORE_BUILDERS, **plans_conf.BUILDERS, **plans_disc.BUILDERS}
-WINDOWS: dict[str, str] = {**CORE_WINDOWS, **plans_conf.WINDOWS, **plans_disc.WINDOWS}
+BUILDERS: dict[str, Callable[[LiveState], list[Change]]] = {**CORE_BUILDERS, **plans_conf.BUILDERS, **plans_disc.BUILDERS,
+                                                            **plans_drain.BUILDERS}
+WINDOWS: dict[str, str] = {**CORE_WINDOWS, **plans_conf.WINDOWS, **plans_disc.WINDOWS, **plans_drain.WINDOWS}
 
 
 def build_plan(fix_id: str, st: LiveState) -> FixPlan:
