@@ -411,6 +411,8 @@ def ppd000(f: FactView) -> Finding | None:
         return None
     if f.has("tg.healthy_count") and f.get("tg.healthy_count") == 0:
         return None
+    if rules_drain.undecided_rollout(f):
+        return None  # a rollout was asked about and could not be measured: not "healthy" (rules_drain.py)
     facts = ["tg.pp_v2", "tg.preserve_ip", *mode_facts, "via_nlb.client_ip", "via_nlb.client_ip_class", "tg.healthy_count"]
     confirm: list[str] = []
     confidence = 0.9

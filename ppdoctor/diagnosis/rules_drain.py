@@ -32,6 +32,8 @@ def ppd021(f: FactView) -> Finding | None:
     delay = f.get("tg.deregistration_delay_s")
     needed = must_serve_s(delay)
     short = serves is not None and serves < needed
+    if failures is None and serves is None and "rollout" in f.errors:
+        return _undecided(f)
     if failures == 0 or (failures is None and not short):
         return None  # a measured lossless rollout, or nothing says the pods stop too early
     sleep, grace = safe_pre_stop(delay)
@@ -64,6 +66,25 @@ def ppd021(f: FactView) -> Finding | None:
         f.evidence(*_FACTS), confirm, ["FIX-PRESTOP-DRAIN"], [],
         explains=sorted({registry.probe_for(n) for n in _FACTS if f.has(n)} | {"rollout"}),
     )
+
+
+def _undecided(f: FactView) -> Finding:
+    """The rollout was asked for and could not be measured, and the pod template was not readable: whether
+    rollouts lose flows is open. Said as such (not "healthy"), with what would decide it."""
+    return Finding(
+        "PPD021", CATALOGUE["PPD021"], "info", 0.3,
+        "The rollout probe was asked for but could not run (" + f.errors["rollout"] + "), and the gateway's pod "
+        "template was not readable: whether gateway rollouts lose the flows the NLB still sends to deregistered "
+        f"pods is not decided. Between rollouts nothing says anything about it ({DRAIN_SOURCES}).",
+        f.evidence("tg.deregistration_delay_s"),
+        [*f.missing("gateway.serves_after_delete_s", "rollout.failures")], ["FIX-PRESTOP-DRAIN"], [],
+        explains=["rollout"])
+
+
+def undecided_rollout(f: FactView) -> bool:
+    """The operator asked for the rollout probe and it was refused, with nothing else to decide PPD021 from:
+    no "healthy" verdict can be given (rules.ppd000 asks this)."""
+    return "rollout" in f.errors and not f.has("rollout.failures") and not f.has("gateway.serves_after_delete_s")
 
 
 RULES = [ppd021]

@@ -54,6 +54,8 @@ VIA_NLB = {
     "idle-timeout-reset": ({"ok"}, "prober"),
     # HTTP on listener 80 works; the TCP listener 25's greeting is what is lost (SYMPTOMS)
     "server-first-header-placement": ({"ok"}, "prober"),
+    # between rollouts everything works; the rollout probe's stream is what fails (PPD021)
+    "rollout-drain": ({"ok"}, "prober"),
 }
 # The client the backend should see after the fixes, where it is not the prober itself: the viewer
 # a CDN in front names in X-Forwarded-For (client.extra_headers).
@@ -68,7 +70,8 @@ PROBE_ERRORS = {"no-listener-on-port": {"direct-plain", "direct-ppv2", "direct-p
 NOT_AUTO_FIXABLE = {"echo-drops-xff", "idle-timeout-reset", "server-first-header-placement",
                     "clusterip-callers-reset"}  # in-cluster callers: the owners' change
 # On-demand probes (they wait out an AWS timeout) a scenario's symptom needs besides the default set.
-EXTRA_PROBES = {"idle-timeout-reset": ["idle"], "server-first-header-placement": ["server-first"]}
+EXTRA_PROBES = {"idle-timeout-reset": ["idle"], "server-first-header-placement": ["server-first"],
+                "rollout-drain": ["rollout"]}
 # The measured symptom of scenarios whose failure is not on the HTTP path: fact → the values it may take.
 SYMPTOMS = {
     "idle-timeout-reset": {"idle.result": {"reset", "empty-reply"}},
@@ -78,7 +81,7 @@ SYMPTOMS = {
 }
 # Scenarios whose fixes are also rolled back here: the starting state's first finding must come back.
 ROLLED_BACK = {"preserve-on-sg-blocks-clients", "privatelink-preserve-on", "dualstack-ipv6-client",
-               "trusted-hops-cdn-too-high"}  # conf's other traps: fix alone → rollback in tests/lab/test_conf_traps.py
+               "trusted-hops-cdn-too-high", "rollout-drain"}  # conf's other traps: fix alone → rollback in tests/lab/test_conf_traps.py
 
 SCENARIOS = sorted(s.name for s in list_scenarios())
 

@@ -161,3 +161,18 @@ def test_fix_keeps_other_lifecycle_hooks_and_is_empty_when_already_safe():
     assert change.rollback_payload["kwargs"]["body"]["spec"]["template"]["spec"]["containers"][0]["lifecycle"]["preStop"] == \
         {"exec": {"command": ["sleep", "5"]}}
     assert pre_stop_drain(_live(_template(hook={"exec": {"command": ["sleep", "400"]}}, grace=420), delay=300)) == []
+
+
+def test_refused_rollout_probe_leaves_ppd021_open_never_healthy():
+    """Kubernetes refused: the probe could not restart the gateway nor read its template. No PPD000."""
+    refused = Observation("rollout")
+    refused.status = Status.ERROR
+    refused.summary = "Kubernetes refused: patch deployments.apps in istio-system"
+    healthy_path = [_obs("aws", tg__deregistration_delay_s=300, tg__pp_v2=True, tg__preserve_ip=False, tg__healthy_count=1),
+                    _obs("http-via-nlb", via_nlb__result="ok", via_nlb__client_ip_class="prober"),
+                    _obs("direct-plain", gateway__plain_result="reset"), _obs("direct-ppv2", gateway__ppv2_result="ok")]
+    ids = [f.id for f in diagnose([*healthy_path, refused])]
+    assert ids[0] == "PPD021" and "PPD000" not in ids
+    finding = ppd021(_view(*healthy_path, refused))
+    assert finding.severity == "info" and finding.confidence < 0.5 and finding.confirm
+    assert diagnose(healthy_path)[0].id == "PPD000"  # the same world without the refused probe: healthy
