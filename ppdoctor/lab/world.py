@@ -62,6 +62,10 @@ class LabEndpoints:
     load_balancer_arn: str
     client_source: str
     pid: int
+    # the current gateway pod's address, and every address a gateway pod may have (probes/context.py
+    # moves a lab config's gateway.direct/admin host that names one of them to the current pod)
+    gateway_pod_ip: str = ""
+    gateway_pod_ips: tuple[str, ...] = ()
 
     def public(self) -> dict[str, Any]:
         """The keys `ppdoctor lab up --json` promises."""
@@ -555,6 +559,8 @@ class LabWorld:
             load_balancer_arn=cfg.nlb.arn,
             client_source=self.scenario.client.source,
             pid=os.getpid(),
+            gateway_pod_ip=gw,
+            gateway_pod_ips=addresses.GATEWAY_POD_IPS,
         )
         tmp = self.state_dir / (ENDPOINTS_FILE + ".tmp")
         tmp.write_text(json.dumps(asdict(endpoints), indent=2), encoding="utf-8")

@@ -142,30 +142,35 @@ class ProbeContext:
             raise ConfigError("no NLB address configured", hint="set nlb.address = \"HOST:PORT\" in the target config")
         return split_host_port(self.config.nlb.address, what="nlb.address")
 
-    def _lab_pod(self, key: str, configured: str) -> str:
+    def _lab_pod(self, configured: str) -> str:
         """In the lab a rollout moves the gateway pod to a new address, as on a cluster; the lab keeps its
-        endpoints file (``lab.json`` beside the lab's config) current, so a lab config follows the pod the way
-        ``port-forward`` does on a cluster. Other configs keep what they say."""
+        endpoints file (``lab.json`` beside the lab's config) current, so a lab config's address that names a
+        gateway pod follows the pod (same port) the way ``port-forward`` does on a cluster. Other configs, and
+        addresses that name no gateway pod, stay what they say."""
         if not self.config.lab or not self.config.path or configured in ("", "port-forward"):
             return configured
         import json
         from pathlib import Path
 
         try:
-            current = json.loads((Path(self.config.path).parent / "lab.json").read_text(encoding="utf-8")).get(key)
-        except (OSError, ValueError):
+            lab = json.loads((Path(self.config.path).parent / "lab.json").read_text(encoding="utf-8"))
+            host, port = split_host_port(configured, what="gateway address")
+        except (OSError, ValueError, ConfigError):
             return configured
-        return current if isinstance(current, str) and current else configured
+        current, pods = lab.get("gateway_pod_ip"), lab.get("gateway_pod_ips") or []
+        if not isinstance(current, str) or not current or host not in pods:
+            return configured
+        return f"{current}:{port}"
 
     def gateway_address(self) -> tuple[str, int]:
         direct = self.config.gateway.direct
         if not direct or direct == "port-forward":
             raise ConfigError("no direct gateway address configured",
                               hint="set gateway.direct = \"POD_IP:8080\" (reachable from here) in the target config")
-        return split_host_port(self._lab_pod("gateway", direct), what="gateway.direct")
+        return split_host_port(self._lab_pod(direct), what="gateway.direct")
 
     def admin_address(self) -> tuple[str, int]:
-        admin = self._lab_pod("gateway_admin", self.config.gateway.admin)
+        admin = self._lab_pod(self.config.gateway.admin)
         if not admin or admin == "port-forward":
             raise ConfigError("no gateway admin address configured",
                               hint="set gateway.admin = \"POD_IP:15000\" in the target config")
