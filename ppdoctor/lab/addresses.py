@@ -26,7 +26,8 @@ NLB_IP = "127.1.1.10"
 GATEWAY_POD_IP = "127.1.2.10"
 # Every gateway pod gets its own address, as the VPC CNI gives each new pod one: a rollout starts the new
 # pod on the next free one while the old pod, terminating, still holds its own (lab/world.py).
-GATEWAY_POD_IPS = (GATEWAY_POD_IP, "127.1.2.11", "127.1.2.12", "127.1.2.13")
+# (127.1.2.11 is the Gateway API gateway's pod, lab/gatewayapi.py.)
+GATEWAY_POD_IPS = (GATEWAY_POD_IP, "127.1.2.12", "127.1.2.13", "127.1.2.14")
 ECHO_POD_IP = "127.1.2.20"
 # Pods of scenarios' in-cluster callers (kubernetes.in_cluster_callers), in the pod subnet.
 IN_CLUSTER_CALLER_IPS = ("127.1.2.30", "127.1.2.31", "127.1.2.32")
