@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from ..drain import safe_pre_stop
 from . import addresses, lbc, manifests
 from .scenario import ADMIN_PORT, STATUS_PORT, TLS_PORT, TRAFFIC_PORT, GatewayApiSpec, Scenario
 
@@ -112,8 +113,12 @@ def generated_objects(gateway: dict[str, Any], ports: Ports, *, lb_hostname: str
                 "metadata": {"labels": {**common_labels, "sidecar.istio.io/inject": "false",
                                         "service.istio.io/canonical-name": name, "istio.io/gateway-name": gw_name},
                              "annotations": pod_annotations},
-                "spec": {"serviceAccountName": name, "containers": [{
+                # A well-run cluster's customization of the generated Deployment (istiod's gateway deployment
+                # template / the Gateway's parametersRef): a preStop sleep past the NLB's deregistration, as the
+                # lab's main gateway has (drain.py, docs/scenarios.md) — so PPD021 stays out of these scenarios.
+                "spec": {"serviceAccountName": name, "terminationGracePeriodSeconds": safe_pre_stop(None)[1], "containers": [{
                     "name": "istio-proxy",
+                    "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(safe_pre_stop(None)[0])]}}},
                     "image": f"docker.io/istio/proxyv2:{manifests.ISTIO_VERSION}",
                     "args": ["proxy", "router", "--domain", "$(POD_NAMESPACE).svc.cluster.local"],
                     "ports": [
