@@ -26,7 +26,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def lab_pool(tmp_path_factory) -> Iterator[LabPool]:
-    """One pool for the whole run, so at most one lab runs at a time across test folders."""
+    """One pool per test process (each pytest-xdist worker has its own), so at most one lab per process runs at a time."""
     pool = LabPool(tmp_path_factory.mktemp("labs"))
     yield pool
     pool.close()

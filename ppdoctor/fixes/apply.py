@@ -130,7 +130,10 @@ def _test_hold(index: int) -> None:
         return
     import signal
 
-    Path(path).write_text(str(os.getpid()), encoding="utf-8")
+    # written beside it and renamed: a test polling for FILE never reads it empty
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(str(os.getpid()), encoding="utf-8")
+    os.replace(tmp, path)
     while True:  # blocks the whole process until the test kills it
         signal.pause()
 
