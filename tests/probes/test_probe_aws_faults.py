@@ -93,7 +93,7 @@ def test_through_the_proxy_the_probe_sees_moto(world, proxy):
 
 
 ALL_FACTS = {"lb.arn", "lb.type", "lb.listener_protocols", "nlb.private_ips", "vpc.cidrs", "tg.arn", "tg.target_type",
-             "tg.protocol", "tg.pp_v2", "tg.preserve_ip", "tg.health", "tg.healthy_count", "tg.lbc_managed",
+             "tg.protocol", "tg.pp_v2", "tg.preserve_ip", "tg.deregistration_delay_s", "tg.health", "tg.healthy_count", "tg.lbc_managed",
              "hc.protocol", "hc.port", "hc.path", "hc.interval_s", "hc.healthy_threshold", "routes.private_default"}
 TG_LEVEL = ALL_FACTS - {"lb.arn", "lb.type", "lb.listener_protocols", "nlb.private_ips", "vpc.cidrs"}
 
@@ -106,7 +106,8 @@ SINGLE_DENIALS = [
     ("DescribeTargetGroups", "elasticloadbalancing:DescribeTargetGroups",
      {"tg.target_type", "tg.protocol", "hc.protocol", "hc.port", "hc.path", "hc.interval_s", "hc.healthy_threshold"}),
     ("DescribeTags", "elasticloadbalancing:DescribeTags", {"tg.lbc_managed"}),
-    ("DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetGroupAttributes", {"tg.pp_v2", "tg.preserve_ip"}),
+    ("DescribeTargetGroupAttributes", "elasticloadbalancing:DescribeTargetGroupAttributes",
+     {"tg.pp_v2", "tg.preserve_ip", "tg.deregistration_delay_s"}),
     ("DescribeTargetHealth", "elasticloadbalancing:DescribeTargetHealth",
      {"tg.health", "tg.healthy_count", "routes.private_default"}),
     ("DescribeSubnets", "ec2:DescribeSubnets", {"routes.private_default"}),

@@ -36,6 +36,9 @@ TOTAL = 1.0
 SLACK = 3.0  # loop start-up and teardown, thread start, scheduling on a loaded CI box (API retries take 20+ s)
 # Probes that finish on their own against a peer that accepts connections (no reply needed).
 ANSWERED_BY_ACCEPT = {"tcp", "syn"}
+# Probes that refuse at once when what they must watch cannot fit the budget: they would make a change first
+# (rollout restarts the gateway), and a change watched halfway is worse than none.
+REFUSED_OVER_BUDGET = {"rollout"}
 PPDOCTOR = str(Path(sys.executable).with_name("ppdoctor"))  # the console script of this venv
 LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/silent/0123456789abcdef"
 
@@ -73,6 +76,9 @@ def test_probe_ends_within_total(silent_config, name):
     assert wall < TOTAL + SLACK, f"{name}: {wall:.2f} s for a {TOTAL} s deadline"
     if name in ANSWERED_BY_ACCEPT:
         assert obs.status in (Status.OK, Status.SKIPPED), obs.as_dict()
+    elif name in REFUSED_OVER_BUDGET:
+        assert obs.status == Status.ERROR and obs.error["kind"] == "config", obs.as_dict()
+        assert "timeouts.total" in obs.error["hint"]
     else:
         assert obs.status == Status.ERROR, obs.as_dict()
         assert obs.error == {"kind": "deadline", "message": obs.summary}
