@@ -78,6 +78,8 @@ SYMPTOMS = {
     # a silent client through the NLB gets no greeting; behind a PPv2 header straight to the gateway it does
     "server-first-header-placement": {"server_first.listener_port": {25}, "server_first.via_nlb_greeting": {False},
                                       "server_first.direct_pp_greeting": {True}},
+    # flows the NLB still sent to the replaced, stopped pod during the rollout were reset (lists: unhashable values)
+    "rollout-drain": {"rollout.failure_classes": [["reset"], ["empty-reply"], ["empty-reply", "reset"]]},
 }
 # Scenarios whose fixes are also rolled back here: the starting state's first finding must come back.
 ROLLED_BACK = {"preserve-on-sg-blocks-clients", "privatelink-preserve-on", "dualstack-ipv6-client",
