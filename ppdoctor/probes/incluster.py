@@ -25,7 +25,7 @@ from .model import FailureClass, Observation, Status
 from .net import http_exchange
 
 PP_ERROR_STATS = ("downstream_cx_proxy_proto_error", "proxy_proto.not_found_disallowed")
-WINDOW_S = 2.0  # long enough to see a caller that retries every second or so (lab callers: 0.5 s)
+WINDOW_S = 1.0  # sees a caller that calls at least once a second (lab callers: every 0.5 s); see docs/probes.md
 SETTLE_S = 2.0  # how long to wait for ppdoctor's own header-less connections to end before a reading
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import h11
 
 from .model import FailureClass, failure_for_status
-from .tcpinfo import METHOD_CLOCK, METHOD_KERNEL, kernel_rtt_ms
+from .tcpinfo import METHOD_CLOCK, METHOD_KERNEL, METHOD_RX_STAMP, enable_rx_timestamps, kernel_rtt_ms, peek_rx_time_ns
 
 KEEP_BYTES = 4096
 
@@ -40,6 +40,7 @@ class Exchange:
     timings_ms: dict[str, float] = field(default_factory=dict)
     local: tuple[str, int] | None = None
     timing_method: str = ""  # how "connect" was measured (tcpinfo.METHOD_KERNEL / METHOD_CLOCK)
+    response_method: str = ""  # how "response" (request sent → first byte back) was measured
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
@@ -58,6 +59,8 @@ class Exchange:
             ev["local_address"] = f"{self.local[0]}:{self.local[1]}"
         if self.timing_method:
             ev["connect_timing_method"] = self.timing_method
+        if self.response_method:
+            ev["response_timing_method"] = self.response_method
         if self.status is not None:
             ev["response"] = {"status": self.status, "reason": self.reason, "headers": [list(h) for h in self.headers]}
             if self.body_truncated:
@@ -149,9 +152,21 @@ async def http_exchange(
     parser.send(h11.EndOfMessage())
     body = bytearray()
     deadline = time.monotonic() + total_timeout
+    # Plain TCP only: over TLS the first record back may be a session ticket, not the response.
+    sock = writer.get_extra_info("socket")
+    stamped = tls is None and ex.sent != b"" and enable_rx_timestamps(sock)
     try:
+        if stamped:
+            writer.transport.pause_reading()  # the first byte stays queued for the kernel-stamped peek
+        sent_ns, sent_clock = time.time_ns(), ms()
         writer.write(ex.sent)
         await asyncio.wait_for(writer.drain(), max(0.01, deadline - time.monotonic()))
+        if stamped:
+            received_ns = await _kernel_first_byte(sock.fileno(), deadline)
+            writer.transport.resume_reading()
+            if received_ns is not None and received_ns >= sent_ns:
+                ex.timings_ms["response"] = (received_ns - sent_ns) / 1e6
+                ex.response_method = METHOD_RX_STAMP
         done = False
         while not done:
             remaining = deadline - time.monotonic()
@@ -161,6 +176,9 @@ async def http_exchange(
             if chunk:
                 if ex.received_total == 0:
                     ex.timings_ms["first_byte"] = ms()
+                    if "response" not in ex.timings_ms:
+                        ex.timings_ms["response"] = ex.timings_ms["first_byte"] - sent_clock
+                        ex.response_method = METHOD_CLOCK
                 if len(ex.received) < KEEP_BYTES:
                     ex.received += chunk[: KEEP_BYTES - len(ex.received)]
                 ex.received_total += len(chunk)
@@ -228,6 +246,34 @@ async def http_exchange(
         ex.detail = (f"the peer answered with a TLS record (content type 0x{ex.received[0]:02x}), not HTTP: "
                      "this port expects TLS")
     return ex
+
+
+async def _kernel_first_byte(fd: int, deadline: float) -> int | None:
+    """The kernel's receive stamp of the first byte on the paused transport's socket ``fd``: a duplicate
+    of the descriptor (the transport owns ``fd`` in the loop's selector) waits for readability on the
+    same loop, then tcpinfo.peek_rx_time_ns reads the stamp without taking the byte."""
+    import os
+
+    loop = asyncio.get_running_loop()
+    try:
+        dup = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return None
+    try:
+        dup.setblocking(False)
+        ready = loop.create_future()
+        loop.add_reader(dup.fileno(), lambda: ready.done() or ready.set_result(None))
+        try:
+            await asyncio.wait_for(ready, max(0.0, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            loop.remove_reader(dup.fileno())
+        return peek_rx_time_ns(dup)
+    except (OSError, NotImplementedError):
+        return None
+    finally:
+        dup.close()
 
 
 def looks_like_tls(data: bytes) -> bool:

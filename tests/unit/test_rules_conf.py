@@ -140,7 +140,7 @@ def test_ppd028_ranks_before_proxy_protocol_blame():
 
 # --- PPD026: in-cluster callers without a PROXY header ------------------------------------------
 
-CALLERS = {"incluster.foreign_pp_errors": 4, "incluster.window_s": 2.0, "incluster.plain_result": "reset",
+CALLERS = {"incluster.foreign_pp_errors": 4, "incluster.window_s": 1.0, "incluster.plain_result": "reset",
            "tg.pp_v2": True, "gateway.pp_live": True, "gateway.pp_allow_without": False}
 
 PPD026_CASES = [
