@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--list", action="store_true", help="list the probes")
     probe.add_argument("--json", action="store_true", help="print {\"observations\": [...]}")
     probe.add_argument("-v", "--verbose", action="store_true", help="also print the facts")
+    probe.add_argument("--yes", action="store_true", help="confirm a probe that changes the target without asking")
     _target_choice(probe)
     probe.set_defaults(run=_handler("ppdoctor.probes.cli:run"))
 

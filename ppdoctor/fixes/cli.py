@@ -13,23 +13,10 @@ import sys
 import time
 from typing import Any
 
+from ..ask import confirm
 from ..session import IncidentSession
 
 MAX_ROUNDS = 6
-
-
-def confirm(question: str, *, assume_yes: bool) -> bool:
-    if assume_yes:
-        return True
-    if not sys.stdin.isatty():
-        print(f"{question} — not confirmed: standard input is not a terminal; pass --yes to apply without asking",
-              file=sys.stderr)
-        return False
-    try:
-        answer = input(f"{question} Type 'yes' to apply: ")
-    except EOFError:
-        return False
-    return answer.strip().lower() == "yes"
 
 
 def _report(result, out: list[dict[str, Any]], as_json: bool) -> None:

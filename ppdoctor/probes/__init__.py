@@ -29,6 +29,7 @@ class ProbeInfo:
     target: str  # "module:function"
     needs: str  # what in the target config it uses
     on_demand: bool = False  # slow by nature (waits out an AWS timeout): run only when named, never in --all
+    changes: str = ""  # what the probe changes on the target, if anything: it then runs only after a confirmation
 
     def load(self):
         module, _, func = self.target.partition(":")
@@ -74,7 +75,9 @@ PROBES: dict[str, ProbeInfo] = {p.name: p for p in (
               "ppdoctor.probes.server_first:probe_server_first", "nlb.address, aws.*", on_demand=True),
     ProbeInfo("rollout", "restart the gateway Deployment while requests stream through the NLB: do any fail? "
               "(on demand; makes a change: a kubectl rollout restart)",
-              "ppdoctor.probes.rollout:probe_rollout", "nlb.address, kubernetes.*, nlb.time_scale", on_demand=True),
+              "ppdoctor.probes.rollout:probe_rollout", "nlb.address, kubernetes.*, nlb.time_scale", on_demand=True,
+              changes="restarts the gateway Deployment (kubectl rollout restart): new gateway pods replace the running "
+                      "ones while requests stream through the NLB"),
     ProbeInfo("syn", "raw SYN to the NLB with scapy: who answers? (needs CAP_NET_RAW)",
               "ppdoctor.probes.syn:probe_syn", "nlb.address"),
 )}

@@ -21,12 +21,18 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from ..discovery.target import config_for_args
 
+    if not args.all and args.name not in PROBES:
+        print(f"ppdoctor probe: no probe named {args.name!r} (`ppdoctor probe --list` shows them)")
+        return 2
     config = config_for_args(args)  # no complete config file: discover the path
     names = default_probes() if args.all else [args.name]
-    observations = asyncio.run(run_probes(config, names))
     from ..session import IncidentSession
 
-    IncidentSession.open(config, by="cli probe").adopt_observations(observations)  # the run joins the incident
+    session = IncidentSession.open(config, by="cli probe")
+    if not _confirmed(session, config, [PROBES[n] for n in names if PROBES[n].changes], args):
+        return 1
+    observations = asyncio.run(run_probes(config, names))
+    session.adopt_observations(observations)  # the run joins the incident
     if args.json:
         print(json.dumps({"observations": [o.as_dict() for o in observations]}, indent=2, default=str))
     else:
@@ -38,3 +44,22 @@ def run(args: argparse.Namespace) -> int:
                     note = f"  ({fact.note})" if fact.note else ""
                     print(f"       {fact.name} = {fact.value!r}{note}")
     return 1 if any(o.status == Status.ERROR for o in observations) else 0
+
+
+def _confirmed(session, config, changing: list, args: argparse.Namespace) -> bool:
+    """A probe that changes the target (``ProbeInfo.changes``) runs only after a yes, recorded in the incident."""
+    import sys
+
+    from ..ask import confirm
+
+    out = sys.stderr if args.json else sys.stdout  # --json keeps standard output for the JSON alone
+    for info in changing:
+        print(f"probe {info.name} {info.changes} — target {config.name}", file=out)
+        if not confirm(f"Run probe {info.name}?", assume_yes=args.yes, action="run it"):
+            session.note(f"probe {info.name} declined by the user; nothing was changed")
+            print("declined: nothing was changed", file=out)
+            return False
+        who = "--yes" if args.yes else "user (typed yes)"
+        session.record("confirm", f"probe {info.name} ({info.changes}): confirmed by {who}", action="probe",
+                       confirmed=True, who=who, probe=info.name)
+    return True

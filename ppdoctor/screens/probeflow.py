@@ -57,12 +57,22 @@ class ProbeFlow:
 
     # --- commands (UI thread) ------------------------------------------------------------------
 
-    def start(self, name: str) -> bool:
+    def start(self, name: str, *, confirmed: bool = False) -> bool:
         app = self.app
         if app.session is None or name not in PROBES:
             return False
         if name in self.running:
             app.say(f"{name} is already running (c cancels it)", severity="warning")
+            return False
+        info = PROBES[name]
+        if info.changes and not confirmed:  # a probe that changes the target asks first, like a fix
+            from .modals import ConfirmModal
+
+            app.push_screen(
+                ConfirmModal(f"Run probe {name} on {app.config.name}?", [f"This probe {info.changes}.", info.description],
+                             confirm_label=f"Run {name}",
+                             warning="The change goes to the live APIs of the target above."),
+                lambda ok: self._change_confirmed(name, bool(ok)))
             return False
         self.cancelled.discard(name)
         self.running[name] = time.monotonic()
@@ -70,6 +80,19 @@ class ProbeFlow:
         self._workers[name] = worker
         app.post_message(msg.ProbeStarted(name))
         return True
+
+    def _change_confirmed(self, name: str, ok: bool) -> None:
+        app = self.app
+        session = app.session
+        if not ok:
+            if session is not None:
+                app.in_engine(session.note, f"probe {name} declined by the user; nothing was changed")
+            app.say(f"probe {name} declined: nothing was changed")
+            return
+        if session is not None:
+            app.in_engine(session.record, "confirm", f"probe {name} ({PROBES[name].changes}): confirmed by user (TUI)",
+                          action="probe", confirmed=True, who="user (TUI)", probe=name)
+        self.start(name, confirmed=True)
 
     def start_all(self, names: list[str] | None = None) -> int:
         """Run several probes concurrently; diagnose when the last of them ends."""
