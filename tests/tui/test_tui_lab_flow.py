@@ -133,6 +133,10 @@ async def test_probe_diagnose_fix_verify_report(lab: Lab, tmp_path: Path, monkey
         for row, name in enumerate(PROBES):
             table.move_cursor(row=row)
             await pilot.press("enter")
+            if PROBES[name].changes:  # the rollout probe restarts the gateway: it asks first, like a fix
+                await wait_until(pilot, lambda: isinstance(app.screen, ConfirmModal), 10, f"{name}'s confirmation")
+                assert name not in app.probes.running
+                await pilot.click("#confirm")
             await wait_until(pilot, lambda name=name: name in app.observations and name not in app.probes.running, 30,
                              f"probe {name}")
         assert app.observations["http-via-nlb"].evidence["response"]["status"] == 400
