@@ -1,7 +1,9 @@
-"""Fixed incident data for TUI tests and snapshots (captured from the tg-pp-on-gateway-off lab, ports and dates normalised)."""
+"""Fixed incident data for TUI tests and snapshots (captured from the tg-pp-on-gateway-off lab, ports and dates normalised),
+and a gateway that never answers."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -104,3 +106,33 @@ class FakeReport:
 
 def hostile_config() -> TargetConfig:
     return replace(demo_config(), name=HOSTILE)
+
+
+class HangingGateway:
+    """A TCP server that accepts and never answers (a probe waits out its response timeout), and the config that
+    points the NLB at it: ``async with HangingGateway() as gw: PPDoctorApp(IncidentSession(gw.config))``."""
+
+    def __init__(self, response_timeout: float = 15.0) -> None:
+        self.accepted = asyncio.Event()  # a probe has connected and now waits for an answer
+        self.closed = asyncio.Event()  # the client went away (the probe was cancelled)
+        self.response_timeout = response_timeout
+        self._server: asyncio.Server | None = None
+        self.config: TargetConfig | None = None
+
+    async def _never_answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted.set()
+        await reader.read()  # hold the connection open until the client goes away
+        self.closed.set()
+        writer.close()
+
+    async def __aenter__(self) -> HangingGateway:
+        self._server = await asyncio.start_server(self._never_answer, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        self.config = TargetConfig(name="never-answers", nlb=NlbTarget(address=f"127.0.0.1:{port}"),
+                                   timeouts=Timeouts(connect=3.0, response=self.response_timeout, total=30.0))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()

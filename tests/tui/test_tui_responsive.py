@@ -8,11 +8,10 @@ import time
 from textual.widgets import DataTable
 
 from ppdoctor.app import PPDoctorApp
-from ppdoctor.config import NlbTarget, TargetConfig, Timeouts
 from ppdoctor.session import IncidentSession
 
 from .conftest import screen_lines, settle
-from .support import SIZE
+from .support import SIZE, HangingGateway
 
 
 def _row(app: PPDoctorApp, probe: str) -> str:
@@ -20,20 +19,9 @@ def _row(app: PPDoctorApp, probe: str) -> str:
 
 
 async def test_keys_work_while_a_probe_hangs_and_cancel_stops_it():
-    accepted, closed = asyncio.Event(), asyncio.Event()
-
-    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.set()
-        await reader.read()  # hold the connection open until the client goes away
-        closed.set()
-        writer.close()
-
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    config = TargetConfig(name="never-answers", nlb=NlbTarget(address=f"127.0.0.1:{port}"),
-                          timeouts=Timeouts(connect=3.0, response=15.0, total=30.0))
-    app = PPDoctorApp(IncidentSession(config), landing="probes", cursor_blink=False)
-    try:
+    async with HangingGateway() as gateway:
+        accepted, closed = gateway.accepted, gateway.closed
+        app = PPDoctorApp(IncidentSession(gateway.config), landing="probes", cursor_blink=False)
         async with app.run_test(size=SIZE) as pilot:
             await settle(pilot, app)
             table = app.screen.query_one("#probe-table", DataTable)
@@ -69,6 +57,3 @@ async def test_keys_work_while_a_probe_hangs_and_cancel_stops_it():
             await asyncio.wait_for(closed.wait(), 5)  # the engine dropped the connection
             assert time.monotonic() - t0 < 12, "cancelled well before the 15 s timeout"
             assert any("cancelled by the operator" in e.summary for e in app.timeline)
-    finally:
-        server.close()
-        await server.wait_closed()

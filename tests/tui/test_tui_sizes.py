@@ -17,14 +17,14 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Input, Select, Static
 
 from ppdoctor.app import PPDoctorApp
-from ppdoctor.config import GatewayTarget, NlbTarget, TargetConfig, Timeouts
+from ppdoctor.config import GatewayTarget, TargetConfig
 from ppdoctor.screens import messages as msg
 from ppdoctor.screens.modals import ConfirmModal
 from ppdoctor.session import IncidentSession
 
 from ..bench.servers import BehaviourServer
 from .conftest import screen_text, settle
-from .support import FakeReport, demo_plan, demo_session
+from .support import FakeReport, HangingGateway, demo_plan, demo_session
 
 SMALL, LARGE = (80, 24), (200, 50)
 
@@ -183,23 +183,12 @@ async def test_y_copies_the_whole_value():
 
 
 async def test_resizing_during_a_probe_run_keeps_it():
-    accepted = asyncio.Event()
-
-    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.set()
-        await reader.read()
-        writer.close()
-
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    config = TargetConfig(name="never-answers", nlb=NlbTarget(address=f"127.0.0.1:{port}"),
-                          timeouts=Timeouts(connect=3.0, response=15.0, total=30.0))
-    app = PPDoctorApp(IncidentSession(config), landing="probes", cursor_blink=False)
-    try:
+    async with HangingGateway() as gateway:
+        app = PPDoctorApp(IncidentSession(gateway.config), landing="probes", cursor_blink=False)
         async with app.run_test(size=SMALL) as pilot:
             await settle(pilot, app)
             await pilot.press("down", "enter")  # http-via-nlb: connects, then waits for an answer
-            await asyncio.wait_for(accepted.wait(), 5)
+            await asyncio.wait_for(gateway.accepted.wait(), 5)
             table = app.screen.query_one("#probe-table", DataTable)
             for size, width_class in ((LARGE, "-wide"), (SMALL, "-narrow"), (LARGE, "-wide"), (SMALL, "-narrow")):
                 await pilot.resize_terminal(*size)
@@ -213,9 +202,6 @@ async def test_resizing_during_a_probe_run_keeps_it():
             await settle(pilot, app)
             assert "http-via-nlb" not in app.probes.running
             assert "cancelled" in screen_text(app)
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_resizing_during_a_bench_run_keeps_it():
