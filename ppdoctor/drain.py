@@ -13,7 +13,6 @@ the rule and the fix plan share them. Imports nothing heavy.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -77,11 +76,10 @@ def pod_shutdown(template: Mapping[str, Any], mesh: Mapping[str, Any] | None = N
     spec = template.get("spec") or {}
     annotations = ((template.get("metadata") or {}).get("annotations")) or {}
     drain = parse_duration(((mesh or {}).get(MESH_DEFAULT_CONFIG) or {}).get("terminationDrainDuration"))
-    try:
-        proxy_config = json.loads(annotations.get(PROXY_CONFIG_ANNOTATION) or "{}")
-    except ValueError:
-        proxy_config = {}
-    if isinstance(proxy_config, dict) and "terminationDrainDuration" in proxy_config:
+    from .istioconfig import parse_proxy_config
+
+    proxy_config = parse_proxy_config(annotations.get(PROXY_CONFIG_ANNOTATION))[0] or {}  # JSON or YAML, as Istio reads it
+    if "terminationDrainDuration" in proxy_config:
         drain = parse_duration(proxy_config["terminationDrainDuration"]) or drain
     grace = spec.get("terminationGracePeriodSeconds")
     return PodShutdown(

@@ -24,7 +24,7 @@ from ..constants import (ANN_HC_PATH, ANN_HC_PORT, ANN_HC_PROTOCOL, ANN_PROXY_PR
 from ..constants import PP_TYPE_URL as PP_TYPE_URL
 from ..constants import PROXY_CONFIG_ANNOTATION as PROXY_CONFIG
 from ..probes.context import ProbeContext
-from ..probes.kube import parse_proxy_config
+from ..istioconfig import parse_proxy_config
 from .model import Change
 from .plans_disc import read_gateway
 

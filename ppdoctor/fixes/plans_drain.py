@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..constants import ATTR_DEREGISTRATION_DELAY
+from ..constants import ATTR_DEREGISTRATION_DELAY, K8S_TERMINATION_GRACE_DEFAULT_S
 from ..drain import gateway_container, pre_stop_sleep, safe_pre_stop
 from .model import Change
-from .planner import LiveState, PlanError
+from .planner import LiveState, PlanError, _ns_name
 
 
 def pre_stop_drain(st: LiveState) -> list[Change]:
@@ -31,10 +31,9 @@ def pre_stop_drain(st: LiveState) -> list[Change]:
     spec = template.get("spec") or {}
     grace_before = spec.get("terminationGracePeriodSeconds")
     lifecycle_before = container.get("lifecycle")
-    if pre_stop_sleep(container) >= sleep and (grace_before or 30) >= grace:
+    if pre_stop_sleep(container) >= sleep and (grace_before or K8S_TERMINATION_GRACE_DEFAULT_S) >= grace:
         return []
-    ns = (st.deployment.get("metadata") or {}).get("namespace", "")
-    dep = (st.deployment.get("metadata") or {}).get("name", "")
+    ns, dep = _ns_name(st.deployment)
     lifecycle_after = {**(lifecycle_before or {}), "preStop": {"exec": {"command": ["sleep", str(sleep)]}}}
 
     def body(lifecycle: Any, grace_s: Any) -> dict[str, Any]:

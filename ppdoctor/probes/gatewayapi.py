@@ -35,7 +35,7 @@ def dropped_annotations(gateway: dict[str, Any]) -> list[str]:
 
 def lost_proxy_protocol(gateway: dict[str, Any]) -> bool:
     """The dropped proxy.istio.io/config asks for PROXY protocol (gatewayTopology.proxyProtocol)."""
-    from .kube import parse_proxy_config
+    from ..istioconfig import parse_proxy_config
 
     if PROXY_CONFIG_ANNOTATION not in dropped_annotations(gateway):
         return False

@@ -20,6 +20,7 @@ from ..constants import (ANN_PROXY_PROTOCOL, ANN_TARGET_TYPE, ANN_TG_ATTRIBUTES,
                          PP_FILTER_NAMES, PROXY_CONFIG_ANNOTATION, TGB_GROUP, TGB_PLURAL, TGB_VERSION,
                          TOPOLOGY_NUM_TRUSTED_PROXIES, TOPOLOGY_PROXY_PROTOCOL, ENVOYFILTER_VERSION)
 from ..errors import KubeError
+from ..istioconfig import parse_proxy_config
 from .context import ProbeContext, run_blocking
 from .gatewayservers import add_server_facts
 from .model import Observation, Status
@@ -27,19 +28,6 @@ from .proxyversion import add_proxy_facts
 
 PROXY_CONFIG = PROXY_CONFIG_ANNOTATION  # kept: fixes/planner.py and others import it from here
 LB_ANN = LB_ANNOTATION_PREFIX
-
-
-def parse_proxy_config(text: str | None) -> tuple[dict[str, Any] | None, str | None]:
-    """``proxy.istio.io/config`` is JSON or YAML; returns (config, error)."""
-    if not text:
-        return None, None
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        return None, f"not valid JSON/YAML: {exc}"
-    if not isinstance(value, dict):
-        return None, "not a mapping"
-    return value, None
 
 
 def _gateway_topology(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -149,14 +137,14 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
 
     _service_facts(obs, svc, svc_ann)
     tmpl_topo, misplaced = _proxy_config_facts(obs, svc_ann, dep_ann, tmpl_ann)
-    mesh_changed = _mesh_facts(obs, data["mesh"], tmpl_topo)
+    mesh_changed, mesh = _mesh_facts(obs, data["mesh"], tmpl_topo)
     pods = _pod_facts(obs, data["pods"], mesh_changed)
     add_proxy_facts(obs, dep, data["pods"])
     add_server_facts(obs, data["gateways"], svc, dep)
     filters = data["envoy_filters"]
     pp_filters = _envoy_filter_facts(obs, filters)
     _lbc_facts(obs, data)
-    _shutdown_facts(obs, dep, data["mesh"])
+    _shutdown_facts(obs, dep, mesh)
 
     where = []
     if obs.facts["gateway.pp_pod_template"].value:
@@ -175,15 +163,11 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     return obs
 
 
-def _shutdown_facts(obs: Observation, dep: dict[str, Any], mesh_cm: dict[str, Any] | None) -> None:
+def _shutdown_facts(obs: Observation, dep: dict[str, Any], mesh: dict[str, Any]) -> None:
     """How long a deleted gateway pod keeps accepting (preStop, Istio's drain, the grace period: ppdoctor/drain.py)."""
     from ..drain import pod_shutdown
 
-    try:
-        mesh = yaml.safe_load(((mesh_cm or {}).get("data") or {}).get(MESH_CONFIGMAP_KEY) or "") or {}
-    except yaml.YAMLError:
-        mesh = {}
-    shutdown = pod_shutdown((dep.get("spec") or {}).get("template") or {}, mesh if isinstance(mesh, dict) else {})
+    shutdown = pod_shutdown((dep.get("spec") or {}).get("template") or {}, mesh)
     obs.fact("gateway.pre_stop_sleep_s", shutdown.pre_stop_sleep_s, "the istio-proxy container's lifecycle.preStop")
     obs.fact("gateway.termination_drain_s", shutdown.drain_s, "terminationDrainDuration (pod template, mesh, Istio default 5 s)")
     obs.fact("gateway.termination_grace_s", shutdown.grace_s, "terminationGracePeriodSeconds (Kubernetes default 30)")
@@ -219,10 +203,13 @@ def _proxy_config_facts(obs: Observation, svc_ann: dict[str, str], dep_ann: dict
     return tmpl_topo, misplaced
 
 
-def _mesh_facts(obs: Observation, mesh_cm: dict[str, Any] | None, tmpl_topo: dict[str, Any] | None) -> datetime | None:
-    """The mesh config's gateway topology, when it last changed, and the trusted hops in effect."""
+def _mesh_facts(obs: Observation, mesh_cm: dict[str, Any] | None,
+                tmpl_topo: dict[str, Any] | None) -> tuple[datetime | None, dict[str, Any]]:
+    """The mesh config's gateway topology, when it last changed, and the trusted hops in effect; returns the
+    time of that change and the parsed mesh config ({} when absent or unreadable)."""
     mesh_topo = None
     mesh_changed = None
+    mesh: Any = {}
     if mesh_cm:
         mesh_text = (mesh_cm.get("data") or {}).get(MESH_CONFIGMAP_KEY) or ""
         try:
@@ -236,7 +223,7 @@ def _mesh_facts(obs: Observation, mesh_cm: dict[str, Any] | None, tmpl_topo: dic
     obs.fact("mesh.changed_at", mesh_changed.isoformat() if mesh_changed else None)
     effective_topo = {**(mesh_topo or {}), **(tmpl_topo or {})}
     obs.fact("gateway.num_trusted_proxies", int(effective_topo.get(TOPOLOGY_NUM_TRUSTED_PROXIES, 0) or 0))
-    return mesh_changed
+    return mesh_changed, mesh if isinstance(mesh, dict) else {}
 
 
 def _pod_facts(obs: Observation, raw_pods: list[dict[str, Any]], mesh_changed: datetime | None) -> list[dict[str, Any]]:

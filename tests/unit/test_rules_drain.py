@@ -51,6 +51,9 @@ def test_pod_shutdown_defaults_and_overrides():
     s = pod_shutdown(t, {"defaultConfig": {"terminationDrainDuration": "10s"}})
     assert (s.drain_s, s.serves_for_s) == (20, 60)
     assert pod_shutdown(_template(), {"defaultConfig": {"terminationDrainDuration": "10s"}}).drain_s == 10
+    # the annotation is as often YAML as JSON (Istio reads both)
+    yaml_form = _template(annotations={"proxy.istio.io/config": "terminationDrainDuration: 45s\n"})
+    assert pod_shutdown(yaml_form, {"defaultConfig": {"terminationDrainDuration": "10s"}}).drain_s == 45
 
 
 def test_must_serve_is_the_longer_of_propagation_and_delay():
