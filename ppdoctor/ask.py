@@ -18,3 +18,8 @@ def confirm(question: str, *, assume_yes: bool, action: str = "apply") -> bool:
     except EOFError:
         return False
     return answer.strip().lower() == "yes"
+
+
+def confirmed_by(assume_yes: bool) -> str:
+    """Who said yes, as the incident records it."""
+    return "--yes" if assume_yes else "user (typed yes)"

@@ -32,7 +32,7 @@ def ppd021(f: FactView) -> Finding | None:
     delay = f.get("tg.deregistration_delay_s")
     needed = must_serve_s(delay)
     short = serves is not None and serves < needed
-    if failures is None and serves is None and "rollout" in f.errors:
+    if undecided_rollout(f):
         return _undecided(f)
     if failures == 0 or (failures is None and not short):
         return None  # a measured lossless rollout, or nothing says the pods stop too early

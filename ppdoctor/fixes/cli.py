@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from ..ask import confirm
+from ..ask import confirm, confirmed_by
 from ..session import IncidentSession
 
 MAX_ROUNDS = 6
@@ -37,7 +37,7 @@ def _report(result, out: list[dict[str, Any]], as_json: bool) -> None:
 
 
 def _who(args: argparse.Namespace) -> str:
-    return "--yes" if args.yes else "user (typed yes)"
+    return confirmed_by(args.yes)
 
 
 async def _run_plan(session: IncidentSession, fix_id: str, args: argparse.Namespace,

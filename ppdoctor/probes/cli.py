@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 
 from . import PROBES, Status, default_probes, run_probes
 
@@ -48,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _confirmed(session, config, changing: list, args: argparse.Namespace) -> bool:
     """A probe that changes the target (``ProbeInfo.changes``) runs only after a yes, recorded in the incident."""
-    import sys
-
-    from ..ask import confirm
+    from ..ask import confirm, confirmed_by
 
     out = sys.stderr if args.json else sys.stdout  # --json keeps standard output for the JSON alone
     for info in changing:
@@ -59,7 +58,7 @@ def _confirmed(session, config, changing: list, args: argparse.Namespace) -> boo
             session.note(f"probe {info.name} declined by the user; nothing was changed")
             print("declined: nothing was changed", file=out)
             return False
-        who = "--yes" if args.yes else "user (typed yes)"
+        who = confirmed_by(args.yes)
         session.record("confirm", f"probe {info.name} ({info.changes}): confirmed by {who}", action="probe",
                        confirmed=True, who=who, probe=info.name)
     return True

@@ -26,7 +26,7 @@ def _serve_once(listener: socket.socket, how: str) -> None:
     conn, _ = listener.accept()
     with conn:
         conn.recv(65536)
-        time.sleep(ANSWER_AFTER)
+        time.sleep(ANSWER_AFTER)  # the server's think time: the delay the response timing must report
         if how == "answer":
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
         elif how == "reset":
