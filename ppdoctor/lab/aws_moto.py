@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from typing import Any
 
@@ -103,6 +104,11 @@ class MotoServer:
         self._requested_port = port
         self._server: Any = None
         self._port: int | None = None
+        # Handler threads (ended ones pruned as new ones start) and their client connections: werkzeug's
+        # handler threads are daemons that socketserver never joins, so one may still be finishing its last
+        # response — or reading a kept-alive connection — when shutdown returns.
+        self._connections: dict[threading.Thread, Any] = {}
+        self._connections_lock = threading.Lock()
         self._activity = _ActivityCounter(None)
 
     # lifecycle
@@ -129,10 +135,19 @@ class MotoServer:
                 hint="moto reads the AWS profile when it loads: unset AWS_PROFILE or name an existing profile",
             ) from exc
 
+        connections, connections_lock = self._connections, self._connections_lock
+
         class QuietRequestHandler(MotoRequestHandler):  # type: ignore[misc, valid-type]
             # werkzeug logs every request to stderr; the lab's moto is an implementation detail.
             def log(self, type: str, message: str, *args: Any) -> None:
                 log.debug("moto %s: " + message, type, *args)
+
+            def setup(self) -> None:
+                super().setup()
+                with connections_lock:
+                    for ended in [t for t in connections if not t.is_alive()]:
+                        del connections[ended]
+                    connections[threading.current_thread()] = self.connection
 
         activity = self._activity
 
@@ -180,6 +195,17 @@ class MotoServer:
         inner = getattr(server, "_server", None)
         if inner is not None:
             inner.server_close()
+        # End the client connections still open and wait for every handler thread, so stop() returns with
+        # none left (not when the clients happen to close their connections).
+        with self._connections_lock:
+            open_now = list(self._connections.items())
+            self._connections.clear()
+        for thread, conn in open_now:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed
+            thread.join(timeout=5)
 
     def __enter__(self) -> "MotoServer":
         self.start()
