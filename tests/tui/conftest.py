@@ -30,3 +30,16 @@ async def settle(pilot: Any, app: Any) -> None:
     await pilot.pause()
     await app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def until(pilot: Any, predicate: Any, timeout: float = 10.0, step: float = 0.05) -> bool:
+    """Pause until predicate() is true or timeout seconds pass; return the last value so the caller asserts it.
+
+    settle() cannot wait for a worker that has not started yet: under a loaded CI machine a screen's on_mount worker
+    may start after settle() has already seen no workers, so a test that needs the worker's result waits for it."""
+    loops = max(1, int(timeout / step))
+    for _ in range(loops):
+        if predicate():
+            return True
+        await pilot.pause(step)
+    return bool(predicate())

@@ -29,7 +29,7 @@ from ppdoctor.screens.setup import SetupScreen
 from ppdoctor.screens.start import LabBootScreen, StartScreen
 from ppdoctor.screens.timeline import TimelineScreen
 
-from .conftest import screen_text, settle
+from .conftest import screen_text, settle, until
 from .support import SIZE, FakeReport, demo_config, demo_session
 
 HEAVY = ("boto3", "botocore", "kubernetes", "scapy", "moto")
@@ -136,21 +136,15 @@ async def test_start_screen_starts_the_lab_and_opens_on_it(monkeypatch, tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot, app)
         assert isinstance(app.screen, StartScreen)
-        assert "tg-pp-on-gateway-off" in screen_text(app)  # the shipped scenarios, default highlighted
+        # the scenario list loads in a worker and is painted on a later refresh: under load, after settle() returns
+        assert await until(pilot, lambda: "tg-pp-on-gateway-off" in screen_text(app)), screen_text(app)
         assert app.screen.selected() == "tg-pp-on-gateway-off"
         await pilot.press("2")  # no target yet: screen keys do nothing
         assert isinstance(app.screen, StartScreen)
         await pilot.press("l")
-        for _ in range(50):
-            await pilot.pause(0.05)
-            if isinstance(app.screen, LabBootScreen):
-                break
-        assert isinstance(app.screen, LabBootScreen)
+        assert await until(pilot, lambda: isinstance(app.screen, LabBootScreen))
         release.set()
-        for _ in range(50):
-            await pilot.pause(0.1)
-            if app.session is not None and app.current_mode == "probes":
-                break
+        await until(pilot, lambda: app.session is not None and app.current_mode == "probes")
         assert started == ["tg-pp-on-gateway-off"]
         assert app.current_mode == "probes" and app.config.name == "lab:tg-pp-on-gateway-off"
     assert app.lab is not None and app.lab.owned
