@@ -419,7 +419,7 @@ def ppd000(f: FactView) -> Finding | None:
     if not f.has("tg.healthy_count"):
         # Target health unseen (AWS refused): "healthy" cannot be claimed — an NLB fails open to unhealthy
         # targets, and the Service's health-check annotations say how targets are checked, not that they pass.
-        # PPD093 ranks PPD000 first when the NLB-level evidence looks healthy.
+        # PPD093 then ranks what fail-open can hide (PPD005, PPD016, PPD014) before PPD000.
         return None
     if pp is None:
         # Partial access: the client's own address arrives through the NLB with a gateway that expects PROXY

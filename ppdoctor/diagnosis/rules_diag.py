@@ -156,22 +156,34 @@ HYPOTHESES = {
     "timeout-connect": ["PPD002", "PPD015", "PPD017"],
 }
 
+# Health-check failures the request path does not show (the NLB fails open), most likely first.
+HIDDEN_BY_FAIL_OPEN = ["PPD005", "PPD016", "PPD014"]
+
 
 def ppd093(f: FactView, findings: list[Finding]) -> Finding | None:
     """With access missing and no catalogue rule deciding, rank the ids the NLB-level symptom is typical of."""
     if any(fd.id not in META_IDS for fd in findings) or not f.errors:
         return None
     via = f.get("via_nlb.result")
-    if via == "ok":
-        ranked = (["PPD001", "PPD012", "PPD019", "PPD022"] if f.get("via_nlb.client_ip_class") not in ("prober", "external")
-                  else ["PPD000", "PPD005", "PPD016", "PPD014"])
+    looks_healthy = via == "ok" and f.get("via_nlb.client_ip_class") in ("prober", "external")
+    if looks_healthy:
+        # The path works and keeps the client's address, yet an NLB whose targets all fail their health checks
+        # fails open and still routes to them (AWS, "Health checks for Network Load Balancer target groups"):
+        # what the refused access hides comes first, PPD000 only last, never as the head of the list.
+        ranked = [*HIDDEN_BY_FAIL_OPEN, "PPD000"]
+        said = (f"through the NLB the request succeeded and the gateway saw the client's own address, but the target "
+                f"health was not read and an NLB fails open to unhealthy targets, so the path alone cannot rule out "
+                f"{', '.join(HIDDEN_BY_FAIL_OPEN)}; PPD000 only if the refused reads show none of them")
+    elif via == "ok":
+        ranked = ["PPD001", "PPD012", "PPD019", "PPD022"]
+        said = f"through the NLB the request ended as {via}, which is typical of {', '.join(ranked)} (most likely first)"
     else:
         ranked = HYPOTHESES.get(via or "", [])
+        said = f"through the NLB the request ended as {via}, which is typical of {', '.join(ranked)} (most likely first)"
     if not ranked:
         return None
     return _finding("PPD093", "warning", 0.4,
-                    f"Without the refused access no rule could decide; through the NLB the request ended as {via}, which "
-                    f"is typical of {', '.join(ranked)} (most likely first). Grant the access PPD091 names to decide.",
+                    f"Without the refused access no rule could decide; {said}. Grant the access PPD091 names to decide.",
                     f, ["via_nlb.result", "via_nlb.status", "via_nlb.client_ip_class"],
                     alternatives=ranked, explains=["http-via-nlb", "xff-forge"])
 

@@ -39,10 +39,10 @@ NOT_FIRST = {
     ("gateway-api-annotations-dropped", "kube-denied"): "PPD003", ("gateway-api-annotations-dropped", "both-denied"): "PPD003",
     # the ignored annotation is on the Service (Kubernetes); the target group alone looks like PPD004
     ("in-tree-annotation-ignored", "kube-denied"): "PPD004", ("in-tree-annotation-ignored", "both-denied"): "PPD004",
-    # an NLB fails open to unhealthy targets: with neither the target group nor the Service readable,
-    # requests and the client IP look healthy
-    ("pp-on-hc-status-port", "both-denied"): "PPD000", ("hc-path-not-served", "both-denied"): "PPD000",
-    ("status-port-pp-istio-127", "both-denied"): "PPD000",
+    # an NLB fails open to unhealthy targets: with neither the target group nor the Service readable, requests
+    # and the client IP look healthy, and the hypotheses rank the health-check failures that hides before PPD000
+    ("hc-path-not-served", "both-denied"): "PPD005",
+    ("healthy", "aws-denied"): "PPD005", ("healthy", "both-denied"): "PPD005",
     # network-level ids whose separating facts are AWS-only (security groups, dualstack, PrivateLink endpoint,
     # target health reason): the symptom through the NLB is the catalogue neighbour's
     ("preserve-on-sg-blocks-clients", "aws-denied"): "PPD002", ("preserve-on-sg-blocks-clients", "both-denied"): "PPD002",

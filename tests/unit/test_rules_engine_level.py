@@ -83,7 +83,9 @@ def test_nlb_level_evidence_alone_ranks_hypotheses():
                                            "via_nlb.client_ip_class": "prober"})
     findings = diagnose([aws, kube, via])
     assert [f.id for f in findings] == ["PPD093", "PPD091"]
-    assert findings[0].alternatives[0] == "PPD000"  # a ranked list, never a PPD000 finding
+    # a ranked list, never a PPD000 finding; the fail-open health-check failures the path cannot show come first
+    assert findings[0].alternatives == ["PPD005", "PPD016", "PPD014", "PPD000"]
+    assert "fails open" in findings[0].explanation
     assert exit_code(findings) == INCONCLUSIVE
 
 
