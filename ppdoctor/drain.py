@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Mapping
 
 from .constants import (
@@ -101,3 +102,47 @@ def safe_pre_stop(deregistration_delay_s: float | None) -> tuple[int, int]:
     and a grace period that leaves Istio's drain room after it."""
     sleep = int(must_serve_s(deregistration_delay_s)) + FIX_MARGIN_S
     return sleep, sleep + ISTIO_TERMINATION_DRAIN_DEFAULT_S + FIX_MARGIN_S
+
+
+# --- a rollout in progress ------------------------------------------------------------------------------------
+
+# Between the controller's deregistration and the pod's deletion the load balancer controller lags a reconcile;
+# the window a replaced pod may get new flows is counted from its deletion with this allowance.
+DEREGISTRATION_LAG_S = 20
+DRAINING = "draining"
+
+
+def in_service(health: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """DescribeTargetHealth's descriptions without the draining targets.
+
+    AWS lists a deregistered target as ``draining`` for the deregistration delay (ELB API Reference,
+    "TargetHealth"; "Deregistration delay"): it is no longer health-checked and is not a target to probe,
+    count as unhealthy or map to a serving pod."""
+    return [h for h in health if ((h.get("TargetHealth") or {}).get("State")) != DRAINING]
+
+
+def _rfc3339(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def deleted_at(pod: Mapping[str, Any]) -> datetime | None:
+    """When a Terminating pod was deleted: its deletionTimestamp (deletion + grace) minus the grace period; None
+    for a pod that is not being deleted (kubernetes.io, "Pod Lifecycle" → "Termination of Pods")."""
+    meta = pod.get("metadata") or {}
+    stamp = _rfc3339(meta.get("deletionTimestamp")) if meta.get("deletionTimestamp") else None
+    if stamp is None:
+        return None
+    grace = meta.get("deletionGracePeriodSeconds")
+    return stamp - timedelta(seconds=int(grace)) if isinstance(grace, int) else stamp
+
+
+def replaced_routed_s(pods: list[Mapping[str, Any]], now: datetime, time_scale: float = 1.0) -> float:
+    """Seconds from ``now`` until the NLB stops sending new flows to the Terminating pods (0: none, or past):
+    deletion + the controller's lag + the deregistration's propagation window, times the lab's time factor
+    (1 against AWS)."""
+    window = timedelta(seconds=(NLB_DEREGISTRATION_PROPAGATION_S + DEREGISTRATION_LAG_S) * time_scale)
+    ends = [when + window for pod in pods if (when := deleted_at(pod)) is not None]
+    return max([0.0, *((end - now).total_seconds() for end in ends)])

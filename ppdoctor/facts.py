@@ -103,6 +103,7 @@ PERMISSIONS: dict[str, str] = {
     "gateway.proxy_config": "RBAC get deployments.apps and services (gateway namespace)",
     "gateway.num_trusted_proxies": "RBAC get deployments.apps and configmaps (gateway namespace)",
     "gateway.pods": "RBAC list pods (gateway namespace)",
+    "gateway.replaced_routed_s": "RBAC list pods (gateway namespace)",
     "gateway.pre_stop_sleep_s": "RBAC get deployments.apps (gateway namespace)",
     "gateway.termination_": "RBAC get deployments.apps (gateway namespace)",
     "gateway.serves_after_delete_s": "RBAC get deployments.apps and configmaps (gateway namespace)",
@@ -177,7 +178,9 @@ _d("gateway.pp_pod_template", bool, "kube", "proxy.istio.io/config on the pod te
 _d("gateway.proxy_config_error", str, "kube", "the pod template's proxy.istio.io/config cannot be parsed")
 _d("gateway.proxy_config_misplaced", list, "kube", "objects whose own metadata carries proxy.istio.io/config")
 _d("gateway.num_trusted_proxies", int, "kube", "numTrustedProxies in effect (pod template over mesh config)")
-_d("gateway.pods", list, "kube", "gateway pods: [{name, ready, ip, started}]")
+_d("gateway.pods", list, "kube", "gateway pods: [{name, ready, ip, started, deleted?}] (deleted: Terminating since)")
+_d("gateway.replaced_routed_s", float, "kube",
+   "seconds the NLB may still send new flows to Terminating gateway pods (deletion + lag + propagation window)")
 _d("gateway.pods_predate_mesh", bool, "kube", "every gateway pod started before the mesh config's last change")
 _d("gateway.pp_configured", list, "kube", "where the cluster asks for PROXY protocol (template / mesh / EnvoyFilter)")
 _d("mesh.pp", bool, "kube", "the mesh config's defaultConfig.gatewayTopology asks for PROXY protocol")

@@ -36,11 +36,15 @@ class RunningLab:
         return kconfig.new_client_from_config(config_file=self.endpoints["kubeconfig"])
 
     def wait_health(self, state: str, timeout: float = 25.0) -> list[dict]:
-        """Poll DescribeTargetHealth until every target is ``state``; assert it at the deadline."""
+        """Poll DescribeTargetHealth until every registered target is ``state``; assert it at the deadline.
+
+        Targets deregistered by a rollout are listed ``draining`` for the deregistration delay, as on AWS: not counted."""
+        from ppdoctor.drain import in_service
+
         deadline = time.monotonic() + timeout
         while True:
             health = self.elbv2().describe_target_health(TargetGroupArn=self.endpoints["target_group_arn"])
-            states = [h["TargetHealth"] for h in health["TargetHealthDescriptions"]]
+            states = [h["TargetHealth"] for h in in_service(health["TargetHealthDescriptions"])]
             if (states and all(s["State"] == state for s in states)) or time.monotonic() > deadline:
                 assert states and all(s["State"] == state for s in states), states
                 return states

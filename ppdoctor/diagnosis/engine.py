@@ -56,7 +56,7 @@ def exit_code(findings: list[Finding]) -> int:
     """2 errors found, 4 failures no rule explains (PPD090), 1 warnings, 0 healthy/info, 3 not decided.
 
     3 ("not decided") is no finding at all, only hypotheses (PPD093), or targets still in their
-    initial health checks (PPD092) with nothing else decided. No finding is not "healthy":
+    initial health checks (PPD092) or a rollout in progress (PPD094) with nothing else decided. No finding is not "healthy":
     PPD000 says that. A script must not read "the probes were denied / mid-rollout" as a pass.
     """
     decided = [f for f in findings if f.id not in META_IDS]
@@ -68,6 +68,6 @@ def exit_code(findings: list[Finding]) -> int:
         return UNEXPLAINED
     if "warning" in severities:
         return 1
-    if not decided or ("PPD092" in ids and "PPD000" not in ids):
+    if not decided or (ids & {"PPD092", "PPD094"} and "PPD000" not in ids):
         return INCONCLUSIVE
     return 0

@@ -413,6 +413,8 @@ def ppd000(f: FactView) -> Finding | None:
         return None
     if rules_drain.undecided_rollout(f):
         return None  # a rollout was asked about and could not be measured: not "healthy" (rules_drain.py)
+    if rules_drain.unsettled_rollout(f):
+        return None  # a rollout is in progress: the NLB may still reach the replaced pods (PPD094)
     facts = ["tg.pp_v2", "tg.preserve_ip", *mode_facts, "via_nlb.client_ip", "via_nlb.client_ip_class", "tg.healthy_count"]
     confirm: list[str] = []
     confidence = 0.9

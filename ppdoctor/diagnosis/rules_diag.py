@@ -12,6 +12,7 @@ from __future__ import annotations
 from .. import facts as registry
 from ..constants import HC_TRAFFIC_PORT, REASON_INITIAL_HEALTH_CHECKING, STATUS_PATH
 from ..text import clean
+from . import rules_drain
 from .model import Finding, FactView, gateway_mode
 
 CATALOGUE = {
@@ -20,8 +21,9 @@ CATALOGUE = {
     "PPD091": "Probes that could not find out",
     "PPD092": "Not decided yet: targets still in their initial health checks",
     "PPD093": "Hypotheses ranked from the NLB-level evidence (access missing)",
+    "PPD094": "Not settled: a gateway rollout is in progress",
 }
-META_IDS = ("PPD090", "PPD091", "PPD092", "PPD093")
+META_IDS = ("PPD090", "PPD091", "PPD092", "PPD093", "PPD094")
 
 
 def _finding(fid: str, severity: str, confidence: float, explanation: str, f: FactView, facts: list[str], **kw) -> Finding:
@@ -147,6 +149,21 @@ def ppd092(f: FactView, findings: list[Finding]) -> Finding | None:
                     f, ["tg.health", "hc.interval_s", "hc.healthy_threshold"], explains=["aws"])
 
 
+def ppd094(f: FactView, findings: list[Finding]) -> Finding | None:
+    """A rollout in progress: requests through the NLB may reach the pods being replaced (old configuration)."""
+    unsettled = rules_drain.unsettled_rollout(f)
+    if unsettled is None:
+        return None
+    why, facts = unsettled
+    wait = f.get("gateway.replaced_routed_s")
+    when = f"Diagnose again in {wait:g} s" if wait else "Diagnose again once the targets are no longer draining"
+    return _finding("PPD094", "info", 0.9,
+                    f"Not settled: {why}. Until then what goes through the NLB is a mix of the old and the new gateway "
+                    f"pods, so no verdict from it is final, and PPD000 is withheld. {when} "
+                    f"({rules_drain.DRAIN_SOURCES}).",
+                    f, [*facts, "tg.health"], explains=["http-via-nlb"])
+
+
 # NLB-level symptom → catalogue ids it is typical of, most likely first (KNOWLEDGE.md catalogue).
 HYPOTHESES = {
     "http-4xx": ["PPD003", "PPD006", "PPD007", "PPD027"],
@@ -188,4 +205,4 @@ def ppd093(f: FactView, findings: list[Finding]) -> Finding | None:
                     alternatives=ranked, explains=["http-via-nlb", "xff-forge"])
 
 
-META_RULES = [ppd092, ppd093, ppd091, ppd090]
+META_RULES = [ppd092, ppd094, ppd093, ppd091, ppd090]

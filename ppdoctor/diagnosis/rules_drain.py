@@ -87,4 +87,25 @@ def undecided_rollout(f: FactView) -> bool:
     return "rollout" in f.errors and not f.has("rollout.failures") and not f.has("gateway.serves_after_delete_s")
 
 
+def unsettled_rollout(f: FactView) -> tuple[str, list[str]] | None:
+    """A rollout in progress, so that what goes through the NLB is a mix of old and new gateway pods: why, and
+    the facts that say it; None when nothing says so (PPD094 reports it, rules.ppd000 withholds "healthy").
+
+    Terminating gateway pods deleted less than the propagation window ago (+ the controller's lag) may still get
+    new flows; draining targets with the pods unread cannot be timed, so they count too."""
+    routed = f.get("gateway.replaced_routed_s")
+    if routed:
+        names = ", ".join(p.get("name", "?") for p in f.get("gateway.pods") or [] if p.get("deleted"))
+        return (f"gateway pod(s) {names or '?'} were replaced and are Terminating; the NLB may send them new flows for "
+                f"up to {routed:g} s more (the deregistration reaches every NLB node only within about "
+                f"{NLB_DEREGISTRATION_PROPAGATION_S} s)", ["gateway.replaced_routed_s", "gateway.pods"])
+    draining = [h for h in f.get("tg.health") or [] if h.get("state") == "draining"]
+    if draining and not f.has("gateway.replaced_routed_s"):
+        targets = ", ".join(f"{h.get('id')}:{h.get('port')}" for h in draining)
+        return (f"targets {targets} are draining (deregistered: a rollout or a scale-down), and without the gateway "
+                f"pods (not read) it cannot be told whether the NLB still sends them new flows (up to about "
+                f"{NLB_DEREGISTRATION_PROPAGATION_S} s after the deregistration)", ["tg.health", "gateway.pods"])
+    return None
+
+
 RULES = [ppd021]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, Iterable
 
+from .. import drain
 from ..config import TargetConfig
 from ..errors import AwsError, KubeError
 from ..probes.context import ProbeContext
@@ -309,7 +310,8 @@ class _Discoverer:
 
     def _targets(self, ctx: ProbeContext, tg: dict[str, Any], pods: list[dict[str, Any]]) -> tuple[list[str], list[str], str]:
         health = ctx.aws_call("elbv2", "describe_target_health", TargetGroupArn=tg["TargetGroupArn"])
-        ids = [d["Target"]["Id"] for d in health.get("TargetHealthDescriptions", [])]
+        ids = [d["Target"]["Id"] for d in drain.in_service(health.get("TargetHealthDescriptions", []))]
+        pods = [p for p in pods if drain.deleted_at(p) is None]  # Terminating pods of a rollout serve no longer
         if tg.get("TargetType") == "ip":
             matched = [p for p in pods if (p.get("status") or {}).get("podIP") in ids or
                        any(i.get("ip") in ids for i in (p.get("status") or {}).get("podIPs") or [])]

@@ -81,7 +81,8 @@ async def diagnose_settled(config: Any, *, timeout: float = 20.0) -> list[Any]:
         # A gateway pod that started moments ago replaced another, which the NLB still sends new flows to for
         # the deregistration's propagation window (PPD021, drain.py): what goes through the NLB until then is a
         # mix of old and new. Wait it out when the deadline allows.
-        wait = replaced_pods_routed_s(observations, config.nlb.time_scale)
+        wait = max(replaced_pods_routed_s(observations, config.nlb.time_scale),
+                   FactView(observations).get("gateway.replaced_routed_s") or 0.0)  # Terminating pods (PPD094)
         if wait > 0 and time.monotonic() + wait <= deadline:
             await asyncio.sleep(wait)  # a documented time window: nothing observable ends it sooner
             continue

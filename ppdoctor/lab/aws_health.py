@@ -8,8 +8,11 @@ is too), and ``FakeTargetGroup.health_for`` is patched to consult it while a lab
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
+
+from ..constants import ATTR_DEREGISTRATION_DELAY, NLB_DEFAULT_DEREGISTRATION_DELAY_S
 
 TARGET_STATES = ("initial", "healthy", "unhealthy", "unused", "draining", "unavailable")
 
@@ -35,6 +38,17 @@ HEALTH_INITIAL = TargetHealthRecord(
 )
 HEALTH_HEALTHY = TargetHealthRecord("healthy")
 HEALTH_FAILED = TargetHealthRecord("unhealthy", "Target.FailedHealthChecks", "Health checks failed")
+# A deregistered target for the target group's deregistration delay (API Reference, "TargetHealth";
+# "Deregistration delay" in "Edit target group attributes for your Network Load Balancer").
+HEALTH_DRAINING = TargetHealthRecord(
+    "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress"
+)
+
+
+def deregistration_delay(attributes: dict[str, str]) -> float:
+    """The target group's ``deregistration_delay.timeout_seconds`` (AWS's default 300 s when unset or unreadable)."""
+    value = str(attributes.get(ATTR_DEREGISTRATION_DELAY, NLB_DEFAULT_DEREGISTRATION_DELAY_S))
+    return float(value) if value.isdigit() else float(NLB_DEFAULT_DEREGISTRATION_DELAY_S)
 
 
 class _TargetHealthRegistry:
@@ -48,6 +62,11 @@ class _TargetHealthRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: dict[tuple[str, str, str], TargetHealthRecord] = {}
+        # (target group ARN, target id) → (monotonic time of DeregisterTargets, port): moto forgets the target
+        # at once, AWS lists it as draining until the deregistration delay ends.
+        self._deregistered: dict[tuple[str, str], tuple[float, int]] = {}
+        # target group ARN → the lab's time factor for it (its NLB emulator's): AWS time (1.0) unless set
+        self._time_scale: dict[str, float] = {}
         self._servers = 0
         self._original: Any = None
 
@@ -67,15 +86,51 @@ class _TargetHealthRegistry:
         with self._lock:
             return self._records.get(self.key(tg_arn, target_id, port), HEALTH_INITIAL)
 
+    def set_time_scale(self, tg_arn: str, scale: float) -> None:
+        with self._lock:
+            self._time_scale[tg_arn] = scale
+
+    def draining(self, tg: Any, now: float) -> list[tuple[str, int]]:
+        """Targets of ``tg`` (a moto FakeTargetGroup) deregistered less than its delay ago, in lab time."""
+        with self._lock:
+            delay = deregistration_delay({k: str(v) for k, v in tg.attributes.items()}) * self._time_scale.get(tg.arn, 1.0)
+            for key in [k for k, (t, _) in self._deregistered.items() if now >= t + delay]:
+                if key[0] == tg.arn:
+                    del self._deregistered[key]
+            return [(tid, port) for (arn, tid), (_, port) in self._deregistered.items()
+                    if arn == tg.arn and tid not in tg.targets]
+
     def acquire(self) -> None:
-        from moto.elbv2.models import FakeHealthStatus, FakeTargetGroup
+        from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 
         with self._lock:
             self._servers += 1
             if self._original is not None:
                 return
             original = FakeTargetGroup.health_for
+            original_deregister = FakeTargetGroup.deregister
+            original_describe = ELBv2Backend.describe_target_health
             registry = self
+
+            def deregister(tg: Any, targets: list[dict[str, Any]]) -> None:
+                ports = {t["Id"]: int(tg.targets[t["Id"]]["Port"]) for t in targets if t["Id"] in tg.targets}
+                original_deregister(tg, targets)
+                now = time.monotonic()
+                with registry._lock:
+                    for tid, port in ports.items():
+                        registry._deregistered[(tg.arn, tid)] = (now, port)
+
+            def describe_target_health(backend: Any, target_group_arn: str, targets: list[dict[str, Any]]) -> Any:
+                statuses = original_describe(backend, target_group_arn, targets)
+                if targets:
+                    return statuses
+                # AWS lists a deregistered target as draining until the delay ends; moto has forgotten it.
+                tg = backend.target_groups[target_group_arn]
+                hc_port = tg.health_check_port
+                return statuses + [
+                    FakeHealthStatus(tid, port, str(port) if hc_port in (None, "traffic-port") else hc_port,
+                                     HEALTH_DRAINING.state, HEALTH_DRAINING.reason, HEALTH_DRAINING.description)
+                    for tid, port in registry.draining(tg, time.monotonic())]
 
             def health_for(tg: Any, target: dict[str, Any], ec2_backend: Any) -> Any:
                 status = original(tg, target, ec2_backend)
@@ -96,19 +151,24 @@ class _TargetHealthRegistry:
                     record.description,
                 )
 
-            self._original = original
+            self._original = (original, original_deregister, original_describe)
             FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
+            FakeTargetGroup.deregister = deregister  # type: ignore[method-assign]
+            ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]
 
     def release(self) -> None:
-        from moto.elbv2.models import FakeTargetGroup
+        from moto.elbv2.models import ELBv2Backend, FakeTargetGroup
 
         with self._lock:
             self._servers = max(0, self._servers - 1)
             if self._servers or self._original is None:
                 return
-            FakeTargetGroup.health_for = self._original  # type: ignore[method-assign]
+            (FakeTargetGroup.health_for, FakeTargetGroup.deregister,  # type: ignore[method-assign]
+             ELBv2Backend.describe_target_health) = self._original  # type: ignore[method-assign]
             self._original = None
             self._records.clear()
+            self._deregistered.clear()
+            self._time_scale.clear()
             # moto's backends are per process: the last lab to stop leaves a clean account, so a
             # later lab in the same process (tests, the TUI) can seed the same names again.
             from moto.moto_api._internal.models import moto_api_backend

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..constants import HC_DEFAULT_MATCHER
+from ..drain import in_service
 from .aws_moto import aws_client
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,8 +131,9 @@ def read_live_state(clients: AwsClients, world: AwsWorld, read_listener_protocol
         matcher=(tg.get("Matcher") or {}).get("HttpCode") or NLB_DEFAULT_MATCHER,
     )
 
+    # draining targets are listed too (as on AWS): the emulator keeps its own record of them (nlb_drain.py)
     registered = [
-        d["Target"] for d in elbv2.describe_target_health(TargetGroupArn=world.tg_arn)["TargetHealthDescriptions"]
+        d["Target"] for d in in_service(elbv2.describe_target_health(TargetGroupArn=world.tg_arn)["TargetHealthDescriptions"])
     ]
     instance_ips: dict[str, str] = {}
     instance_ids = [t["Id"] for t in registered if t["Id"].startswith("i-")]

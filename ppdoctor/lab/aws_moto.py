@@ -258,6 +258,11 @@ class MotoServer:
         """Forget a target's health: it reads ``initial`` again (e.g. after deregistration)."""
         _HEALTH.clear(tg_arn, target_id, port)
 
+    def set_time_scale(self, tg_arn: str, scale: float) -> None:
+        """The lab's time factor for this target group (its emulator's): how long a deregistered target is listed
+        ``draining`` (the deregistration delay × scale)."""
+        _HEALTH.set_time_scale(tg_arn, scale)
+
     def target_health(self, tg_arn: str, target_id: str, port: int | str) -> TargetHealthRecord:
         return _HEALTH.get(tg_arn, target_id, port)
 

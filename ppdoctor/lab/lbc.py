@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..drain import in_service
+
 from ..constants import ANN_HC_PATH as HC_PATH
 from ..constants import ANN_HC_PORT as HC_PORT
 from ..constants import ANN_HC_PROTOCOL as HC_PROTOCOL
@@ -80,7 +82,8 @@ def reconcile(elbv2: Any, tg_arn: str, service: Mapping[str, Any], port_map: Map
 def move_targets(elbv2: Any, tg_arn: str, old_ip: str, new_ip: str) -> list[int]:
     """A pod replaced by one at ``new_ip``: register it on the ports the old pod had, then deregister the old pod
     (the controller reconciles targets from the Service's endpoints, target-type ip). Returns the ports moved."""
-    described = elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"]
+    # the controller leaves draining targets alone: they are already deregistered
+    described = in_service(elbv2.describe_target_health(TargetGroupArn=tg_arn)["TargetHealthDescriptions"])
     ports = sorted({int(d["Target"]["Port"]) for d in described if d["Target"]["Id"] == old_ip})
     if ports and old_ip != new_ip:
         elbv2.register_targets(TargetGroupArn=tg_arn, Targets=[{"Id": new_ip, "Port": p} for p in ports])

@@ -210,6 +210,25 @@ def _https_target(scenario: Scenario, ports: PortMap) -> int:
     return ports.tls
 
 
+def terminating(pod: dict[str, Any], grace_s: int) -> dict[str, Any]:
+    """The pod as the API shows it once deleted with a grace period (``kubectl get`` says Terminating): deletion
+    timestamp = now + grace, ``deletionGracePeriodSeconds`` = grace, and no longer ready (the endpoints controller
+    takes it out of the Service's ready endpoints; the load balancer controller deregisters it)."""
+    from datetime import timedelta
+
+    out = copy.deepcopy(pod)
+    meta = out["metadata"]
+    meta["deletionTimestamp"] = (datetime.now(timezone.utc) + timedelta(seconds=grace_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    meta["deletionGracePeriodSeconds"] = grace_s
+    status = out.setdefault("status", {})
+    for condition in status.get("conditions") or []:
+        if condition.get("type") in ("Ready", "ContainersReady"):
+            condition["status"] = "False"
+    for container in status.get("containerStatuses") or []:
+        container["ready"] = False
+    return out
+
+
 def pod_for(deployment: dict[str, Any], *, ip: str, started_at: str, ready: bool = True) -> dict[str, Any]:
     """A running Pod of the Deployment's current template, as the ReplicaSet would create it."""
     template = deployment["spec"]["template"]

@@ -424,6 +424,8 @@ class NlbEmulator:
         if self._server is not None:
             return
         self._stopping = False
+        # moto lists a deregistered target as draining for the delay in this emulator's time (aws_health.py)
+        self.moto.set_time_scale(self.world.tg_arn, self.idle_timeout_scale)
         loop = asyncio.get_running_loop()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppdoctor-nlb-poll")
         try:

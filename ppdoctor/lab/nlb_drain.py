@@ -19,8 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from ..constants import NLB_DEFAULT_DEREGISTRATION_DELAY_S, NLB_DEREGISTRATION_PROPAGATION_S
-from .aws_health import TargetHealthRecord
+from ..constants import NLB_DEREGISTRATION_PROPAGATION_S
+from .aws_health import TargetHealthRecord, deregistration_delay
 from .aws_live import LiveTarget
 
 
@@ -33,9 +33,7 @@ class Draining:
     health: TargetHealthRecord  # what its checks said when it left
 
 
-def deregistration_delay(attributes: dict[str, str]) -> float:
-    value = str(attributes.get("deregistration_delay.timeout_seconds", NLB_DEFAULT_DEREGISTRATION_DELAY_S))
-    return float(value) if value.isdigit() else float(NLB_DEFAULT_DEREGISTRATION_DELAY_S)
+__all__ = ["Deregistrations", "Draining", "deregistration_delay"]
 
 
 class Deregistrations:

@@ -34,6 +34,7 @@ from .. import config as cfgmod
 from ..errors import LabError
 from .. import drain
 from . import addresses, lbc, manifests
+from .nlb_idle import LAB_IDLE_TIMEOUT_SCALE
 from .scenario import Scenario
 
 log = logging.getLogger("ppdoctor.lab")
@@ -194,7 +195,6 @@ class LabWorld:
 
         # NLB
         from .nlb import NlbEmulator
-        from .nlb_idle import LAB_IDLE_TIMEOUT_SCALE
 
         self.nlb = NlbEmulator(self.moto.endpoint_url, self.aws, self.moto, vpc_cidr=addresses.VPC_CIDR,
                                vpc_endpoint_id=sc.client.vpc_endpoint_id, privatelink=sc.client.privatelink,
@@ -395,11 +395,13 @@ class LabWorld:
             store = self.kube.store
             ns = manifests.GATEWAY_NS
             old_ip, old_pods = self.pod_ip, []
-            for pod in store.list("pods", ns):
-                if pod["metadata"].get("labels", {}).get("istio") == "ingressgateway":
-                    old_pods.append(pod)
-                    store.delete("pods", ns, pod["metadata"]["name"])
             moves = self.aws.target_type == "ip"
+            for pod in store.list("pods", ns):
+                if (pod["metadata"].get("labels", {}).get("istio") == "ingressgateway"
+                        and not pod["metadata"].get("deletionTimestamp")):
+                    old_pods.append(pod)
+                    if not moves:  # replaced in place on the node: nothing of the old pod goes on serving
+                        store.delete("pods", ns, pod["metadata"]["name"])
             new_ip = await self._free_pod_ip() if moves else old_ip
             # The new pod object exists (not ready) before its Envoy serves, as with a ReplicaSet:
             # nobody can reach a new gateway that the API does not list yet.
@@ -427,8 +429,13 @@ class LabWorld:
             await self._move_targets(old_ip, new_ip)
             if old is not None:
                 template = old_pods[0] if old_pods else deployment["spec"]["template"]
+                shutdown = drain.pod_shutdown(template, mesh_before)
+                # Deleted with its grace period: listed as Terminating until its Envoy stops (in lab time).
+                grace = max(1, round(shutdown.grace_s * LAB_IDLE_TIMEOUT_SCALE))
+                for pod in old_pods:
+                    store.put(manifests.terminating(pod, grace))
                 self.terminating[old_ip] = old
-                self._spawn(self._terminate(old_ip, old, drain.pod_shutdown(template, mesh_before)))
+                self._spawn(self._terminate(old_ip, old, shutdown))
 
     async def _free_pod_ip(self) -> str:
         """The next pod address no pod holds; with all taken, the oldest terminating pod is stopped first
@@ -439,7 +446,15 @@ class LabWorld:
         ip, old = next(iter(self.terminating.items()))
         await old.stop()
         self.terminating.pop(ip, None)
+        self._forget_pods(ip)
         return ip
+
+    def _forget_pods(self, ip: str) -> None:
+        """A terminated pod leaves the API (its Terminating object is removed once its containers stopped)."""
+        store = self.kube.store
+        for pod in store.list("pods", manifests.GATEWAY_NS):
+            if pod["metadata"].get("deletionTimestamp") and (pod.get("status") or {}).get("podIP") == ip:
+                store.delete("pods", manifests.GATEWAY_NS, pod["metadata"]["name"])
 
     async def _move_targets(self, old_ip: str, new_ip: str) -> None:
         """The controller follows the Service's endpoints: the new pod registered, the old one deregistered."""
@@ -452,14 +467,13 @@ class LabWorld:
         """The old pod's shutdown: preStop sleep, then pilot-agent's drain, within the grace period — in lab time.
 
         Envoy accepts connections until it stops (pilot-agent's drain leaves the gateway's listeners open)."""
-        from .nlb_idle import LAB_IDLE_TIMEOUT_SCALE
-
         try:
             await asyncio.sleep(shutdown.serves_for_s * LAB_IDLE_TIMEOUT_SCALE)  # the pod's own life, not a wait for a condition
             await process.stop()
         finally:
             if self.terminating.get(ip) is process:
                 del self.terminating[ip]
+                self._forget_pods(ip)
 
     async def _push_listeners(self) -> None:
         async with self._gateway_lock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from .. import drain
 from ..constants import (
     ATTR_DEREGISTRATION_DELAY,
     ATTR_PRESERVE_CLIENT_IP,
@@ -205,7 +206,7 @@ def collect(ctx: ProbeContext) -> dict[str, Any]:
                                            TargetGroupArn=arn).get("TargetHealthDescriptions", []))
         routes = None
         if not isinstance(health, Unread):
-            ip_targets = [h["Target"]["Id"] for h in health if not h["Target"]["Id"].startswith("i-")]
+            ip_targets = [h["Target"]["Id"] for h in drain.in_service(health) if not h["Target"]["Id"].startswith("i-")]
             if ip_targets:
                 # subnets then route tables: one step, the second call needs the first's answer
                 routes = step("describe_route_tables", [f"routes{suffix}.private_default"],
@@ -287,7 +288,8 @@ async def probe_aws(ctx: ProbeContext) -> Observation:
                        "description": h["TargetHealth"].get("Description")} for h in group["health"]]
             obs.fact(f"tg{suffix}.health", health)
             obs.fact(f"tg{suffix}.healthy_count", sum(1 for h in health if h["state"] == "healthy"))
-            unhealthy = [h for h in health if h["state"] not in ("healthy", "initial")]
+            # draining: deregistered (a rollout), no longer checked nor sent new flows — not a health problem
+            unhealthy = [h for h in health if h["state"] not in ("healthy", "initial", drain.DRAINING)]
             if unhealthy:
                 problems.append(f"{len(unhealthy)} unhealthy target(s): " + ", ".join(f"{h['id']} {h['reason']}" for h in unhealthy))
         if _read(tags):

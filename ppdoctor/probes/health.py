@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from .. import drain
 from ..constants import ATTR_PROXY_PROTOCOL_V2, HC_DEFAULT_MATCHER, HC_TRAFFIC_PORT
 from .context import ProbeContext, run_blocking
 from .model import FailureClass, Observation, Status
@@ -43,7 +44,7 @@ async def probe_health(ctx: ProbeContext) -> Observation:
     path = tg.get("HealthCheckPath") or "/"
     matcher = (tg.get("Matcher") or {}).get("HttpCode") or HC_DEFAULT_MATCHER
     timeout = float(tg.get("HealthCheckTimeoutSeconds") or 6)
-    targets = [(h["Target"]["Id"], h["Target"].get("Port") or tg.get("Port")) for h in group["health"]]
+    targets = [(h["Target"]["Id"], h["Target"].get("Port") or tg.get("Port")) for h in drain.in_service(group["health"])]
     if not targets:
         obs.status = Status.SKIPPED
         obs.summary = "the target group has no registered targets"

@@ -9,7 +9,7 @@ start times, TargetGroupBindings and whether the AWS Load Balancer Controller ru
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import yaml
@@ -19,6 +19,7 @@ from ..constants import (ANN_PROXY_PROTOCOL, ANN_TARGET_TYPE, ANN_TG_ATTRIBUTES,
                          MESH_CONFIGMAP_KEY, MESH_DEFAULT_CONFIG, PP_ALLOW_WITHOUT, PP_FILTER_DEPRECATED,
                          PP_FILTER_NAMES, PROXY_CONFIG_ANNOTATION, TGB_GROUP, TGB_PLURAL, TGB_VERSION,
                          TOPOLOGY_NUM_TRUSTED_PROXIES, TOPOLOGY_PROXY_PROTOCOL, ENVOYFILTER_VERSION)
+from .. import drain
 from ..errors import KubeError
 from ..istioconfig import parse_proxy_config
 from .context import ProbeContext, run_blocking
@@ -138,8 +139,8 @@ async def probe_kube(ctx: ProbeContext) -> Observation:
     _service_facts(obs, svc, svc_ann)
     tmpl_topo, misplaced = _proxy_config_facts(obs, svc_ann, dep_ann, tmpl_ann)
     mesh_changed, mesh = _mesh_facts(obs, data["mesh"], tmpl_topo)
-    pods = _pod_facts(obs, data["pods"], mesh_changed)
-    add_proxy_facts(obs, dep, data["pods"])
+    pods = _pod_facts(obs, data["pods"], mesh_changed, ctx.config.nlb.time_scale)
+    add_proxy_facts(obs, dep, [p for p in data["pods"] if drain.deleted_at(p) is None])  # the serving pods' proxies
     add_server_facts(obs, data["gateways"], svc, dep)
     filters = data["envoy_filters"]
     pp_filters = _envoy_filter_facts(obs, filters)
@@ -226,18 +227,26 @@ def _mesh_facts(obs: Observation, mesh_cm: dict[str, Any] | None,
     return mesh_changed, mesh if isinstance(mesh, dict) else {}
 
 
-def _pod_facts(obs: Observation, raw_pods: list[dict[str, Any]], mesh_changed: datetime | None) -> list[dict[str, Any]]:
-    """The gateway pods: ready or not, and whether they started before the mesh config last changed."""
+def _pod_facts(obs: Observation, raw_pods: list[dict[str, Any]], mesh_changed: datetime | None,
+               time_scale: float = 1.0) -> list[dict[str, Any]]:
+    """The gateway pods: ready or not, Terminating or not, and whether the serving ones started before the mesh
+    config last changed; how long the NLB may still send new flows to the Terminating ones (a rollout)."""
     pods = []
     for pod in raw_pods:
         status = pod.get("status") or {}
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-        pods.append({"name": pod["metadata"]["name"], "ready": ready, "ip": status.get("podIP"),
-                     "started": status.get("startTime")})
+        entry = {"name": pod["metadata"]["name"], "ready": ready, "ip": status.get("podIP"),
+                 "started": status.get("startTime")}
+        if (deleted := drain.deleted_at(pod)) is not None:
+            entry["deleted"] = deleted.strftime("%Y-%m-%dT%H:%M:%SZ")  # Terminating: replaced, still running
+        pods.append(entry)
     obs.fact("gateway.pods", pods)
-    if mesh_changed and pods:
-        starts = [_time(p["started"]) for p in pods if p["started"]]
+    serving = [p for p in pods if "deleted" not in p]
+    if mesh_changed and serving:
+        starts = [_time(p["started"]) for p in serving if p["started"]]
         obs.fact("gateway.pods_predate_mesh", bool(starts) and all(s < mesh_changed for s in starts if s))
+    obs.fact("gateway.replaced_routed_s",
+             round(drain.replaced_routed_s(raw_pods, datetime.now(timezone.utc), time_scale), 1))
     return pods
 
 

@@ -13,6 +13,7 @@ import socket
 import threading
 from typing import Any
 
+from .. import drain
 from ..errors import KubeError
 
 
@@ -30,7 +31,7 @@ def pick_ready_pod(ctx: Any) -> dict[str, Any]:
         label_selector=selector)).get("items", [])
     for pod in pods:
         conditions = (pod.get("status") or {}).get("conditions") or []
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+        if drain.deleted_at(pod) is None and any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
             return pod
     raise KubeError(f"no ready pod of deployment {k.namespace}/{k.gateway_deployment} to port-forward to",
                     hint="check the gateway pods (`kubectl -n istio-system get pods`)")

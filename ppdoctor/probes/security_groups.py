@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from .. import drain
 from ..aws_sg import groups_admit, ingress_cidrs
 from .context import ProbeContext, run_blocking
 from .model import Observation, Status
@@ -24,7 +25,7 @@ SAMPLE_PUBLIC_SOURCE = "203.0.113.50"
 def collect(ctx: ProbeContext, data: dict[str, Any]) -> dict[str, Any]:
     """The targets' ENIs and their groups, from the aws probe's read (``data``) plus two EC2 calls."""
     group = data["target_groups"][0]
-    targets = [(h["Target"]["Id"], int(h["Target"].get("Port") or group["tg"].get("Port") or 0)) for h in group["health"]]
+    targets = [(h["Target"]["Id"], int(h["Target"].get("Port") or group["tg"].get("Port") or 0)) for h in drain.in_service(group["health"])]
     instance_ids = [t for t, _ in targets if t.startswith("i-")]
     ips: dict[str, str] = {t: t for t, _ in targets if not t.startswith("i-")}
     if instance_ids:

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 
 from .network import TEST_NET_SOURCE
+from .. import drain
 from ..proxyproto import proxy_v2
 from ..errors import AwsError
 from .context import ProbeContext, run_blocking
@@ -122,7 +123,7 @@ async def _check_listener(ctx: ProbeContext, port: int, address: tuple[str, int]
     direct = ""
     if group is not None:
         targets = [(h["Target"]["Id"], int(h["Target"].get("Port") or group["tg"].get("Port") or 0))
-                   for h in group["health"] if not h["Target"]["Id"].startswith("i-")]
+                   for h in drain.in_service(group["health"]) if not h["Target"]["Id"].startswith("i-")]
         if targets:
             t_ip, t_port = targets[0]
             header = proxy_v2((TEST_NET_SOURCE, 40000), (t_ip, t_port))
