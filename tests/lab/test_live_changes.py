@@ -133,7 +133,7 @@ def test_a_rollout_in_progress_is_not_settled_then_healthy(lab_pool):
         before = {p.metadata.name: p.status.pod_ip for p in pods() if p.metadata.deletion_timestamp is None}
         apps.patch_namespaced_deployment("istio-ingressgateway", "istio-system", {"spec": {"template": {"metadata": {
             "annotations": {"kubectl.kubernetes.io/restartedAt": f"2026-12-02T12:00:0{attempt}Z"}}}}})
-        terminating, _ = _until(lambda: [p for p in pods() if p.metadata.name in before and p.metadata.deletion_timestamp], 20)
+        terminating, _ = _until(lambda old=before: [p for p in pods() if p.metadata.name in old and p.metadata.deletion_timestamp], 20)
         assert terminating, f"the replaced pod was not listed Terminating: {[p.metadata.name for p in pods()]}"
         assert terminating[0].metadata.deletion_grace_period_seconds >= 1
         health = lab.elbv2().describe_target_health(TargetGroupArn=lab.endpoints["target_group_arn"])
