@@ -102,8 +102,11 @@ def describe_hops(config: TargetConfig, facts: FactView) -> tuple[list[Hop], lis
         gateway.add("trusted hops", hops, GOOD if hops == 0 else BAD)
     pods = facts.get("gateway.pods")
     if isinstance(pods, list):
-        ready = sum(1 for p in pods if isinstance(p, dict) and p.get("ready"))
-        gateway.add("pods ready", f"{ready}/{len(pods)}", GOOD if ready else BAD)
+        serving = [p for p in pods if isinstance(p, dict) and not p.get("deleted")]
+        ready = sum(1 for p in serving if p.get("ready"))
+        leaving = len(pods) - len(serving)  # Terminating: replaced by a rollout (PPD094)
+        gateway.add("pods ready", f"{ready}/{len(serving)}" + (f" (+{leaving} terminating)" if leaving else ""),
+                    GOOD if ready else BAD)
 
     echo = Hop("echo")
     echo.add("path", config.echo.path)
