@@ -39,7 +39,7 @@ async def test_idle_emulator_stops_reading_until_someone_talks_to_moto(make_lab)
     assert lab.nlb.reads > reads
 
 
-async def test_attribute_change_still_takes_effect_within_2s(make_lab) -> None:
+async def test_attribute_change_takes_effect_without_waiting_for_the_full_refresh(make_lab) -> None:
     lab = await make_lab(make_spec(), poll_interval=0.5, full_refresh_interval=3600)
     await _settle(lab)
     assert not lab.nlb.state.pp_v2 and not lab.nlb.state.preserve_client_ip
@@ -53,13 +53,19 @@ async def test_attribute_change_still_takes_effect_within_2s(make_lab) -> None:
             {"Key": "preserve_client_ip.enabled", "Value": "true"},
         ],
     )
+    # Behaviour, not timing: the write is seen through moto's activity count (typically < 1 s), long before the
+    # hour-long full refresh; the 20 s bound only keeps a broken emulator from hanging the suite.
     while not (lab.nlb.state.pp_v2 and lab.nlb.state.preserve_client_ip):
-        assert loop.time() - changed < 2.0, "the attribute change did not reach the emulator within 2 s"
+        assert loop.time() - changed < 20.0, "the attribute change did not reach the emulator before the full refresh"
         await asyncio.sleep(0.05)
 
 
 async def test_the_state_is_read_again_after_the_full_refresh_interval(make_lab) -> None:
     lab = await make_lab(make_spec(), poll_interval=0.05, full_refresh_interval=0.3)
     reads = lab.nlb.reads
-    await asyncio.sleep(1.0)
+    # With no write to moto at all the state is still read again, every full-refresh interval: two more reads.
+    # Polled with a generous bound (each read is several describe calls; a loaded machine is slow), not timed.
+    deadline = asyncio.get_running_loop().time() + 20.0
+    while lab.nlb.reads < reads + 2 and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
     assert lab.nlb.reads >= reads + 2
