@@ -112,8 +112,7 @@ class BenchScreen(WorkflowScreen):
         self.query_one("#bench-form").border_title = "Bench"
         self.query_one("#bench-notes-pane").border_title = "Sides and notes"
         self.query_one("#bench-companion", Checkbox).display = self.ppd.lab is not None
-        for widget in self.query(Input):
-            widget.cursor_blink = self.ppd.cursor_blink
+        self.follow_cursor_blink()
         table = self.query_one("#bench-table", DataTable)
         for key, label in (("rate", "rate"), ("pp", "PP"), ("achieved", "RPS"), ("p50", "p50"), ("p90", "p90"),
                            ("p95", "p95"), ("p99", "p99"), ("max", "max"), ("late", "late>1ms"),

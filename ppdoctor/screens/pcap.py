@@ -49,6 +49,7 @@ class PcapScreen(WorkflowScreen):
         yield table
 
     def on_mount(self) -> None:
+        self.follow_cursor_blink()
         table = self.query_one("#pcap-table", DataTable)
         for key, label, width in (("time", "time", 15), ("client", "client", 22), ("server", "server", 22),
                                   ("handshake", "handshake", 17), ("first", "first bytes", 11),

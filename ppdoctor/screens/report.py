@@ -55,7 +55,7 @@ class ReportScreen(WorkflowScreen):
         self.query_one("#report-form").border_title = "Export"
         self.query_one("#report-preview").border_title = "Preview"
         path = self.query_one("#report-path", Input)
-        path.cursor_blink = self.ppd.cursor_blink
+        self.follow_cursor_blink()
         path.value = default_report_name(self.ppd.config.name, self.fmt)
         self.ppd.config_changed.subscribe(self, lambda _c: self._set_default_path())
         self.ppd.report_changed.subscribe(self, self._report_event)

@@ -143,8 +143,7 @@ class SetupScreen(WorkflowScreen):
     def on_mount(self) -> None:
         self.query_one("#setup-aws").border_title = "NLB and AWS"
         self.query_one("#setup-kube").border_title = "Kubernetes and gateway"
-        for widget in self.query(Input):
-            widget.cursor_blink = self.ppd.cursor_blink
+        self.follow_cursor_blink()
         self._fill(self.ppd.config)
         self.ppd.probes_changed.subscribe(self, lambda _n: self._refresh_topology())
         self.ppd.config_changed.subscribe(self, self._config_changed)
