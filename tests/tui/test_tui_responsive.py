@@ -37,23 +37,22 @@ async def test_keys_work_while_a_probe_hangs_and_cancel_stops_it():
                                 (("t",), lambda: app.current_mode == "timeline"),
                                 (("2",), lambda: app.current_mode == "probes"),
                                 (("up",), lambda: table.cursor_row == 1)):
-                pressed = time.monotonic()
                 await pilot.press(*keys)
                 await pilot.pause()
                 assert check(), keys
-                # answered while the probe still waits out its 15 s timeout (not blocked behind it)
-                assert time.monotonic() - pressed < 3.0, f"{keys} took {time.monotonic() - pressed:.2f} s"
+                # answered while the probe still waits out its 15 s timeout: a key blocked behind the probe would
+                # be handled only once the probe had ended
+                assert "http-via-nlb" in app.probes.running, f"{keys} answered only after the probe ended"
 
             await pilot.pause(1.2)  # the running row ticks
             row = _row(app, "http-via-nlb")
             assert "running" in row and " s " in row, row
             assert "http-via-nlb" in app.probes.running, "the probe should still be waiting"
-            assert time.monotonic() - t0 < 10
 
             await pilot.press("c")
             await settle(pilot, app)
             assert "http-via-nlb" not in app.probes.running
             assert "cancelled" in _row(app, "http-via-nlb")
             await asyncio.wait_for(closed.wait(), 5)  # the engine dropped the connection
-            assert time.monotonic() - t0 < 12, "cancelled well before the 15 s timeout"
+            assert time.monotonic() - t0 < 15, "cancelled before the probe's 15 s timeout"
             assert any("cancelled by the operator" in e.summary for e in app.timeline)
