@@ -425,17 +425,19 @@ class LabWorld:
             await new.start(self._gateway_settings(), **self._gateway_kwargs())
             self.gateway = new
             store.put(manifests.pod_for(deployment, ip=new_ip, started_at=started_at))
-            self.endpoints = self._write_endpoints(self.state_dir / KUBECONFIG_FILE)
-            await self._move_targets(old_ip, new_ip)
             if old is not None:
+                # The new pod is ready: the ReplicaSet deletes the old one, which is listed as Terminating (with its
+                # grace period) and starts its preStop at once; the controller deregisters it after that, from the
+                # endpoints change (kubernetes.io "Termination of Pods"; EKS Best Practices, "Load Balancing").
                 template = old_pods[0] if old_pods else deployment["spec"]["template"]
                 shutdown = drain.pod_shutdown(template, mesh_before)
-                # Deleted with its grace period: listed as Terminating until its Envoy stops (in lab time).
-                grace = max(1, round(shutdown.grace_s * LAB_IDLE_TIMEOUT_SCALE))
+                grace = max(1, round(shutdown.grace_s * LAB_IDLE_TIMEOUT_SCALE))  # in lab time
                 for pod in old_pods:
                     store.put(manifests.terminating(pod, grace))
                 self.terminating[old_ip] = old
                 self._spawn(self._terminate(old_ip, old, shutdown))
+            self.endpoints = self._write_endpoints(self.state_dir / KUBECONFIG_FILE)
+            await self._move_targets(old_ip, new_ip)
 
     async def _free_pod_ip(self) -> str:
         """The next pod address no pod holds; with all taken, the oldest terminating pod is stopped first

@@ -48,9 +48,6 @@ class StartScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#scenario-table", DataTable)
-        table.add_column("scenario", key="name")
-        table.add_column("what it reproduces", key="description")
         if self.scenarios is None:
             self.load_scenarios()
         else:
@@ -72,7 +69,13 @@ class StartScreen(Screen[None]):
 
         self.scenarios = scenarios
         table = self.query_one("#scenario-table", DataTable)
-        table.clear()
+        # Columns as wide as their longest cell, set here rather than measured by the table on its next idle:
+        # filled from the worker's thread on a loaded machine that measurement did not always come, and the
+        # names were cut to the header's width.
+        table.clear(columns=True)
+        for key, label, cells in (("name", "scenario", [s.name for s in scenarios]),
+                                  ("description", "what it reproduces", [s.description for s in scenarios])):
+            table.add_column(label, key=key, width=max([len(label), *(safe_text(c).cell_len for c in cells)]))
         for s in scenarios:
             table.add_row(safe_text(s.name, "bold"), safe_text(s.description), key=s.name)
         if DEFAULT_SCENARIO in table.rows:

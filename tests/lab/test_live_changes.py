@@ -57,10 +57,14 @@ def test_pod_template_patch_restarts_the_gateway_with_the_filter(lab_pool):
             "proxy.istio.io/config": '{"gatewayTopology":{"proxyProtocol":{}}}'}}}}})
     ok, seconds = _until(lambda: _result(lab, "direct-ppv2") == "ok", 20.0)  # typically ~1.5 s
     assert ok, f"gateway still without the PROXY filter after {seconds:.1f} s"
-    listed = core.list_namespaced_pod("istio-system", label_selector="istio=ingressgateway").items
-    new_pods = {p.metadata.name for p in listed if p.metadata.deletion_timestamp is None}
-    assert new_pods and not new_pods & old_pods  # the pod was replaced; the old one is Terminating (its preStop)
-    assert {p.metadata.name for p in listed if p.metadata.deletion_timestamp} == old_pods
+
+    def listed():
+        return core.list_namespaced_pod("istio-system", label_selector="istio=ingressgateway").items
+    # the pod was replaced: once the new one is ready the old one is deleted, Terminating through its preStop
+    replaced, _ = _until(lambda: {p.metadata.name for p in listed() if p.metadata.deletion_timestamp} == old_pods, 20.0)
+    assert replaced, [(p.metadata.name, p.metadata.deletion_timestamp) for p in listed()]
+    new_pods = {p.metadata.name for p in listed() if p.metadata.deletion_timestamp is None}
+    assert new_pods and not new_pods & old_pods
     # Through the NLB the replaced pod (in its preStop sleep, still without the filter) gets new flows for the
     # deregistration's propagation window (6 s in the lab, lab/nlb_drain.py); then only the new pod answers.
     ok, seconds = _until(lambda: all(_result(lab, "http-via-nlb") == "ok" for _ in range(3)), 20.0)
