@@ -93,6 +93,10 @@ PLACEMENT_FIRST_PAYLOAD = "on_first_ack_with_payload"
 # a deregistering target is `draining` for deregistration_delay.timeout_seconds (default 300 s, 0-3600),
 # then `unused`; existing flows may finish meanwhile.
 ATTR_DEREGISTRATION_DELAY = "deregistration_delay.timeout_seconds"
+# Same page, "Connection termination on deregistration": with it on, the load balancer closes the open
+# connections to a deregistered target at the end of the delay; off (the default for TCP target groups),
+# they go on until they close or idle out.
+ATTR_CONNECTION_TERMINATION = "deregistration_delay.connection_termination.enabled"
 NLB_DEFAULT_DEREGISTRATION_DELAY_S = 300
 # How long after DeregisterTargets new flows may still reach the target. AWS documents only that the
 # load balancer's view of targets follows the API with a delay (EKS Best Practices Guide, "Load

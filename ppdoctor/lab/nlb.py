@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..constants import ATTR_CONNECTION_TERMINATION
 from ..errors import LabError
 from ..proxyproto import local_v2, proxy_v2
 from . import addresses
@@ -84,6 +85,7 @@ class NlbStats:
     sg_dropped: int = 0
     idle_resets: int = 0
     to_deregistered: int = 0  # new flows sent to a target deregistered moments ago (lab/nlb_drain.py)
+    deregistration_resets: int = 0  # open flows closed at the end of the delay (connection termination on)
     pp_headers_sent: int = 0
     resets_to_client: int = 0
     tls_failures: int = 0  # TLS handshakes (listener or target side) that failed
@@ -195,6 +197,7 @@ class _Flow:
         self.task: asyncio.Task[None] | None = None
         self.cap_timer: asyncio.TimerHandle | None = None
         self.finished = False
+        self.target_key: tuple[str, int] | None = None  # (target id, port) once connected
 
     def other(self, side: _Side) -> _Side | None:
         return self.target if side is self.client else self.client
@@ -372,6 +375,7 @@ class NlbEmulator:
         self._flows: set[_Flow] = set()
         self._rr = 0
         self._deregistrations = Deregistrations(idle_timeout_scale)
+        self._delay_timers: set[asyncio.TimerHandle] = set()
         self._poll_failing = False
         self._stopping = False
         self._reads = 0
@@ -481,6 +485,9 @@ class NlbEmulator:
         tasks = [t for t in (self._poller, *self._checkers.values()) if t is not None]
         for task in tasks:
             task.cancel()
+        for timer in self._delay_timers:
+            timer.cancel()
+        self._delay_timers.clear()
         for flow in list(self._flows):
             flow.abort()
         if tasks:
@@ -512,8 +519,11 @@ class NlbEmulator:
                                            self.tls_cert is not None)
         previous, self._state = self._state, state
         if previous is not None:  # before the checkers are reconciled: a leaving target's health is still known
-            self._deregistrations.update(previous.targets, state.targets, deregistration_delay(state.attributes),
-                                         time.monotonic(), lambda t: self.target_health(t.id, t.port))
+            delay = deregistration_delay(state.attributes)
+            left = self._deregistrations.update(previous.targets, state.targets, delay, time.monotonic(),
+                                                lambda t: self.target_health(t.id, t.port))
+            for t in left:  # the end of the delay: connection termination, if the attribute says so by then
+                self._delay_timers.add(loop.call_later(delay * self.idle_timeout_scale, self._delay_ended, (t.id, t.port)))
         self._reads += 1
         self._read_activity = activity
         self._read_at = loop.time()
@@ -602,6 +612,21 @@ class NlbEmulator:
             if flow.mode == "blackhole":
                 self._stats.blackholed_active -= 1
 
+    def _delay_ended(self, key: tuple[str, int]) -> None:
+        """A deregistered target's delay is over: with ``deregistration_delay.connection_termination.enabled`` the
+        NLB closes its open flows (reset both ways); without it they go on until they close or idle out."""
+        now = asyncio.get_running_loop().time()
+        self._delay_timers = {t for t in self._delay_timers if t.when() > now}  # forget the ones that fired
+        state = self._state
+        if state is None or any((t.id, t.port) == key for t in state.targets):
+            return  # registered again meanwhile
+        if str(state.attributes.get(ATTR_CONNECTION_TERMINATION, "false")).lower() != "true":
+            return
+        for flow in [f for f in self._flows if f.target_key == key and not f.finished]:
+            self._stats.deregistration_resets += 1
+            self._stats.resets_to_client += 1
+            flow.abort()
+
     def draining(self) -> list[str]:
         """"ip:port" of the deregistered targets still draining (lab/nlb_drain.py)."""
         now = time.monotonic()  # any thread: the supervisor's status line reads stats
@@ -657,6 +682,7 @@ class NlbEmulator:
             _reset(side.transport)
             return
         self._stats.forwarded += 1
+        flow.target_key = (target.id, target.port)
         flow.last_activity = loop.time()
         if state.pp_v2:
             assert self._address is not None

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
+from ppdoctor.constants import ATTR_CONNECTION_TERMINATION
 from ppdoctor.lab import addresses
 from ppdoctor.lab.aws_health import HEALTH_FAILED, HEALTH_HEALTHY
 from ppdoctor.lab.aws_live import LiveTarget
@@ -85,3 +88,64 @@ async def test_new_flows_reach_a_deregistered_pod_until_the_window_ends(make_lab
         assert new_pod.requests() and lab.nlb.draining()  # no new flows, still draining (the 6 s delay)
     finally:
         await new_pod.stop()
+
+
+async def hold_open(reader, writer, seen) -> None:
+    """A target that keeps a connection open until the other side closes it (a long-lived client)."""
+    await reader.read()
+
+
+async def _open_flow(lab):
+    """A client connection through the NLB that sends nothing yet (the target holds it open, waiting)."""
+    forwarded = lab.nlb.stats.forwarded
+    reader, writer = await asyncio.open_connection(*lab.nlb.address)
+    writer.write(b"x")  # the first data: the target stops waiting for a PROXY header (its 2 s timeout) and holds on
+
+    async def connected():
+        return lab.nlb.stats.forwarded > forwarded
+    await _poll(connected, 5, "the flow reaching the target")
+    return reader, writer
+
+
+async def _deregister_with(lab, termination: str):
+    await lab.elb("modify_target_group_attributes", TargetGroupArn=lab.world.tg_arn, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "10"},  # 0.2 s at the test's factor 0.02
+        {"Key": ATTR_CONNECTION_TERMINATION, "Value": termination}])
+
+    async def seen():
+        return lab.nlb.state.attributes.get(ATTR_CONNECTION_TERMINATION) == termination
+    await _poll(seen, 5, "the emulator reading the attributes")
+    flow = await _open_flow(lab)
+    await lab.elb("deregister_targets", TargetGroupArn=lab.world.tg_arn,
+                  Targets=[{"Id": lab.world.target_id, "Port": lab.world.target_port}])
+
+    async def drained():  # deregistered, and the 0.2 s delay is over
+        return not lab.nlb.state.targets and not lab.nlb.draining()
+    await _poll(drained, 5, "the deregistration delay ending")
+    await asyncio.sleep(0.3)  # past the delay's end by more than its own length
+    return flow
+
+
+async def test_connection_termination_closes_open_flows_when_the_delay_ends(make_lab) -> None:
+    lab = await make_lab(idle_timeout_scale=0.02, gateway=hold_open)
+    await lab.wait_health("healthy")
+    reader, writer = await _deregister_with(lab, "true")
+    try:
+        got = await asyncio.wait_for(reader.read(100), 5)
+    except ConnectionResetError:
+        got = b""
+    finally:
+        writer.close()
+    assert got == b"" and lab.nlb.stats.deregistration_resets == 1
+
+
+async def test_without_connection_termination_open_flows_outlive_the_delay(make_lab) -> None:
+    lab = await make_lab(idle_timeout_scale=0.02, gateway=hold_open)
+    await lab.wait_health("healthy")
+    reader, writer = await _deregister_with(lab, "false")  # AWS's default for TCP target groups
+    try:
+        with pytest.raises(TimeoutError):  # still open: nothing comes, nothing closes it
+            await asyncio.wait_for(reader.read(100), 0.5)
+        assert lab.nlb.stats.deregistration_resets == 0
+    finally:
+        writer.close()
