@@ -15,8 +15,34 @@ class RunningLab:
     def __init__(self, scenario: str, state_dir: Path) -> None:
         self.scenario = scenario
         self.state_dir = state_dir
-        self.proc, self.endpoints = start_lab(scenario, state_dir, owner_pid=os.getpid())
-        self.config: TargetConfig = load_config(self.endpoints["config"], env={})
+        self.proc, self._endpoints = start_lab(scenario, state_dir, owner_pid=os.getpid())
+        self._config: TargetConfig = load_config(self._endpoints["config"], env={})
+        self._stamp = self._endpoints_stamp()
+
+    # A rollout moves the gateway to a new pod address and the lab rewrites its config and lab.json: a later
+    # test on the same running lab reads them anew, as `ppdoctor --lab` does.
+    def _endpoints_stamp(self) -> int | None:
+        path = self.state_dir / "lab.json"
+        return path.stat().st_mtime_ns if path.exists() else None
+
+    def _reload(self) -> None:
+        stamp = self._endpoints_stamp()
+        if stamp is not None and stamp != self._stamp:
+            import json
+
+            self._endpoints = json.loads((self.state_dir / "lab.json").read_text(encoding="utf-8"))
+            self._config = load_config(self._endpoints["config"], env={})
+            self._stamp = stamp
+
+    @property
+    def endpoints(self) -> dict[str, Any]:
+        self._reload()
+        return self._endpoints
+
+    @property
+    def config(self) -> TargetConfig:
+        self._reload()
+        return self._config
 
     def stop(self) -> None:
         stop_lab(self.state_dir, pid=self.proc.pid)
@@ -75,3 +101,36 @@ class LabPool:
         if self.current:
             self.current.stop()
             self.current = None
+
+
+def probe_as_an_operator(config: TargetConfig, default: list[str], on_demand: list[str] = (), ctx: Any = None) -> list:
+    """The default probes, then the on-demand ones — `ppdoctor diagnose`, then `ppdoctor probe X` — after waiting
+    out a rollout an earlier on-demand `rollout` probe made (what PPD094 tells an operator to do).
+
+    Run together, a request of the default probes could meet the rollout's own replaced pod; run right after
+    another rollout, it could meet the one before (the NLB's propagation window, lab time)."""
+    import asyncio
+
+    from ppdoctor.probes import run_probes
+
+    if "rollout" in on_demand:
+        settle_rollouts(config)
+    observations = asyncio.run(run_probes(config, list(default), ctx=ctx))
+    if on_demand:
+        observations += asyncio.run(run_probes(config, list(on_demand), ctx=ctx))
+    return observations
+
+
+def settle_rollouts(config: TargetConfig) -> None:
+    """Sleep until the NLB no longer sends new flows to gateway pods replaced by a rollout (diagnose_settled's
+    reading: the newest pod's start, and the Terminating pods' deletion)."""
+    import asyncio
+
+    from ppdoctor.diagnosis.model import FactView
+    from ppdoctor.fixes.apply import replaced_pods_routed_s
+    from ppdoctor.probes import run_probes
+
+    observations = asyncio.run(run_probes(config, ["kube"]))
+    wait = max(replaced_pods_routed_s(observations, config.nlb.time_scale),
+               FactView(observations).get("gateway.replaced_routed_s") or 0.0)
+    time.sleep(wait)  # a documented window (lab time): nothing observable ends it sooner

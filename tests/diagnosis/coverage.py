@@ -11,7 +11,6 @@ Only the probes re-run per access mode.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 
 from ppdoctor.config import Timeouts
@@ -19,7 +18,9 @@ from ppdoctor.diagnosis.engine import diagnose
 from ppdoctor.diagnosis.model import FactView, gateway_mode
 from ppdoctor.diagnosis.rules_diag import EXPECTED_BY_MODE, META_IDS
 from ppdoctor.lab.scenario import load_scenario
-from ppdoctor.probes import default_probes, run_probes
+from ppdoctor.probes import default_probes
+
+from tests.labsupport import probe_as_an_operator
 
 from .denial import DeniedContext
 
@@ -67,7 +68,7 @@ def _diagnose(lab, mode, extra=()):
     config = replace(lab.config, timeouts=TIMEOUTS)
     ctx = DeniedContext(config, **MODES[mode])
     try:
-        observations = asyncio.run(run_probes(config, [*PROBE_NAMES, *extra], ctx=ctx))
+        observations = probe_as_an_operator(config, PROBE_NAMES, list(extra), ctx=ctx)
     finally:
         ctx.close()
     return observations, diagnose(observations)

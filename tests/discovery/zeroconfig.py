@@ -28,7 +28,7 @@ def minimal_config(full, path: Path) -> Path:
     return path
 
 
-def discovered_findings(full, tmp_path: Path, probes: list[str] | None = None) -> list:
+def discovered_findings(full, tmp_path: Path, probes: list[str] | None = None, on_demand: list[str] = ()) -> list:
     """Diagnosis with the discovered config; the path is chosen the way an operator would (--gateway, --port)."""
     k = full.kubernetes
     gateway = f"{k.namespace}/{k.gateway_service}"
@@ -36,4 +36,8 @@ def discovered_findings(full, tmp_path: Path, probes: list[str] | None = None) -
                          port=full.nlb.listener_port, env={})
     assert cfg.aws.target_group_arns == full.aws.target_group_arns
     assert cfg.nlb.arn == full.nlb.arn
+    if on_demand:
+        from tests.labsupport import probe_as_an_operator
+
+        return diagnose(probe_as_an_operator(cfg, probes or [], list(on_demand)))
     return diagnose(asyncio.run(run_probes(cfg, probes)))

@@ -16,6 +16,7 @@ from ppdoctor.diagnosis import diagnose
 from ppdoctor.lab.scenario import list_scenarios, load_scenario
 from ppdoctor.probes import run_probes
 from tests.discovery.zeroconfig import discovered_findings
+from tests.labsupport import probe_as_an_operator
 
 # What the measured table in KNOWLEDGE.md says a client sees through the NLB in each state.
 VIA_NLB = {
@@ -137,7 +138,7 @@ def test_scenario_closed_loop(scenario, lab_pool, tmp_path):
     from ppdoctor.probes import PROBES
 
     default = [n for n, p in PROBES.items() if not p.on_demand]
-    observations = asyncio.run(run_probes(lab.config, default + EXTRA_PROBES.get(scenario, [])))
+    observations = probe_as_an_operator(lab.config, default, EXTRA_PROBES.get(scenario, []))
     results, ip_class = VIA_NLB[scenario]
     assert _fact(observations, "via_nlb.result") in results, [o.as_dict() for o in observations if o.probe == "http-via-nlb"]
     if ip_class:
@@ -151,7 +152,7 @@ def test_scenario_closed_loop(scenario, lab_pool, tmp_path):
     assert findings, "no finding"
     assert findings[0].id == expected[0], [f.as_dict() for f in findings]
     # zero config: only kubeconfig, AWS region/endpoint and the resolver map → the same first finding
-    assert discovered_findings(lab.config, tmp_path, default + EXTRA_PROBES.get(scenario, []))[0].id == findings[0].id
+    assert discovered_findings(lab.config, tmp_path, default, EXTRA_PROBES.get(scenario, []))[0].id == findings[0].id
 
     # nothing failing left unexplained; AWS denied / Kubernetes denied / both (same lab, probes only)
     from tests.diagnosis.coverage import check_access_modes
