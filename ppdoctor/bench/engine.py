@@ -600,6 +600,10 @@ class Engine:
         for conn in list(self.conns):
             if conn.task is not None:
                 conn.task.cancel()
+        if self.progress_cb is not None:
+            # the numbers as the run ended: a run shorter than the report interval (or a starved loop) still
+            # reports once, and the last line shown is the final one
+            self.progress_cb(self.snapshot(res.end_ns))
         self._done.set_result(None)
 
 

@@ -35,7 +35,9 @@ async def test_idle_emulator_stops_reading_until_someone_talks_to_moto(make_lab)
     assert lab.nlb.reads == reads
     # A read by anyone else is enough: the emulator cannot tell reads from writes.
     await lab.elb("describe_target_groups", TargetGroupArns=[lab.world.tg_arn])
-    await asyncio.sleep(0.3)
+    deadline = asyncio.get_running_loop().time() + 20.0  # a hang guard: the next poll (0.05 s) notices it
+    while lab.nlb.reads == reads and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
     assert lab.nlb.reads > reads
 
 
