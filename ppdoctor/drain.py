@@ -121,9 +121,14 @@ def in_service(health: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [h for h in health if ((h.get("TargetHealth") or {}).get("State")) != DRAINING]
 
 
-def _rfc3339(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339, "Z" for UTC) or a datetime; None when unreadable."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        return None
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
 
@@ -132,7 +137,7 @@ def deleted_at(pod: Mapping[str, Any]) -> datetime | None:
     """When a Terminating pod was deleted: its deletionTimestamp (deletion + grace) minus the grace period; None
     for a pod that is not being deleted (kubernetes.io, "Pod Lifecycle" → "Termination of Pods")."""
     meta = pod.get("metadata") or {}
-    stamp = _rfc3339(meta.get("deletionTimestamp")) if meta.get("deletionTimestamp") else None
+    stamp = parse_time(meta.get("deletionTimestamp"))
     if stamp is None:
         return None
     grace = meta.get("deletionGracePeriodSeconds")

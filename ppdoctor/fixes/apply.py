@@ -102,18 +102,14 @@ def replaced_pods_routed_s(observations: list[Observation], time_scale: float) -
     import datetime
 
     from ..constants import NLB_DEREGISTRATION_PROPAGATION_S
+    from ..drain import DEREGISTRATION_LAG_S, parse_time
 
     pods = FactView(observations).get("gateway.pods") or []
-    starts = []
-    for pod in pods:
-        try:
-            starts.append(datetime.datetime.fromisoformat(str(pod.get("started")).replace("Z", "+00:00")))
-        except ValueError:
-            continue
-    if len(pods) < 1 or not starts:
+    starts = [t for pod in pods if (t := parse_time(pod.get("started"))) is not None]
+    if not starts:
         return 0.0
     age = (datetime.datetime.now(datetime.UTC) - max(starts)).total_seconds()
-    return max(0.0, (NLB_DEREGISTRATION_PROPAGATION_S + 20) * time_scale + 1.0 - age)
+    return max(0.0, (NLB_DEREGISTRATION_PROPAGATION_S + DEREGISTRATION_LAG_S) * time_scale + 1.0 - age)
 
 
 # Test hook (documented in docs/incident.md): "N:FILE" makes the process, right after the N-th change

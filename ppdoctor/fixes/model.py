@@ -37,6 +37,19 @@ class Change:
             verify=d.get("verify", ""), note=d.get("note", ""), status=d.get("status", "pending"), error=d.get("error"))
 
 
+def deployment_patch(ns: str, name: str, *, field: str, before: Any, after: Any, body_after: dict[str, Any],
+                     body_before: dict[str, Any], verify: str = "", note: str = "", strategic: bool = True) -> Change:
+    """A patch of a Deployment and the patch that undoes it (``body_before`` restores the before-values)."""
+    def call(body: dict[str, Any]) -> dict[str, Any]:
+        return {"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch",
+                "resource": "deployments.apps", "kwargs": {"name": name, "namespace": ns, "body": body}}
+
+    return Change(kind="k8s-merge-patch", object=f"Deployment {ns}/{name}", field=field, before=before, after=after,
+                  api_call=f"PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}"
+                           + (" (strategic merge patch)" if strategic else ""),
+                  payload=call(body_after), rollback_payload=call(body_before), verify=verify, note=note)
+
+
 @dataclass
 class FixPlan:
     id: str

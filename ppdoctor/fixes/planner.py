@@ -25,7 +25,7 @@ from ..constants import PP_TYPE_URL as PP_TYPE_URL
 from ..constants import PROXY_CONFIG_ANNOTATION as PROXY_CONFIG
 from ..probes.context import ProbeContext
 from ..istioconfig import parse_proxy_config
-from .model import Change
+from .model import Change, deployment_patch
 from .plans_disc import read_gateway
 
 ANN = LB_ANNOTATION_PREFIX
@@ -180,16 +180,8 @@ def _template_annotation(st: LiveState, key: str, after: str | None, *, verify: 
         return None
     ns, name = _ns_name(st.deployment)
     body = lambda v: {"spec": {"template": {"metadata": {"annotations": {key: v}}}}}  # noqa: E731
-    return Change(
-        kind="k8s-merge-patch", object=f"Deployment {ns}/{name}", field=f'spec.template.metadata.annotations["{key}"]',
-        before=before, after=after,
-        api_call=f"PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name} (strategic merge patch)",
-        payload={"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch", "resource": "deployments.apps",
-                 "kwargs": {"name": name, "namespace": ns, "body": body(after)}},
-        rollback_payload={"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch",
-                          "resource": "deployments.apps", "kwargs": {"name": name, "namespace": ns, "body": body(before)}},
-        verify=verify, note=note,
-    )
+    return deployment_patch(ns, name, field=f'spec.template.metadata.annotations["{key}"]', before=before, after=after,
+                            body_after=body(after), body_before=body(before), verify=verify, note=note)
 
 
 def _merged_proxy_config(existing: str | None, update: dict[str, Any], remove: tuple[str, ...] = ()) -> str:
@@ -245,15 +237,11 @@ def move_annotation(st: LiveState) -> list[Change]:
     if PROXY_CONFIG in st.deployment_annotations:
         ns, name = _ns_name(st.deployment)
         before = st.deployment_annotations[PROXY_CONFIG]
-        changes.append(Change(
-            kind="k8s-merge-patch", object=f"Deployment {ns}/{name}", field=f'metadata.annotations["{PROXY_CONFIG}"]',
-            before=before, after=None, api_call=f"PATCH /apis/apps/v1/namespaces/{ns}/deployments/{name}",
-            payload={"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch", "resource": "deployments.apps",
-                     "kwargs": {"name": name, "namespace": ns, "body": {"metadata": {"annotations": {PROXY_CONFIG: None}}}}},
-            rollback_payload={"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch",
-                              "resource": "deployments.apps",
-                              "kwargs": {"name": name, "namespace": ns, "body": {"metadata": {"annotations": {PROXY_CONFIG: before}}}}},
-            verify="", note="Istio ignores it here"))
+        changes.append(deployment_patch(
+            ns, name, field=f'metadata.annotations["{PROXY_CONFIG}"]', before=before, after=None,
+            body_after={"metadata": {"annotations": {PROXY_CONFIG: None}}},
+            body_before={"metadata": {"annotations": {PROXY_CONFIG: before}}}, note="Istio ignores it here",
+            strategic=False))
     return changes
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .model import Change
+from .model import Change, deployment_patch
 from .planner import LiveState, PlanError, set_trusted_hops
 
 
@@ -55,15 +55,9 @@ def status_pp_env(st: LiveState) -> list[Change]:
         return {"spec": {"template": {"spec": {"containers": [{"name": name, "env": [entry]}]}}}}
 
     rollback = {"name": STATUS_PORT_PP_ENV, "$patch": "delete"} if before is None else {"name": STATUS_PORT_PP_ENV, "value": before}
-    kwargs = {"name": dep, "namespace": ns}
-    return [Change(
-        kind="k8s-merge-patch", object=f"Deployment {ns}/{dep}",
-        field=f'spec.template.spec.containers["{name}"].env["{STATUS_PORT_PP_ENV}"]', before=before, after="true",
-        api_call=f"PATCH /apis/apps/v1/namespaces/{ns}/deployments/{dep} (strategic merge patch)",
-        payload={"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch",
-                 "resource": "deployments.apps", "kwargs": {**kwargs, "body": body({"name": STATUS_PORT_PP_ENV, "value": "true"})}},
-        rollback_payload={"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch",
-                          "resource": "deployments.apps", "kwargs": {**kwargs, "body": body(rollback)}},
+    return [deployment_patch(
+        ns, dep, field=f'spec.template.spec.containers["{name}"].env["{STATUS_PORT_PP_ENV}"]', before=before,
+        after="true", body_after=body({"name": STATUS_PORT_PP_ENV, "value": "true"}), body_before=body(rollback),
         verify="hc-pass",
         note="pilot-agent reads the env at start: changing the pod template rolls the gateway pods",
     )]

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..constants import ATTR_DEREGISTRATION_DELAY, K8S_TERMINATION_GRACE_DEFAULT_S
 from ..drain import gateway_container, pre_stop_sleep, safe_pre_stop
-from .model import Change
+from .model import Change, deployment_patch
 from .planner import LiveState, PlanError, _ns_name
 
 
@@ -41,17 +41,12 @@ def pre_stop_drain(st: LiveState) -> list[Change]:
         return {"spec": {"template": {"spec": {"terminationGracePeriodSeconds": grace_s,
                                                 "containers": [{"name": name, "lifecycle": lifecycle}]}}}}
 
-    kwargs = {"name": dep, "namespace": ns}
-    return [Change(
-        kind="k8s-merge-patch", object=f"Deployment {ns}/{dep}",
+    return [deployment_patch(
+        ns, dep,
         field=f'spec.template.spec.containers["{name}"].lifecycle.preStop, spec.template.spec.terminationGracePeriodSeconds',
         before={"lifecycle": lifecycle_before, "terminationGracePeriodSeconds": grace_before},
         after={"lifecycle": lifecycle_after, "terminationGracePeriodSeconds": grace},
-        api_call=f"PATCH /apis/apps/v1/namespaces/{ns}/deployments/{dep} (strategic merge patch)",
-        payload={"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch",
-                 "resource": "deployments.apps", "kwargs": {**kwargs, "body": body(lifecycle_after, grace)}},
-        rollback_payload={"api": "AppsV1Api", "method": "patch_namespaced_deployment", "verb": "patch",
-                          "resource": "deployments.apps", "kwargs": {**kwargs, "body": body(lifecycle_before, grace_before)}},
+        body_after=body(lifecycle_after, grace), body_before=body(lifecycle_before, grace_before),
         verify="rollout-lossless",
         note=(f"preStop sleep {sleep} s outlasts the ~120 s in which the NLB still sends new flows to a deregistered "
               f"pod and the deregistration delay; the pods roll (this rollout still loses flows: the old pods lack "

@@ -36,15 +36,7 @@ def _gateway_topology(cfg: dict[str, Any] | None) -> dict[str, Any] | None:
     return topo if isinstance(topo, dict) else None
 
 
-def _time(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+_time = drain.parse_time
 
 
 def _last_change(meta: dict[str, Any]) -> datetime | None:
